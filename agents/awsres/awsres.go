@@ -1,0 +1,184 @@
+// Package awsres is the one place that says what the AWS resources are
+// called and how they are set up: the stack creates them from it, and the
+// agents' AWS tests create their moto copies from it, so the two cannot drift.
+package awsres
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/job"
+)
+
+// Naming presets.
+const (
+	// PresetDefault names resources "<project>-<stack>-<role>".
+	PresetDefault = "default"
+	// PresetCourse reproduces the course's names: web-instance,
+	// app-tier-instance-<n>, <ID>-req-queue, <ID>-resp-queue, <ID>-in-bucket,
+	// <ID>-out-bucket.
+	PresetCourse = "course"
+)
+
+// Names are the names of one deployment's resources.
+type Names struct {
+	RequestQueue    string
+	DeadLetterQueue string
+	ResponseQueue   string
+	InputBucket     string
+	OutputBucket    string
+	ArtifactsBucket string
+	WorkerGroup     string
+	WebInstance     string
+	// WorkerInstance is the Name tag of worker n (1-based) when the preset
+	// numbers them; "%d" stands for n.
+	WorkerInstance string
+}
+
+var bucketSafe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,40}[a-z0-9]$`)
+
+// NewNames returns the names for preset. prefix is "<project>-<stack>" for
+// the default preset and the course's ID for the course preset; it must be
+// 3..42 characters of lowercase letters, digits and hyphens, so that every
+// bucket name stays within S3's 63-character limit.
+func NewNames(preset, prefix string) (Names, error) {
+	if !bucketSafe.MatchString(prefix) {
+		return Names{}, fmt.Errorf("name prefix %q must be 3..42 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", prefix)
+	}
+	switch preset {
+	case PresetDefault, "":
+		return Names{
+			RequestQueue:    prefix + "-requests",
+			DeadLetterQueue: prefix + "-requests-dlq",
+			ResponseQueue:   prefix + "-replies",
+			InputBucket:     prefix + "-input",
+			OutputBucket:    prefix + "-output",
+			ArtifactsBucket: prefix + "-artifacts",
+			WorkerGroup:     prefix + "-workers",
+			WebInstance:     prefix + "-web",
+			WorkerInstance:  prefix + "-worker",
+		}, nil
+	case PresetCourse:
+		return Names{
+			RequestQueue:    prefix + "-req-queue",
+			DeadLetterQueue: prefix + "-req-dlq",
+			ResponseQueue:   prefix + "-resp-queue",
+			InputBucket:     prefix + "-in-bucket",
+			OutputBucket:    prefix + "-out-bucket",
+			ArtifactsBucket: prefix + "-artifacts-bucket",
+			WorkerGroup:     prefix + "-app-tier",
+			WebInstance:     "web-instance",
+			WorkerInstance:  "app-tier-instance-%d",
+		}, nil
+	default:
+		return Names{}, fmt.Errorf("naming preset %q unknown: use %q or %q", preset, PresetDefault, PresetCourse)
+	}
+}
+
+// QueueSettings are the request queue's settings. The worker's heartbeat
+// extends a message's visibility every Heartbeat by VisibilityTimeout, so a
+// worker that dies mid-job gives its message back within VisibilityTimeout.
+type QueueSettings struct {
+	VisibilityTimeout time.Duration
+	Heartbeat         time.Duration
+	ReceiveWait       time.Duration
+	Retention         time.Duration
+	MaxReceives       int
+	MaxMessageBytes   int
+}
+
+// DefaultQueueSettings are used by the stack and the agents unless configured otherwise.
+var DefaultQueueSettings = QueueSettings{
+	VisibilityTimeout: 30 * time.Second,
+	Heartbeat:         10 * time.Second,
+	ReceiveWait:       20 * time.Second,
+	Retention:         4 * 24 * time.Hour,
+	MaxReceives:       5,
+	MaxMessageBytes:   job.MaxMessageBytes,
+}
+
+// Validate states the allowed ranges.
+func (s QueueSettings) Validate() error {
+	switch {
+	case s.VisibilityTimeout < time.Second || s.VisibilityTimeout > 12*time.Hour:
+		return fmt.Errorf("visibility timeout %s out of range 1s..12h", s.VisibilityTimeout)
+	case s.Heartbeat <= 0 || s.Heartbeat*2 > s.VisibilityTimeout:
+		return fmt.Errorf("heartbeat %s must be above 0 and at most half the visibility timeout %s", s.Heartbeat, s.VisibilityTimeout)
+	case s.ReceiveWait < 0 || s.ReceiveWait > 20*time.Second:
+		return fmt.Errorf("receive wait %s out of range 0..20s", s.ReceiveWait)
+	case s.Retention < time.Minute || s.Retention > 14*24*time.Hour:
+		return fmt.Errorf("retention %s out of range 1m..14d", s.Retention)
+	case s.MaxReceives < 1 || s.MaxReceives > 1000:
+		return fmt.Errorf("max receives %d out of range 1..1000", s.MaxReceives)
+	case s.MaxMessageBytes < 1024 || s.MaxMessageBytes > 262144:
+		return fmt.Errorf("max message bytes %d out of range 1024..262144", s.MaxMessageBytes)
+	}
+	return nil
+}
+
+func seconds(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
+
+// RequestQueueAttributes are the SQS attributes of the request queue, less
+// the redrive policy, which needs the dead-letter queue's ARN (RedrivePolicy).
+func (s QueueSettings) RequestQueueAttributes() map[string]string {
+	return map[string]string{
+		"VisibilityTimeout":             seconds(s.VisibilityTimeout),
+		"ReceiveMessageWaitTimeSeconds": seconds(s.ReceiveWait),
+		"MessageRetentionPeriod":        seconds(s.Retention),
+		"MaximumMessageSize":            strconv.Itoa(s.MaxMessageBytes),
+		"SqsManagedSseEnabled":          "true",
+	}
+}
+
+// ResponseQueueAttributes are the SQS attributes of the response queue.
+func (s QueueSettings) ResponseQueueAttributes() map[string]string {
+	return map[string]string{
+		"VisibilityTimeout":             seconds(s.VisibilityTimeout),
+		"ReceiveMessageWaitTimeSeconds": seconds(s.ReceiveWait),
+		"MessageRetentionPeriod":        seconds(s.Retention),
+		"MaximumMessageSize":            strconv.Itoa(s.MaxMessageBytes),
+		"SqsManagedSseEnabled":          "true",
+	}
+}
+
+// DeadLetterQueueAttributes keep dead letters for the longest time SQS allows.
+func (s QueueSettings) DeadLetterQueueAttributes() map[string]string {
+	return map[string]string{
+		"MessageRetentionPeriod": seconds(14 * 24 * time.Hour),
+		"SqsManagedSseEnabled":   "true",
+	}
+}
+
+// RedrivePolicy is the request queue's RedrivePolicy attribute.
+func (s QueueSettings) RedrivePolicy(deadLetterARN string) string {
+	return fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":%d}`, deadLetterARN, s.MaxReceives)
+}
+
+// Tags every taggable resource carries.
+func Tags(project, stack string) map[string]string {
+	return map[string]string{
+		"project":    project,
+		"stack":      stack,
+		"managed-by": "pulumi",
+	}
+}
+
+// WorkerRoleTag marks worker instances, so IAM can limit self-termination to them.
+const WorkerRoleTag = "facecloud-role"
+
+// SanitizePrefix lowercases s and replaces what bucket names forbid with '-'.
+func SanitizePrefix(s string) string {
+	s = strings.ToLower(s)
+	var b strings.Builder
+	for _, r := range s {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}

@@ -1,0 +1,226 @@
+// Package job is the message schema between the agents: a Request from web to
+// worker, a Reply from worker to web, and the Result the worker stores before
+// replying. Messages are small JSON (never the image), carry a schema version
+// and a time-sortable UUIDv7 id, and are validated on both ends.
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Version is the schema version this build writes and accepts.
+const Version = 1
+
+// MaxMessageBytes is the largest encoded message; the AWS request queue is
+// created with the same limit.
+const MaxMessageBytes = 1024
+
+// Status of a finished job.
+const (
+	StatusDone   = "done"
+	StatusFailed = "failed"
+)
+
+// Request asks a worker to recognise the faces in one stored image.
+type Request struct {
+	V  int    `json:"v"`
+	ID string `json:"id"`
+	// Name is the client's file name without extension; the text answer
+	// starts with it.
+	Name string `json:"name"`
+	// Input is the store key of the image.
+	Input string `json:"input"`
+	// Nearest asks for the nearest gallery name even beyond the threshold.
+	Nearest bool      `json:"nearest,omitempty"`
+	Sent    time.Time `json:"sent"`
+}
+
+// Reply tells the web agent that a job's Result is in the output store.
+type Reply struct {
+	V      int    `json:"v"`
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// Output is the store key of the Result.
+	Output string `json:"output"`
+}
+
+// Box is a face's bounding box in the pixels of the original image.
+type Box struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+	W float64 `json:"w"`
+	H float64 `json:"h"`
+}
+
+// Face is one recognised face.
+type Face struct {
+	Box Box `json:"box"`
+	// Score is the detector's confidence (1 when the whole image was described).
+	Score float64 `json:"score"`
+	// Name is the matched gallery name, or "unknown".
+	Name string `json:"name"`
+	// Distance is the Euclidean distance to the nearest gallery entry.
+	Distance float64 `json:"distance"`
+}
+
+// Result is what a worker stores for a job, done or failed.
+type Result struct {
+	V      int    `json:"v"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// Answer is the single name the text API returns: the first (largest)
+	// face's name, "unknown" if it matched no one, "no face" if none was found.
+	Answer string `json:"answer,omitempty"`
+	// Error says why a failed job failed, in one line.
+	Error  string `json:"error,omitempty"`
+	Faces  []Face `json:"faces,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	// RecognitionMS is the time the engine took, without queueing or I/O.
+	RecognitionMS float64   `json:"recognition_ms"`
+	Worker        string    `json:"worker,omitempty"`
+	Finished      time.Time `json:"finished"`
+}
+
+// Store keys.
+const (
+	InputPrefix  = "inputs/"
+	ResultPrefix = "results/"
+)
+
+// InputKey is where the web agent stores a request's image.
+func InputKey(id string) string { return InputPrefix + id }
+
+// ResultKey is where a worker stores a request's Result.
+func ResultKey(id string) string { return ResultPrefix + id + ".json" }
+
+// NewID returns a new UUIDv7: unique and sortable by creation time.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Stem returns a file name without directory and extension, as answers use it.
+func Stem(filename string) string {
+	base := path.Base(strings.ReplaceAll(filename, `\`, "/"))
+	if base == "." || base == "/" {
+		return ""
+	}
+	return strings.TrimSuffix(base, path.Ext(base))
+}
+
+// NewRequest builds a valid request for an image stored under InputKey(id).
+func NewRequest(id, name string, nearest bool, now time.Time) Request {
+	return Request{V: Version, ID: id, Name: name, Input: InputKey(id), Nearest: nearest, Sent: now.UTC()}
+}
+
+func validID(id string) error {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return fmt.Errorf("id %q is not a UUID: %w", id, err)
+	}
+	if u.Version() != 7 {
+		return fmt.Errorf("id %q is a version %d UUID, want version 7", id, u.Version())
+	}
+	return nil
+}
+
+func validVersion(v int) error {
+	if v != Version {
+		return fmt.Errorf("schema version %d not supported (this build speaks %d)", v, Version)
+	}
+	return nil
+}
+
+// Validate reports the first thing wrong with r.
+func (r Request) Validate() error {
+	if err := validVersion(r.V); err != nil {
+		return err
+	}
+	if err := validID(r.ID); err != nil {
+		return err
+	}
+	if r.Input == "" {
+		return errors.New("input key is empty")
+	}
+	if len(r.Name) > 255 {
+		return fmt.Errorf("name is %d bytes, at most 255 allowed", len(r.Name))
+	}
+	return nil
+}
+
+// Validate reports the first thing wrong with r.
+func (r Reply) Validate() error {
+	if err := validVersion(r.V); err != nil {
+		return err
+	}
+	if err := validID(r.ID); err != nil {
+		return err
+	}
+	if r.Status != StatusDone && r.Status != StatusFailed {
+		return fmt.Errorf("status %q is neither %q nor %q", r.Status, StatusDone, StatusFailed)
+	}
+	if r.Output == "" {
+		return errors.New("output key is empty")
+	}
+	return nil
+}
+
+// Validate reports the first thing wrong with r.
+func (r Result) Validate() error {
+	if err := validVersion(r.V); err != nil {
+		return err
+	}
+	if err := validID(r.ID); err != nil {
+		return err
+	}
+	switch r.Status {
+	case StatusDone:
+		if r.Answer == "" {
+			return errors.New("done result has no answer")
+		}
+	case StatusFailed:
+		if r.Error == "" {
+			return errors.New("failed result has no error")
+		}
+	default:
+		return fmt.Errorf("status %q is neither %q nor %q", r.Status, StatusDone, StatusFailed)
+	}
+	return nil
+}
+
+type validator interface{ Validate() error }
+
+// Encode validates m and encodes it, refusing messages over MaxMessageBytes.
+// Results are stored, not queued, and have no size limit.
+func Encode(m validator) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid %T: %w", m, err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	if _, isResult := m.(Result); !isResult && len(b) > MaxMessageBytes {
+		return nil, fmt.Errorf("%T is %d bytes, at most %d allowed", m, len(b), MaxMessageBytes)
+	}
+	return b, nil
+}
+
+// Decode decodes and validates b into m (a *Request, *Reply or *Result).
+func Decode(b []byte, m interface {
+	validator
+}) error {
+	if err := json.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("decode %T: %w", m, err)
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("invalid %T: %w", m, err)
+	}
+	return nil
+}
