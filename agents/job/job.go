@@ -28,10 +28,23 @@ const (
 	StatusFailed = "failed"
 )
 
-// Request asks a worker to recognise the faces in one stored image.
+// Kinds of request.
+const (
+	// KindRecognize asks for the faces in an image and their names.
+	KindRecognize = "recognize"
+	// KindEnroll asks to add the image's face to the gallery as Person, so
+	// the model is needed on workers only, never on the web host.
+	KindEnroll = "enroll"
+)
+
+// Request asks a worker to recognise (or enrol) the faces in one stored image.
 type Request struct {
 	V  int    `json:"v"`
 	ID string `json:"id"`
+	// Kind is KindRecognize when empty.
+	Kind string `json:"kind,omitempty"`
+	// Person is the name to enrol under (KindEnroll only).
+	Person string `json:"person,omitempty"`
 	// Name is the client's file name without extension; the text answer
 	// starts with it.
 	Name string `json:"name"`
@@ -150,6 +163,35 @@ func (r Request) Validate() error {
 	}
 	if len(r.Name) > 255 {
 		return fmt.Errorf("name is %d bytes, at most 255 allowed", len(r.Name))
+	}
+	switch r.Kind {
+	case "", KindRecognize:
+		if r.Person != "" {
+			return errors.New("person is only for enrol requests")
+		}
+	case KindEnroll:
+		if err := ValidPerson(r.Person); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("kind %q is neither %q nor %q", r.Kind, KindRecognize, KindEnroll)
+	}
+	return nil
+}
+
+// ValidPerson checks a gallery name: 1..64 bytes of printable characters
+// without '/', since names become store key segments.
+func ValidPerson(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("person name %q must be 1..64 bytes", name)
+	}
+	for _, r := range name {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return fmt.Errorf("person name %q must not contain '/', '\\' or control characters", name)
+		}
+	}
+	if name == "." || name == ".." || name == "unknown" {
+		return fmt.Errorf("person name %q is reserved", name)
 	}
 	return nil
 }
