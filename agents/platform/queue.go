@@ -45,7 +45,8 @@ type Queue interface {
 	// Send enqueues body. It returns an error wrapping ErrTooLarge when body
 	// exceeds the queue's size limit, without enqueueing anything.
 	Send(ctx context.Context, body []byte) error
-	// Receive returns up to max messages, waiting up to wait for the first
+	// Receive returns up to max messages (1..10, SQS's limit; other values
+	// are an error, as is a negative wait), waiting up to wait for the first
 	// one to arrive. It returns an empty slice and no error when none came in
 	// time. Each returned message is invisible to other receivers for the
 	// queue's visibility timeout, after which it is delivered again unless
@@ -54,11 +55,16 @@ type Queue interface {
 	// Receive returns ctx.Err() promptly when ctx is done.
 	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
 	// Delete removes the message of a delivery for good. Deleting an already
-	// deleted message is not an error.
+	// deleted message is not an error. With a receipt from an earlier
+	// delivery of a message that has since been received again, Delete
+	// either fails with an error wrapping ErrNotFound and leaves the message
+	// to its current holder, or (SQS) succeeds; callers treat both as "no
+	// longer mine".
 	Delete(ctx context.Context, receipt string) error
-	// Extend makes the message of a delivery invisible for d from now. It
-	// fails with an error wrapping ErrNotFound when the receipt is no longer
-	// valid (deleted, or redelivered to someone else).
+	// Extend makes the message of a delivery invisible for d (0..12h) from
+	// now; d = 0 hands it back at once. It fails with an error wrapping
+	// ErrNotFound when the receipt is no longer valid (deleted, or
+	// redelivered to someone else).
 	Extend(ctx context.Context, receipt string, d time.Duration) error
 	// Depth reports how many messages are visible and in flight. Adapters
 	// backed by a service may report approximate figures.

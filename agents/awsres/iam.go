@@ -1,0 +1,78 @@
+package awsres
+
+// ProtectFromScaleIn is the worker group's NewInstancesProtectedFromScaleIn:
+// lowering desired capacity must never terminate a busy worker; idle workers
+// retire themselves (TerminateInstanceInAutoScalingGroup).
+const ProtectFromScaleIn = true
+
+// Resource names a kind of resource an IAM statement is about; the stack
+// turns it into the deployment's ARN(s).
+type Resource string
+
+// The resources the agents touch.
+const (
+	RequestQueue Resource = "request-queue"
+	ReplyQueue   Resource = "reply-queue"
+	// InputObjects and OutputObjects are the objects in a bucket
+	// (arn:aws:s3:::BUCKET/*); InputBucket and OutputBucket the bucket itself
+	// (arn:aws:s3:::BUCKET), which s3:ListBucket needs.
+	InputObjects  Resource = "input-objects"
+	OutputObjects Resource = "output-objects"
+	InputBucket   Resource = "input-bucket"
+	OutputBucket  Resource = "output-bucket"
+	WorkerGroup   Resource = "worker-group"
+	// AnyResource is "*", for actions IAM cannot limit to a resource
+	// (autoscaling:Describe*).
+	AnyResource Resource = "*"
+)
+
+// Grant is one IAM statement an agent needs: Actions on Resource.
+type Grant struct {
+	Resource Resource
+	Actions  []string
+}
+
+// Queue actions every user of a queue needs: the adapter reads the queue's
+// size limit (and the scaler its depth) through GetQueueAttributes.
+var (
+	queueProducer = []string{"sqs:SendMessage", "sqs:GetQueueAttributes"}
+	queueConsumer = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+)
+
+// WebActions are what the web agent does: store inputs, send requests,
+// receive replies, read results (s3:ListBucket makes a missing result a 404
+// rather than a 403).
+var WebActions = []Grant{
+	{Resource: RequestQueue, Actions: queueProducer},
+	{Resource: ReplyQueue, Actions: queueConsumer},
+	{Resource: InputObjects, Actions: []string{"s3:PutObject"}},
+	{Resource: OutputObjects, Actions: []string{"s3:GetObject"}},
+	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
+}
+
+// WorkerActions are what a worker does: receive requests (and extend their
+// visibility while working), read inputs, write results and gallery entries,
+// list the gallery, send replies, and retire its own instance.
+var WorkerActions = []Grant{
+	{Resource: RequestQueue, Actions: queueConsumer},
+	{Resource: ReplyQueue, Actions: queueProducer},
+	{Resource: InputObjects, Actions: []string{"s3:GetObject"}},
+	{Resource: InputBucket, Actions: []string{"s3:ListBucket"}},
+	{Resource: OutputObjects, Actions: []string{"s3:GetObject", "s3:PutObject"}},
+	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
+	{Resource: AnyResource, Actions: []string{"autoscaling:DescribeAutoScalingGroups"}},
+	{Resource: WorkerGroup, Actions: []string{"autoscaling:TerminateInstanceInAutoScalingGroup"}},
+}
+
+// ScalerActions are what the scaler does: read the request queue's depth
+// and the group's size, and set the group's desired capacity.
+var ScalerActions = []Grant{
+	{Resource: RequestQueue, Actions: []string{"sqs:GetQueueAttributes"}},
+	{Resource: AnyResource, Actions: []string{"autoscaling:DescribeAutoScalingGroups"}},
+	{Resource: WorkerGroup, Actions: []string{"autoscaling:SetDesiredCapacity"}},
+}
+
+// KMSActions are needed in addition on a bucket's KMS key when stores write
+// with SSE "aws:kms" and a customer managed key (SSE-S3 and SQS managed SSE
+// need none).
+var KMSActions = []string{"kms:GenerateDataKey", "kms:Decrypt"}

@@ -1,0 +1,413 @@
+// Package client submits images to a facecloud web agent the way the course's
+// workload generator does (one multipart POST / per image, field inputFile,
+// many at once) and checks every answer: it must name the request's own file
+// and, when labels are given, the labelled person. Requests are retried on
+// connection errors and 5xx answers (honouring Retry-After), never on 4xx.
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/facecloud/facecloud/agents/job"
+)
+
+// Config says where and how to submit.
+type Config struct {
+	// URL is the web agent's text endpoint, e.g. http://host:8080/.
+	URL string
+	// Concurrency is how many requests are in flight at once (the course uses 100).
+	Concurrency int
+	// Field is the multipart field carrying the image.
+	Field string
+	// Timeout bounds one HTTP attempt; 0 waits as long as it takes, as the
+	// course's generator does.
+	Timeout time.Duration
+	// RetryMax is how many times a request is retried after a connection
+	// error or a 5xx answer.
+	RetryMax int
+	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
+	// attempts (a Retry-After header on 503 and 429 takes precedence).
+	RetryWaitMin, RetryWaitMax time.Duration
+	// Labels maps a file stem to the expected name; nil checks only that
+	// each answer is for its own request.
+	Labels map[string]string
+	// Logger receives retry details at debug level; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the course's workload shape against url.
+func DefaultConfig(url string) Config {
+	return Config{
+		URL:          url,
+		Concurrency:  100,
+		Field:        "inputFile",
+		RetryMax:     4,
+		RetryWaitMin: 500 * time.Millisecond,
+		RetryWaitMax: 15 * time.Second,
+	}
+}
+
+// Validate reports the first setting out of range.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url %q must be an http:// or https:// URL with a host", c.URL)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 10000 {
+		return fmt.Errorf("concurrency %d out of range 1..10000", c.Concurrency)
+	}
+	if c.Field == "" || strings.ContainsAny(c.Field, "\"\r\n") {
+		return fmt.Errorf("field %q must be a non-empty name without quotes or line breaks", c.Field)
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("timeout %s must be 0 (none) or positive", c.Timeout)
+	}
+	if c.RetryMax < 0 || c.RetryMax > 100 {
+		return fmt.Errorf("retries %d out of range 0..100", c.RetryMax)
+	}
+	if c.RetryWaitMin <= 0 || c.RetryWaitMax < c.RetryWaitMin {
+		return fmt.Errorf("retry waits %s..%s must be positive with min <= max", c.RetryWaitMin, c.RetryWaitMax)
+	}
+	return nil
+}
+
+// Verdict is what the client concluded about one request.
+type Verdict string
+
+// Verdicts.
+const (
+	// Failed: no 200 answer (connection error, 4xx, 5xx after retries, unreadable file).
+	Failed Verdict = "failed"
+	// Correct: the answer names the request's own stem and, with labels, the labelled person.
+	Correct Verdict = "correct"
+	// Wrong: a 200 answer for another request's stem, or naming someone else.
+	Wrong Verdict = "wrong"
+)
+
+// Outcome is the fate of one image.
+type Outcome struct {
+	File string `json:"file"`
+	Stem string `json:"stem"`
+	// Status is the last HTTP status seen, 0 when no answer came.
+	Status int `json:"status"`
+	// Answer is the response body of a 200 answer, byte for byte.
+	Answer   string  `json:"answer,omitempty"`
+	Expected string  `json:"expected,omitempty"`
+	Verdict  Verdict `json:"verdict"`
+	// Reason says why a request failed or was wrong, in one line.
+	Reason  string        `json:"reason,omitempty"`
+	Latency time.Duration `json:"-"`
+}
+
+// Summary is what the course's workload generator prints, plus latency
+// percentiles over the answered requests.
+type Summary struct {
+	Requests        int     `json:"requests"`
+	Completed       int     `json:"completed"`
+	Failed          int     `json:"failed"`
+	Correct         int     `json:"correct"`
+	Wrong           int     `json:"wrong"`
+	Labelled        bool    `json:"labelled"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Throughput is answered requests per second of the whole run.
+	Throughput float64 `json:"throughput_per_second"`
+	P50MS      float64 `json:"p50_ms"`
+	P95MS      float64 `json:"p95_ms"`
+	P99MS      float64 `json:"p99_ms"`
+}
+
+// OK reports whether every request was answered correctly.
+func (s Summary) OK() bool { return s.Failed == 0 && s.Wrong == 0 && s.Correct == s.Requests }
+
+// Write prints s the way the course's workload generator does, then the latencies.
+func (s Summary) Write(w io.Writer) error {
+	correct, wrong := fmt.Sprint(s.Correct), fmt.Sprint(s.Wrong)
+	if !s.Labelled {
+		correct += " (no labels given: answers checked for their own file name only)"
+	}
+	_, err := fmt.Fprintf(w, "Total number of requests: %d\n"+
+		"Total number of requests completed successfully: %d\n"+
+		"Total number of failed requests: %d\n"+
+		"Total number of correct predictions : %s\n"+
+		"Total number of wrong predictions: %s\n"+
+		"Total Test Duration: %.3f seconds\n"+
+		"Throughput: %.1f requests/second\n"+
+		"Latency p50: %.1f ms, p95: %.1f ms, p99: %.1f ms\n",
+		s.Requests, s.Completed, s.Failed, correct, wrong, s.DurationSeconds, s.Throughput, s.P50MS, s.P95MS, s.P99MS)
+	return err
+}
+
+// Client submits images.
+type Client struct {
+	cfg  Config
+	http *retryablehttp.Client
+}
+
+// New checks cfg and builds a client whose connection pool fits its concurrency.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("client config: %w", err)
+	}
+	transport := cleanhttp.DefaultPooledTransport()
+	transport.MaxIdleConnsPerHost = cfg.Concurrency
+	transport.MaxIdleConns = cfg.Concurrency
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
+	rc.RetryMax = cfg.RetryMax
+	rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryWaitMin, cfg.RetryWaitMax
+	rc.Logger = nil
+	if cfg.Logger != nil {
+		rc.Logger = cfg.Logger
+	}
+	// After the last attempt, hand back the last response (if any) rather
+	// than a bare error, so its status and one-line reason can be reported.
+	rc.ErrorHandler = func(resp *http.Response, err error, tries int) (*http.Response, error) {
+		if resp != nil {
+			return resp, nil
+		}
+		return nil, fmt.Errorf("gave up after %d attempt(s): %w", tries, err)
+	}
+	return &Client{cfg: cfg, http: rc}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.HTTPClient.CloseIdleConnections() }
+
+// Submit posts one image file and judges the answer.
+func (c *Client) Submit(ctx context.Context, file string) Outcome {
+	start := time.Now()
+	o := c.submit(ctx, file)
+	o.Latency = time.Since(start)
+	return o
+}
+
+func (c *Client) submit(ctx context.Context, file string) Outcome {
+	o := Outcome{File: file, Stem: job.Stem(file), Verdict: Failed}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		o.Reason = fmt.Sprintf("read image: %v", err)
+		return o
+	}
+	body, contentType := c.multipartBody(filepath.Base(file), data)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, body)
+	if err != nil {
+		o.Reason = fmt.Sprintf("build request: %v", err)
+		return o
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		o.Reason = oneLine(err.Error())
+		return o
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	o.Status = resp.StatusCode
+	if err != nil {
+		o.Reason = fmt.Sprintf("read answer: %v", err)
+		return o
+	}
+	if resp.StatusCode != http.StatusOK {
+		o.Reason = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, oneLine(string(text)))
+		return o
+	}
+	o.Answer = string(text)
+	c.judge(&o)
+	return o
+}
+
+// multipartBody encodes data as the course's generator (Python requests
+// with files={"inputFile": f}) does: one part with a file name and no
+// Content-Type of its own.
+func (c *Client) multipartBody(name string, data []byte) ([]byte, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, c.cfg.Field, name))
+	// Writes to a bytes.Buffer cannot fail.
+	pw, _ := mw.CreatePart(h)
+	_, _ = pw.Write(data)
+	_ = mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// judge sets the verdict of a 200 answer "stem:name".
+func (c *Client) judge(o *Outcome) {
+	stem, name, ok := strings.Cut(o.Answer, ":")
+	switch {
+	case !ok:
+		o.Verdict, o.Reason = Wrong, fmt.Sprintf("answer %q is not <stem>:<name>", o.Answer)
+	case stem != o.Stem:
+		o.Verdict, o.Reason = Wrong, fmt.Sprintf("answer %q is for %q, not this request's %q", o.Answer, stem, o.Stem)
+	case c.cfg.Labels == nil:
+		o.Verdict = Correct
+	default:
+		want, labelled := c.cfg.Labels[o.Stem]
+		o.Expected = want
+		switch {
+		case !labelled:
+			o.Verdict, o.Reason = Wrong, fmt.Sprintf("no label for %q", o.Stem)
+		case name != want:
+			o.Verdict, o.Reason = Wrong, fmt.Sprintf("answer %q, label says %q", name, want)
+		default:
+			o.Verdict = Correct
+		}
+	}
+}
+
+// Run submits every file with cfg.Concurrency requests in flight, calling
+// done (if not nil, from one goroutine at a time) as each finishes, and
+// returns the summary and outcomes in the order of files. Cancelling ctx
+// stops new submissions; unsent files count as failed.
+func (c *Client) Run(ctx context.Context, files []string, done func(Outcome)) (Summary, []Outcome) {
+	start := time.Now()
+	outcomes := make([]Outcome, len(files))
+	next := make(chan int)
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	workers := min(c.cfg.Concurrency, len(files))
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				o := c.Submit(ctx, files[i])
+				mu.Lock()
+				outcomes[i] = o
+				if done != nil {
+					done(o)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	sent := 0
+feed:
+	for i := range files {
+		select {
+		case <-ctx.Done():
+			break feed
+		case next <- i:
+			sent++
+		}
+	}
+	close(next)
+	wg.Wait()
+	for i := sent; i < len(files); i++ {
+		outcomes[i] = Outcome{File: files[i], Stem: job.Stem(files[i]), Verdict: Failed, Reason: "not sent: " + context.Cause(ctx).Error()}
+	}
+	return summarize(outcomes, time.Since(start), c.cfg.Labels != nil), outcomes
+}
+
+func summarize(outcomes []Outcome, elapsed time.Duration, labelled bool) Summary {
+	s := Summary{Requests: len(outcomes), Labelled: labelled, DurationSeconds: elapsed.Seconds()}
+	var lat []time.Duration
+	for _, o := range outcomes {
+		switch o.Verdict {
+		case Failed:
+			s.Failed++
+			continue
+		case Correct:
+			s.Correct++
+		case Wrong:
+			s.Wrong++
+		}
+		s.Completed++
+		lat = append(lat, o.Latency)
+	}
+	if elapsed > 0 {
+		s.Throughput = float64(s.Completed) / elapsed.Seconds()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	s.P50MS, s.P95MS, s.P99MS = percentileMS(lat, 50), percentileMS(lat, 95), percentileMS(lat, 99)
+	return s
+}
+
+// percentileMS is the nearest-rank percentile of sorted latencies, in ms.
+func percentileMS(sorted []time.Duration, p int) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := (p*len(sorted) + 99) / 100 // ceil(p/100 * n)
+	rank = max(rank, 1)
+	return float64(sorted[rank-1].Microseconds()) / 1000
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// imageExts are the file types Files picks from directories.
+var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true, ".bmp": true, ".tif": true, ".tiff": true}
+
+// Files expands paths: files are taken as given, directories contribute
+// their image files (by extension, recursively, sorted by path).
+func Files(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no images given")
+	}
+	var out []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("image path: %w", err)
+		}
+		if !info.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && imageExts[strings.ToLower(filepath.Ext(path))] {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", p, err)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("directory %s holds no image files (%s)", p, strings.Join(sortedExts(), ", "))
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func sortedExts() []string {
+	exts := make([]string, 0, len(imageExts))
+	for e := range imageExts {
+		exts = append(exts, e)
+	}
+	sort.Strings(exts)
+	return exts
+}

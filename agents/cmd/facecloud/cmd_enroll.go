@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/facecloud/facecloud/agents/gallery"
+	"github.com/facecloud/facecloud/agents/imageio"
+	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+func init() {
+	register(command{
+		name:    "enroll",
+		summary: "add labelled faces to the gallery of a data directory",
+		run:     runEnroll,
+	})
+}
+
+// errSomeFailed ends a command with status 1 after the per-image errors were
+// printed and the other images were processed.
+var errSomeFailed = errors.New("some images failed")
+
+func runEnroll(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "enroll")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: facecloud enroll --data DIR (--images DIR --labels FILE.csv | --folders DIR | --person NAME IMG|DIR...)
+
+Describes each labelled image's largest face and stores it in the gallery of
+DIR/store (gallery/<person>/<id>.json). Enrolling the same image again for the
+same person keeps one entry.
+
+  --images DIR --labels FILE.csv   the course's format: CSV "Image,Results", image names without extension
+  --folders DIR                    one folder per person: DIR/<person>/*.jpg
+  --person NAME IMG|DIR...         images (or folders of images) of one person
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory; the gallery lives in DIR/store (env FACECLOUD_DATA)")
+	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory (env FACECLOUD_MODELS)")
+	images := fs.String("images", "", "folder of the images named in --labels")
+	labels := fs.String("labels", "", "CSV with columns Image,Results")
+	folders := fs.String("folders", "", "folder with one subfolder of images per person")
+	person := fs.String("person", "", "name of the person in the image arguments")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "images described at once (1..256)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	usageErr := func(msg string) error {
+		fmt.Fprintln(env.stderr, "facecloud enroll: "+msg)
+		fs.Usage()
+		return errUsage
+	}
+	if *data == "" {
+		return usageErr("--data is required")
+	}
+	if *workers < 1 || *workers > 256 {
+		return usageErr(fmt.Sprintf("--workers %d outside 1..256", *workers))
+	}
+	modes := 0
+	for _, set := range []bool{*labels != "" || *images != "", *folders != "", *person != ""} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return usageErr("give exactly one of --images/--labels, --folders or --person")
+	}
+	var items []gallery.Labelled
+	switch {
+	case *labels != "" || *images != "":
+		if *labels == "" || *images == "" {
+			return usageErr("--images and --labels go together")
+		}
+		if fs.NArg() > 0 {
+			return usageErr("no image arguments with --labels")
+		}
+		l, err := gallery.FromCSV(*images, *labels)
+		if err != nil {
+			return err
+		}
+		items = l
+	case *folders != "":
+		if fs.NArg() > 0 {
+			return usageErr("no image arguments with --folders")
+		}
+		l, err := gallery.FromFolders(*folders)
+		if err != nil {
+			return err
+		}
+		items = l
+	default:
+		if err := job.ValidPerson(*person); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			return usageErr("--person needs image files or folders")
+		}
+		files, err := imageFiles(fs.Args())
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			items = append(items, gallery.Labelled{Person: *person, Path: f})
+		}
+	}
+
+	log := newLogger(env)
+	store, err := openStore(ctx, env, localStoreURL(*data))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	engine, err := loadEngine(ctx, log, *modelsDir)
+	if err != nil {
+		return err
+	}
+	d := engineDescriber{engine: engine, limits: imageio.DefaultLimits}
+
+	type outcome struct {
+		stem, person string
+		err          error
+	}
+	failed := 0
+	people := map[string]int{}
+	err = inOrder(ctx, items, *workers, func(it gallery.Labelled) outcome {
+		e, err := enrollFile(ctx, store, d, it)
+		return outcome{job.Stem(it.Path), e.Person, err}
+	}, func(o outcome) error {
+		if o.err != nil {
+			failed++
+			_, err := fmt.Fprintf(env.stderr, "%s:error: %s\n", o.stem, oneLineErr(o.err))
+			return err
+		}
+		people[o.person]++
+		_, err := fmt.Fprintf(env.stdout, "%s:%s\n", o.stem, o.person)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("enrolled", "faces", len(items)-failed, "people", len(people), "failed", failed, "store", localStoreURL(*data))
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d not enrolled", errSomeFailed, failed, len(items))
+	}
+	return nil
+}
+
+// enrollFile enrols one labelled image under an id derived from its bytes.
+func enrollFile(ctx context.Context, store platform.Store, d engineDescriber, it gallery.Labelled) (gallery.Entry, error) {
+	data, err := readImage(it.Path, d.limits)
+	if err != nil {
+		return gallery.Entry{}, err
+	}
+	e, _, err := gallery.Enroll(ctx, store, d, it.Person, "", filepath.Base(it.Path), data)
+	return e, err
+}
+
+// readImage reads a file, refusing one over the byte limit before reading it.
+func readImage(path string, lim imageio.Limits) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > int64(lim.MaxBytes) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", imageio.ErrTooLarge, fi.Size(), lim.MaxBytes)
+	}
+	return os.ReadFile(path)
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/facecloud/facecloud/agents/models"
+	"github.com/facecloud/facecloud/agents/platform/procfleet"
+	"github.com/facecloud/facecloud/agents/scaler"
+	"github.com/facecloud/facecloud/agents/web"
+)
+
+func init() {
+	register(command{
+		name:    "local",
+		summary: "run the whole system on this machine: web agent, scaler and worker processes",
+		run:     runLocal,
+	})
+}
+
+func runLocal(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "local")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: facecloud local --data DIR [--addr HOST:PORT] [flags]
+
+Runs the web agent and the scaler in this process and workers as child
+processes ("facecloud worker --data DIR"), all on DIR/queue.db and DIR/store.
+Enrol the gallery first with "facecloud enroll --data DIR ..." or through
+POST /v1/gallery/{person}. Ctrl-C stops everything cleanly: the web agent
+drains, workers finish their jobs, and no process is left behind.
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	ed := &envDefaults{env: env}
+	wcfg := webLimitFlags(fs, ed)
+	scfg := scaler.DefaultConfig
+	scalerFlags(fs, ed, &scfg)
+	fs.IntVar(&scfg.Policy.Max, "max-workers", ed.Int("FACECLOUD_MAX_WORKERS", min(runtime.NumCPU(), 100)), "most worker processes (1..100; default the number of CPUs; env FACECLOUD_MAX_WORKERS)")
+	var wf workerFlags
+	wf.register(fs, ed, env, "worker-")
+	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store (env FACECLOUD_DATA)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := ed.Err(); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.stderr, "facecloud local: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	if *data == "" {
+		fmt.Fprintln(env.stderr, "facecloud local: --data is required")
+		fs.Usage()
+		return errUsage
+	}
+	wf.cfg.Name = "local"
+	if err := wf.validate(); err != nil {
+		return err
+	}
+	if err := scfg.Validate(); err != nil {
+		return err
+	}
+	if err := wcfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this program to start workers: %w", err)
+	}
+	if err := os.MkdirAll(*data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	log := newLogger(env)
+
+	// Fetch the model once here, so a first burst does not find every new
+	// worker fetching it at the same time.
+	t0 := time.Now()
+	if err := models.Ensure(ctx, wf.modelsDir); err != nil {
+		return err
+	}
+	log.Info("face model ready", "dir", wf.modelsDir, "took", time.Since(t0).Round(time.Millisecond))
+
+	reqQ, err := openQueue(ctx, env, localQueueURL(*data, RequestQueueName)+wf.sqliteOptions())
+	if err != nil {
+		return err
+	}
+	defer reqQ.Close()
+	repQ, err := openQueue(ctx, env, localQueueURL(*data, ReplyQueueName))
+	if err != nil {
+		return err
+	}
+	defer repQ.Close()
+	store, err := openStore(ctx, env, localStoreURL(*data))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := web.New(*wcfg, web.Deps{
+		Requests: reqQ, Replies: repQ, Inputs: store, Outputs: store,
+		Logger: log.With("agent", "web"), Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	workerArgs := []string{"worker", "--data", *data,
+		"--concurrency", strconv.Itoa(wf.cfg.Concurrency),
+		"--idle-exit", wf.cfg.IdleExit.String(),
+		"--visibility", wf.cfg.Visibility.String(),
+		"--heartbeat", wf.cfg.Heartbeat.String(),
+		"--max-receives", strconv.Itoa(wf.cfg.MaxReceives),
+		"--drain", wf.cfg.DrainTimeout.String(),
+		"--models", wf.modelsDir,
+		"--threshold", strconv.FormatFloat(wf.threshold, 'g', -1, 64),
+		"--gallery-refresh", wf.galleryRefresh.String(),
+	}
+	fleet, err := procfleet.New(procfleet.Config{
+		Command: func(n int) *exec.Cmd {
+			cmd := exec.Command(exe, append(workerArgs, "--name", fmt.Sprintf("local-%d", n))...)
+			cmd.Stdout, cmd.Stderr = env.stdout, env.stderr
+			return cmd
+		},
+		Max:         scfg.Policy.Max,
+		StopTimeout: wf.cfg.DrainTimeout + 5*time.Second,
+		Logger:      log.With("agent", "fleet"),
+	})
+	if err != nil {
+		return err
+	}
+	loop, err := scaler.New(scfg, scaler.Deps{Queue: reqQ, Fleet: fleet, Logger: log.With("agent", "scaler"), Metrics: reg})
+	if err != nil {
+		_ = fleet.Close()
+		return err
+	}
+
+	ln, err := net.Listen("tcp", wcfg.Addr)
+	if err != nil {
+		_ = fleet.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("facecloud local running", "url", "http://"+ln.Addr().String()+"/", "data", *data,
+		"min_workers", scfg.Policy.Min, "max_workers", scfg.Policy.Max, "worker_concurrency", wf.cfg.Concurrency, "idle_exit", wf.cfg.IdleExit)
+
+	// The scaler stops as soon as we are asked to stop, so no new worker
+	// starts; the web agent drains while the workers still answer; then
+	// the workers are stopped (SIGTERM: they finish their jobs) and reaped.
+	scalerCtx, stopScaler := context.WithCancel(ctx)
+	defer stopScaler()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = loop.Run(scalerCtx) })
+	serveErr := srv.Serve(ctx, ln)
+	if serveErr != nil {
+		log.Error("web agent failed; stopping", "err", serveErr)
+	}
+	stopScaler()
+	wg.Wait()
+	log.Info("stopping workers")
+	if err := fleet.Close(); err != nil {
+		log.Warn("stopping workers", "err", err)
+	}
+	log.Info("facecloud local stopped")
+	return serveErr
+}

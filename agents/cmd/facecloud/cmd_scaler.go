@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/facecloud/facecloud/agents/scaler"
+)
+
+func init() {
+	register(command{
+		name:    "scaler",
+		summary: "run the scaler agent: size the worker fleet from the request queue's backlog",
+		run:     runScaler,
+	})
+}
+
+// scalerFlags are the policy flags shared by scaler and local.
+func scalerFlags(fs *flag.FlagSet, ed *envDefaults, cfg *scaler.Config) {
+	def := scaler.DefaultConfig
+	fs.DurationVar(&cfg.Interval, "interval", ed.Duration("FACECLOUD_SCALER_INTERVAL", def.Interval), "time between two polls of queue depth and fleet size (100ms..5m; env FACECLOUD_SCALER_INTERVAL)")
+	fs.IntVar(&cfg.Policy.Min, "min-workers", ed.Int("FACECLOUD_MIN_WORKERS", def.Policy.Min), "fewest workers kept running (0..max; env FACECLOUD_MIN_WORKERS)")
+	fs.IntVar(&cfg.Policy.TargetBacklog, "target-backlog", ed.Int("FACECLOUD_TARGET_BACKLOG", def.Policy.TargetBacklog), "queued or in-flight requests per worker the fleet is sized for (1..10000; env FACECLOUD_TARGET_BACKLOG)")
+	fs.DurationVar(&cfg.Policy.ScaleOutCooldown, "scale-out-cooldown", def.Policy.ScaleOutCooldown, "least time between two raises of the desired count (0..1h)")
+	fs.DurationVar(&cfg.Policy.ScaleInCooldown, "scale-in-cooldown", def.Policy.ScaleInCooldown, "least time after a change before unstarted workers are dropped (0..1h)")
+}
+
+func runScaler(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "scaler")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: facecloud scaler --fleet URL (--requests URL | --data DIR) [flags]\n\nPolls the request queue's depth and the fleet's size and sets the fleet's desired worker count.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	cfg := scaler.DefaultConfig
+	ed := &envDefaults{env: env}
+	scalerFlags(fs, ed, &cfg)
+	fs.IntVar(&cfg.Policy.Max, "max-workers", ed.Int("FACECLOUD_MAX_WORKERS", cfg.Policy.Max), "most workers (1..100; env FACECLOUD_MAX_WORKERS)")
+	requests := fs.String("requests", env.getenv("FACECLOUD_REQUESTS"), "request queue URL (env FACECLOUD_REQUESTS)")
+	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "local data directory: the request queue is DIR/queue.db (env FACECLOUD_DATA)")
+	fleetURL := fs.String("fleet", env.getenv("FACECLOUD_FLEET"), "worker fleet URL, e.g. asg://GROUP (env FACECLOUD_FLEET)")
+	metricsAddr := fs.String("metrics", env.getenv("FACECLOUD_METRICS_ADDR"), "serve Prometheus /metrics on HOST:PORT; empty: off (env FACECLOUD_METRICS_ADDR)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := ed.Err(); err != nil {
+		return err
+	}
+	if *requests == "" && *data != "" {
+		*requests = localQueueURL(*data, RequestQueueName)
+	}
+	if *requests == "" || *fleetURL == "" {
+		fmt.Fprintln(env.stderr, "facecloud scaler: --fleet and one of --requests or --data are required")
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(env).With("agent", "scaler")
+
+	q, err := openQueue(ctx, env, *requests)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	fleet, err := openFleet(ctx, env, *fleetURL)
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	loop, err := scaler.New(cfg, scaler.Deps{Queue: q, Fleet: fleet, Logger: log, Metrics: reg})
+	if err != nil {
+		return err
+	}
+	if *metricsAddr != "" {
+		stopMetrics, err := serveMetrics(*metricsAddr, reg, log.Info)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	return loop.Run(ctx)
+}
+
+// serveMetrics serves reg at /metrics on addr until the returned func is called.
+func serveMetrics(addr string, reg *prometheus.Registry, logf func(string, ...any)) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logf("metrics server stopped", "err", err)
+		}
+	}()
+	logf("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

@@ -1,0 +1,73 @@
+package face
+
+import (
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/face/nn"
+	"github.com/facecloud/facecloud/agents/models"
+)
+
+// The benchmarks use the same inputs as `scripts/golden.sh bench`: the course
+// faces for descriptors, the demo photos for detection. Run them on one core
+// (`-cpu 1`) to compare with the single-threaded reference.
+
+func benchFaces(b *testing.B) []rgb {
+	g := loadGolden(b)
+	var faces []rgb
+	for _, c := range g.Cases {
+		if c.Kind == "face" {
+			faces = append(faces, toRGB(readPNG(b, c.Pixels)))
+		}
+	}
+	return faces
+}
+
+func BenchmarkDescribe(b *testing.B) {
+	e := loadEngine(b)
+	faces := benchFaces(b)
+	s := new(nn.Scratch)
+	i := 0
+	c0 := cpuTime()
+	for b.Loop() {
+		e.recognizer.describe(faces[i%len(faces)], s)
+		i++
+	}
+	report(b, c0, "descriptor")
+}
+
+func BenchmarkDetect(b *testing.B) {
+	e := loadEngine(b)
+	var photos []rgb
+	for n := 1; n <= 6; n++ {
+		f, err := os.Open(filepath.Join(models.DefaultDir(), "demo", "sample"+string(rune('0'+n))+".jpg"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		img, err := jpeg.Decode(f)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		photos = append(photos, toRGB(img))
+	}
+	s := new(nn.Scratch)
+	i := 0
+	c0 := cpuTime()
+	for b.Loop() {
+		e.detector.detect(photos[i%len(photos)], DefaultDetectorInputSize, DefaultScoreThreshold, s)
+		i++
+	}
+	report(b, c0, "detection")
+}
+
+// report gives wall and CPU milliseconds per operation.
+func report(b *testing.B, cpu0 time.Duration, what string) {
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/"+what)
+	if c := cpuTime(); c > 0 {
+		b.ReportMetric(float64((c-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/"+what)
+	}
+}

@@ -1,0 +1,184 @@
+package face
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/facecloud/facecloud/agents/face/nn"
+	"github.com/facecloud/facecloud/agents/face/tfjs"
+)
+
+// detectorMean is the mean colour the TinyFaceDetector subtracts.
+var detectorMean = [3]float32{117.001, 114.697, 97.404}
+
+// detectorAnchors are the five box priors (width, height in grid cells).
+var detectorAnchors = [5][2]float64{
+	{1.603231, 2.094468},
+	{6.041143, 7.080126},
+	{2.882459, 3.518061},
+	{4.266906, 5.178857},
+	{9.041765, 10.66308},
+}
+
+// detectorIoU is the overlap above which non-max suppression drops the
+// weaker of two boxes.
+const detectorIoU = 0.4
+
+// separable is a depthwise 3×3 convolution followed by a pointwise one.
+type separable struct {
+	depthwise []float32
+	pointwise *nn.Conv2D
+}
+
+// detector is TinyFaceDetector: a Tiny-YOLOv2 with depthwise-separable
+// convolutions predicting 5 boxes per cell of a 13 × 13 (at input 416) grid.
+type detector struct {
+	conv0 *nn.Conv2D
+	seps  []separable
+	conv8 *nn.Conv2D
+}
+
+func conv(w tfjs.Weights, prefix string, k, cin, cout int) (*nn.Conv2D, error) {
+	f, err := w.Get(prefix+"/filters", k, k, cin, cout)
+	if err != nil {
+		return nil, err
+	}
+	b, err := w.Get(prefix+"/bias", cout)
+	if err != nil {
+		return nil, err
+	}
+	return nn.NewConv2D(f, k, k, cin, cout, 1, b), nil
+}
+
+func newDetector(w tfjs.Weights) (*detector, error) {
+	d := &detector{}
+	var err error
+	if d.conv0, err = conv(w, "conv0", 3, 3, 16); err != nil {
+		return nil, err
+	}
+	chans := []int{16, 32, 64, 128, 256, 512}
+	for i := 1; i < len(chans); i++ {
+		cin, cout := chans[i-1], chans[i]
+		p := "conv" + string(rune('0'+i))
+		dw, err := w.Get(p+"/depthwise_filter", 3, 3, cin, 1)
+		if err != nil {
+			return nil, err
+		}
+		pw, err := w.Get(p+"/pointwise_filter", 1, 1, cin, cout)
+		if err != nil {
+			return nil, err
+		}
+		b, err := w.Get(p+"/bias", cout)
+		if err != nil {
+			return nil, err
+		}
+		d.seps = append(d.seps, separable{depthwise: dw, pointwise: nn.NewConv2D(pw, 1, 1, cin, cout, 1, b)})
+	}
+	if d.conv8, err = conv(w, "conv8", 1, 512, 5*len(detectorAnchors)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// detection is one face the detector found, in the original image's pixels.
+type detection struct {
+	Box   Box
+	Score float64
+}
+
+// detect finds faces in m at the given input size (a multiple of 32) and
+// keeps those scoring above threshold, after non-max suppression, in the
+// order the reference returns them (by score, best first).
+func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch) []detection {
+	x := netInput(m, inputSize, false, detectorMean)
+	x = d.conv0.Forward(x, nn.Pad{}, s)
+	nn.Leaky(x.Data)
+	x = nn.MaxPool(x, 2, 2, true)
+	for i, sp := range d.seps {
+		x = nn.Depthwise3x3(x, sp.depthwise)
+		x = sp.pointwise.Forward(x, nn.Pad{}, s)
+		nn.Leaky(x.Data)
+		if i < len(d.seps)-1 {
+			x = nn.MaxPool(x, 2, 2, true)
+		} else {
+			x = nn.MaxPool(x, 2, 1, true)
+		}
+	}
+	out := d.conv8.Forward(x, nn.Pad{}, s)
+
+	// The reference's boxes are relative to the part of the square input
+	// the image covers, then scaled to the image's pixels.
+	scale := float64(inputSize) / float64(max(m.W, m.H))
+	rw := math.Round(float64(m.W) * scale)
+	rh := math.Round(float64(m.H) * scale)
+	corrX, corrY := float64(inputSize)/rw, float64(inputSize)/rh
+	cells := out.H
+	type cand struct {
+		x0, y0, x1, y1 float64 // relative
+		score          float64
+	}
+	var cands []cand
+	for row := 0; row < cells; row++ {
+		for col := 0; col < out.W; col++ {
+			for a, anc := range detectorAnchors {
+				v := out.Data[(row*out.W+col)*out.C+5*a:]
+				score := sigmoid(float64(v[4]))
+				if score <= threshold {
+					continue
+				}
+				cx := (float64(col) + sigmoid(float64(v[0]))) / float64(cells) * corrX
+				cy := (float64(row) + sigmoid(float64(v[1]))) / float64(cells) * corrY
+				w := math.Exp(float64(v[2])) * anc[0] / float64(cells) * corrX
+				h := math.Exp(float64(v[3])) * anc[1] / float64(cells) * corrY
+				x0, y0 := cx-w/2, cy-h/2
+				cands = append(cands, cand{x0, y0, x0 + w, y0 + h, score})
+			}
+		}
+	}
+	// Non-max suppression as the reference does it: a stable ascending sort,
+	// then repeatedly take the last (best) and drop what overlaps it.
+	order := make([]int, len(cands))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(cands[i].score, cands[j].score) })
+	var res []detection
+	for len(order) > 0 {
+		cur := order[len(order)-1]
+		order = order[:len(order)-1]
+		c := cands[cur]
+		res = append(res, detection{
+			Box: Box{
+				X: c.x0 * float64(m.W), Y: c.y0 * float64(m.H),
+				W: (c.x1 - c.x0) * float64(m.W), H: (c.y1 - c.y0) * float64(m.H),
+			},
+			Score: c.score,
+		})
+		kept := order[:0]
+		for _, o := range order {
+			b := cands[o]
+			if iou(c.x0, c.y0, c.x1, c.y1, b.x0, b.y0, b.x1, b.y1) <= detectorIoU {
+				kept = append(kept, o)
+			}
+		}
+		order = kept
+	}
+	return res
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// iou is the intersection over union of two boxes given by their corners;
+// the scale does not matter (the reference uses input pixels).
+func iou(ax0, ay0, ax1, ay1, bx0, by0, bx1, by1 float64) float64 {
+	w := max(0, min(ax1, bx1)-max(ax0, bx0))
+	h := max(0, min(ay1, by1)-max(ay0, by0))
+	inter := w * h
+	return inter / ((ax1-ax0)*(ay1-ay0) + (bx1-bx0)*(by1-by0) - inter)
+}
+
+// IoU is the intersection over union of two boxes.
+func IoU(a, b Box) float64 {
+	return iou(a.X, a.Y, a.X+a.W, a.Y+a.H, b.X, b.Y, b.X+b.W, b.Y+b.H)
+}

@@ -1,0 +1,164 @@
+package face
+
+import (
+	"fmt"
+
+	"github.com/facecloud/facecloud/agents/face/nn"
+	"github.com/facecloud/facecloud/agents/face/tfjs"
+)
+
+// recognitionSize is the side of the recognition net's input.
+const recognitionSize = 150
+
+// recognitionMean is the mean colour the recognition net subtracts.
+var recognitionMean = [3]float32{122.782, 117.001, 104.298}
+
+// residual is one residual block of the recognition net: two 3×3
+// convolutions; a "down" block halves the map with a stride-2 first
+// convolution and adds the 2×2 average of its input, zero-extended in
+// channels (and, where the strided map is one smaller, in space).
+type residual struct {
+	conv1, conv2 *nn.Conv2D
+	down         bool
+}
+
+// recognizer is FaceRecognitionNet: a ResNet-34-like network (dlib's) that
+// maps a 150 × 150 face to a 128-d descriptor.
+type recognizer struct {
+	stem   *nn.Conv2D // 7×7, stride 2, 3 → 32
+	blocks []residual
+	fc     *nn.PackedB // 256 → 128
+}
+
+// scaledConv loads prefix/conv/{filters,bias} and prefix/scale/{weights,biases}
+// and folds the per-channel scale into the filter and bias:
+// (conv(x)+b)·s + t = conv_{f·s}(x) + (b·s + t).
+func scaledConv(w tfjs.Weights, prefix string, k, cin, cout, stride int) (*nn.Conv2D, error) {
+	f, err := w.Get(prefix+"/conv/filters", k, k, cin, cout)
+	if err != nil {
+		return nil, err
+	}
+	b, err := w.Get(prefix+"/conv/bias", cout)
+	if err != nil {
+		return nil, err
+	}
+	s, err := w.Get(prefix+"/scale/weights", cout)
+	if err != nil {
+		return nil, err
+	}
+	t, err := w.Get(prefix+"/scale/biases", cout)
+	if err != nil {
+		return nil, err
+	}
+	folded := make([]float32, len(f))
+	for i, v := range f {
+		folded[i] = v * s[i%cout]
+	}
+	bias := make([]float32, cout)
+	for o := range bias {
+		bias[o] = b[o]*s[o] + t[o]
+	}
+	return nn.NewConv2D(folded, k, k, cin, cout, stride, bias), nil
+}
+
+func newRecognizer(w tfjs.Weights) (*recognizer, error) {
+	r := &recognizer{}
+	var err error
+	if r.stem, err = scaledConv(w, "conv32_down", 7, 3, 32, 2); err != nil {
+		return nil, err
+	}
+	layout := []struct {
+		name      string
+		cin, cout int
+	}{
+		{"conv32_1", 32, 32}, {"conv32_2", 32, 32}, {"conv32_3", 32, 32},
+		{"conv64_down", 32, 64}, {"conv64_1", 64, 64}, {"conv64_2", 64, 64}, {"conv64_3", 64, 64},
+		{"conv128_down", 64, 128}, {"conv128_1", 128, 128}, {"conv128_2", 128, 128},
+		{"conv256_down", 128, 256}, {"conv256_1", 256, 256}, {"conv256_2", 256, 256},
+		{"conv256_down_out", 256, 256},
+	}
+	for _, l := range layout {
+		down := l.cin != l.cout || l.name == "conv256_down_out"
+		stride := 1
+		if down {
+			stride = 2
+		}
+		c1, err := scaledConv(w, l.name+"/conv1", 3, l.cin, l.cout, stride)
+		if err != nil {
+			return nil, err
+		}
+		c2, err := scaledConv(w, l.name+"/conv2", 3, l.cout, l.cout, 1)
+		if err != nil {
+			return nil, err
+		}
+		r.blocks = append(r.blocks, residual{conv1: c1, conv2: c2, down: down})
+	}
+	fc, err := w.Get("fc", 256, DescriptorSize)
+	if err != nil {
+		return nil, err
+	}
+	r.fc = nn.PackB(fc, 256, DescriptorSize)
+	return r, nil
+}
+
+// describe runs the net on a face image (padded to a square, resized to 150).
+func (r *recognizer) describe(m rgb, s *nn.Scratch) Descriptor {
+	x := netInput(m, recognitionSize, true, recognitionMean)
+	x = r.stem.Forward(x, nn.Pad{}, s)
+	nn.ReLU(x.Data)
+	x = nn.MaxPool(x, 3, 2, false)
+	for _, b := range r.blocks {
+		x = b.forward(x, s)
+	}
+	// Global average over the map, then the fully connected layer.
+	mean := make([]float32, x.C)
+	for i := 0; i < x.H*x.W; i++ {
+		for c, v := range x.Data[i*x.C : (i+1)*x.C] {
+			mean[c] += v
+		}
+	}
+	for c := range mean {
+		mean[c] /= float32(x.H * x.W)
+	}
+	var d Descriptor
+	nn.Gemm(1, mean, x.C, r.fc, d[:], DescriptorSize)
+	return d
+}
+
+func (b residual) forward(x nn.Tensor, s *nn.Scratch) nn.Tensor {
+	var out nn.Tensor
+	if !b.down {
+		out = b.conv1.Forward(x, nn.Same1, s)
+	} else {
+		out = b.conv1.Forward(x, nn.Pad{}, s)
+	}
+	nn.ReLU(out.Data)
+	out = b.conv2.Forward(out, nn.Same1, s)
+	short := x
+	if b.down {
+		short = nn.AvgPoolValid(x, 2)
+		if out.H != short.H || out.W != short.W {
+			out = padTo(out, short.H, short.W)
+		}
+	}
+	if out.H != short.H || out.W != short.W || short.C > out.C {
+		panic(fmt.Sprintf("face: residual shapes %dx%dx%d and %dx%dx%d", out.H, out.W, out.C, short.H, short.W, short.C))
+	}
+	for i := 0; i < out.H*out.W; i++ {
+		dst := out.Data[i*out.C : i*out.C+short.C]
+		for c, v := range short.Data[i*short.C : (i+1)*short.C] {
+			dst[c] += v
+		}
+	}
+	nn.ReLU(out.Data)
+	return out
+}
+
+// padTo zero-extends x at the bottom and right to h × w.
+func padTo(x nn.Tensor, h, w int) nn.Tensor {
+	out := nn.NewTensor(h, w, x.C)
+	for y := 0; y < x.H; y++ {
+		copy(out.Data[y*w*x.C:(y*w+x.W)*x.C], x.Data[y*x.W*x.C:(y+1)*x.W*x.C])
+	}
+	return out
+}

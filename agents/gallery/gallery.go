@@ -1,0 +1,318 @@
+// Package gallery is the set of enrolled faces: named 128-d descriptors kept
+// as one small JSON object per face in a platform.Store, under
+// gallery/<person>/<id>.json. One object per face means enrolments never
+// race (no shared index to rewrite), and a worker picks up new faces by
+// re-listing the prefix.
+//
+// A face is named after the nearest entry by Euclidean distance; beyond the
+// threshold (0.6 by default, the distance at which face-api's descriptors of
+// one person usually stay) the answer is "unknown", unless the caller asks
+// for the nearest name always (the course's workload expects a name).
+package gallery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/face"
+	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// Prefix is the store prefix of the gallery.
+const Prefix = "gallery/"
+
+// DefaultThreshold is the largest distance still taken as the same person.
+const DefaultThreshold = 0.6
+
+// Unknown is the name of a face that matched no one.
+const Unknown = "unknown"
+
+// Version is the schema version of an Entry this build writes and reads.
+const Version = 1
+
+// Entry is one enrolled face.
+type Entry struct {
+	V      int    `json:"v"`
+	Person string `json:"person"`
+	// ID is unique within the person: the enrol request's id, or a hash of
+	// the image so enrolling the same file twice keeps one entry.
+	ID string `json:"id"`
+	// Source names the image the descriptor came from (a file or request name).
+	Source     string          `json:"source,omitempty"`
+	Descriptor face.Descriptor `json:"descriptor"`
+	Enrolled   time.Time       `json:"enrolled"`
+}
+
+// Key is the store key of an entry.
+func Key(person, id string) string { return Prefix + person + "/" + id + ".json" }
+
+// ContentID is an entry id derived from the image bytes: enrolling the same
+// image for the same person again overwrites the entry instead of adding one.
+func ContentID(image []byte) string {
+	sum := sha256.Sum256(image)
+	return hex.EncodeToString(sum[:10])
+}
+
+// Validate reports the first thing wrong with e.
+func (e Entry) Validate() error {
+	if e.V != Version {
+		return fmt.Errorf("gallery entry version %d, this build reads %d", e.V, Version)
+	}
+	if err := job.ValidPerson(e.Person); err != nil {
+		return err
+	}
+	if err := validID(e.ID); err != nil {
+		return err
+	}
+	n := 0.0
+	for i, x := range e.Descriptor {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("gallery entry %s/%s: descriptor component %d is %v", e.Person, e.ID, i, x)
+		}
+		n += f * f
+	}
+	if n == 0 {
+		return fmt.Errorf("gallery entry %s/%s: descriptor is all zeros", e.Person, e.ID)
+	}
+	return nil
+}
+
+func validID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("gallery entry id %q must be 1..64 characters", id)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("gallery entry id %q may hold only letters, digits, '-' and '_'", id)
+		}
+	}
+	return nil
+}
+
+// Put stores e under Key(e.Person, e.ID), replacing an entry with that id.
+func Put(ctx context.Context, store platform.Store, e Entry) error {
+	if e.V == 0 {
+		e.V = Version
+	}
+	if e.Enrolled.IsZero() {
+		e.Enrolled = time.Now().UTC()
+	}
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode gallery entry: %w", err)
+	}
+	if err := store.Put(ctx, Key(e.Person, e.ID), data, "application/json"); err != nil {
+		return fmt.Errorf("store gallery entry %s/%s: %w", e.Person, e.ID, err)
+	}
+	return nil
+}
+
+// parseKey splits gallery/<person>/<id>.json; ok is false for other keys.
+func parseKey(key string) (person, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, Prefix)
+	if !ok {
+		return "", "", false
+	}
+	person, file, ok := strings.Cut(rest, "/")
+	if !ok || strings.Contains(file, "/") {
+		return "", "", false
+	}
+	id, ok = strings.CutSuffix(file, ".json")
+	if !ok || job.ValidPerson(person) != nil || validID(id) != nil {
+		return "", "", false
+	}
+	return person, id, true
+}
+
+// decodeEntry reads an entry and checks it belongs under key.
+func decodeEntry(key string, data []byte) (Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Entry{}, fmt.Errorf("gallery entry %s: %w", key, err)
+	}
+	if err := e.Validate(); err != nil {
+		return Entry{}, fmt.Errorf("gallery entry %s: %w", key, err)
+	}
+	if Key(e.Person, e.ID) != key {
+		return Entry{}, fmt.Errorf("gallery entry %s names %s", key, Key(e.Person, e.ID))
+	}
+	return e, nil
+}
+
+// Gallery is an immutable snapshot of the enrolled faces, safe for
+// concurrent use.
+type Gallery struct {
+	entries []Entry
+	// flat holds the descriptors back to back for a tight matching loop.
+	flat []float32
+}
+
+// New builds a gallery from entries (sorted by key for stable ties).
+func New(entries []Entry) *Gallery {
+	es := slices.Clone(entries)
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(Key(a.Person, a.ID), Key(b.Person, b.ID)) })
+	g := &Gallery{entries: es, flat: make([]float32, 0, len(es)*face.DescriptorSize)}
+	for _, e := range es {
+		g.flat = append(g.flat, e.Descriptor[:]...)
+	}
+	return g
+}
+
+// Len is the number of enrolled faces.
+func (g *Gallery) Len() int { return len(g.entries) }
+
+// Entries returns a copy of the enrolled faces, sorted by key.
+func (g *Gallery) Entries() []Entry { return slices.Clone(g.entries) }
+
+// People returns the enrolled names, sorted, each once.
+func (g *Gallery) People() []string {
+	var names []string
+	for _, e := range g.entries {
+		if len(names) == 0 || names[len(names)-1] != e.Person {
+			names = append(names, e.Person)
+		}
+	}
+	return slices.Compact(names)
+}
+
+// Match names d after the nearest entry. Beyond threshold the name is
+// Unknown unless nearest is set. The distance is to the nearest entry; an
+// empty gallery answers Unknown at distance -1.
+func (g *Gallery) Match(d face.Descriptor, threshold float64, nearest bool) (name string, distance float64) {
+	best, bestD := -1, math.Inf(1)
+	for i := range g.entries {
+		row := g.flat[i*face.DescriptorSize : (i+1)*face.DescriptorSize]
+		var s float32
+		for k, x := range row {
+			t := d[k] - x
+			s += t * t
+		}
+		if float64(s) < bestD {
+			best, bestD = i, float64(s)
+		}
+	}
+	if best < 0 {
+		return Unknown, -1
+	}
+	dist := math.Sqrt(bestD)
+	if dist > threshold && !nearest {
+		return Unknown, dist
+	}
+	return g.entries[best].Person, dist
+}
+
+// Faces names every face of a recognition, in its order (largest first).
+func (g *Gallery) Faces(rec face.Recognition, threshold float64, nearest bool) []job.Face {
+	out := make([]job.Face, 0, len(rec.Faces))
+	for _, f := range rec.Faces {
+		name, dist := g.Match(f.Descriptor, threshold, nearest)
+		out = append(out, job.Face{
+			Box:   job.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H},
+			Score: f.Score, Name: name, Distance: dist,
+		})
+	}
+	return out
+}
+
+// Load reads every entry under Prefix. An unreadable or malformed entry
+// fails the load: a gallery silently missing a person would misname faces.
+func Load(ctx context.Context, store platform.Store) (*Gallery, error) {
+	keys, err := store.List(ctx, Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list gallery: %w", err)
+	}
+	entries, err := fetch(ctx, store, entryKeys(keys))
+	if err != nil {
+		return nil, err
+	}
+	return New(entries), nil
+}
+
+// entryKeys keeps the keys that name entries.
+func entryKeys(keys []string) []string {
+	out := keys[:0:0]
+	for _, k := range keys {
+		if _, _, ok := parseKey(k); ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// fetchWorkers bounds concurrent Gets (S3 latency dominates a cold load).
+const fetchWorkers = 16
+
+// fetch gets and decodes keys concurrently, in order.
+func fetch(parent context.Context, store platform.Store, keys []string) ([]Entry, error) {
+	entries := make([]Entry, len(keys))
+	errs := make([]error, len(keys))
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(fetchWorkers, len(keys)) {
+		wg.Go(func() {
+			for i := range next {
+				data, err := store.Get(ctx, keys[i])
+				if err == nil {
+					entries[i], err = decodeEntry(keys[i], data)
+				} else {
+					err = fmt.Errorf("get gallery entry %s: %w", keys[i], err)
+				}
+				if err != nil {
+					errs[i] = err
+					cancel()
+				}
+			}
+		})
+	}
+feed:
+	for i := range keys {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := firstErr(errs); err != nil {
+		return nil, err
+	}
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("load gallery: %w", err)
+	}
+	return entries, nil
+}
+
+// firstErr returns the first non-nil error that is not a consequence of
+// cancelling the others.
+func firstErr(errs []error) error {
+	var fallback error
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		if !errors.Is(e, context.Canceled) {
+			return e
+		}
+		if fallback == nil {
+			fallback = e
+		}
+	}
+	return fallback
+}

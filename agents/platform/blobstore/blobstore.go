@@ -1,0 +1,181 @@
+// Package blobstore is the Store port over gocloud.dev/blob: a directory
+// tree locally (fileblob) and an S3 bucket on AWS (s3blob), named by URL.
+//
+// Local stores are opened so that every Put is atomic and nothing but whole
+// objects is ever listed: fileblob writes each object to a temporary file
+// next to its final path and renames it into place (a temporary directory
+// elsewhere may sit on another file system, where rename fails), and no
+// metadata sidecar files are written, because fileblob rewrites those in
+// place, so a Get racing a Put of the same key could read half of one.
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/s3blob" // registers s3:// with blob.OpenBucket
+	"gocloud.dev/gcerrors"
+
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// Store implements platform.Store over a blob.Bucket.
+type Store struct {
+	bucket *blob.Bucket
+	// hideTemp leaves fileblob's in-progress temporary files out of List.
+	hideTemp bool
+}
+
+var _ platform.Store = (*Store)(nil)
+
+// New wraps bucket. The Store owns it: Close closes it.
+func New(bucket *blob.Bucket) *Store { return &Store{bucket: bucket} }
+
+// fileblobTemp matches the temporary files fileblob writes next to a key
+// while a Put is in progress: "<key>.<hex nanoseconds>.tmp".
+var fileblobTemp = regexp.MustCompile(`\.[0-9a-f]{1,16}\.tmp$`)
+
+// OpenURL opens the store u names:
+//
+//	file:///DIR            a directory tree, created if missing
+//	s3://BUCKET?prefix=P   an S3 bucket, optionally under a key prefix
+//
+// and any other scheme registered with gocloud.dev/blob. For file URLs the
+// options create_dir, no_tmp_dir and metadata=skip are added unless given.
+func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
+	if u.Scheme == "s3" {
+		return openS3URL(ctx, u) // s3.go: endpoint override, SSE, checksums
+	}
+	hideTemp := false
+	if u.Scheme == fileblob.Scheme {
+		if u.Path == "" || (u.Host != "" && u.Host != "." && u.Host != "localhost") {
+			return nil, fmt.Errorf("file store URL %q: want file:///ABSOLUTE/DIR", u.Redacted())
+		}
+		c := *u
+		q := c.Query()
+		for k, v := range map[string]string{"create_dir": "1", "no_tmp_dir": "1", "metadata": "skip"} {
+			if !q.Has(k) {
+				q.Set(k, v)
+			}
+		}
+		c.RawQuery = q.Encode()
+		u = &c
+		hideTemp = q.Get("no_tmp_dir") != ""
+	}
+	b, err := blob.OpenBucket(ctx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", u.Redacted(), err)
+	}
+	return &Store{bucket: b, hideTemp: hideTemp}, nil
+}
+
+// Bucket returns the underlying bucket, for adapter-specific options.
+func (s *Store) Bucket() *blob.Bucket { return s.bucket }
+
+// checkKey refuses keys that would mean different things to a file system
+// and to S3, so a key that works locally works on AWS and back.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
+		return fmt.Errorf("key %q: want a non-empty slash path without a leading or trailing slash", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("key %q: path elements must not be empty, \".\" or \"..\"", key)
+		}
+	}
+	return nil
+}
+
+// Put writes data under key atomically.
+func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if s.hideTemp && fileblobTemp.MatchString(key) {
+		return fmt.Errorf("key %q: names ending in .<hex>.tmp are reserved for temporary files", key)
+	}
+	var opts *blob.WriterOptions
+	if contentType != "" {
+		opts = &blob.WriterOptions{ContentType: contentType}
+	}
+	if err := s.bucket.WriteAll(ctx, key, data, opts); err != nil {
+		return fmt.Errorf("put %s: %w", key, mapErr(err))
+	}
+	return nil
+}
+
+// Get returns the object under key, or an error wrapping platform.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	b, err := s.bucket.ReadAll(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, mapErr(err))
+	}
+	return b, nil
+}
+
+// Exists reports whether key holds an object.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	ok, err := s.bucket.Exists(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("exists %s: %w", key, mapErr(err))
+	}
+	return ok, nil
+}
+
+// List returns the keys that start with prefix, sorted. The listing is
+// flat: keys in "subdirectories" are included with their full path.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	var keys []string
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		obj, err := it.Next(ctx)
+		if errors.Is(err, errEOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %q: %w", prefix, mapErr(err))
+		}
+		if obj.IsDir || (s.hideTemp && fileblobTemp.MatchString(obj.Key)) {
+			continue
+		}
+		keys = append(keys, obj.Key)
+	}
+	// Buckets list in lexicographic order already (S3 and fileblob both);
+	// sorting again costs little and makes the contract independent of it.
+	sortStrings(keys)
+	return keys, nil
+}
+
+// Close closes the bucket.
+func (s *Store) Close() error {
+	if err := s.bucket.Close(); err != nil {
+		return fmt.Errorf("close bucket: %w", err)
+	}
+	return nil
+}
+
+// mapErr makes a missing object an error wrapping platform.ErrNotFound,
+// keeping the bucket's own message.
+func mapErr(err error) error {
+	// A key below an existing object ("a/b" under file "a") is missing too.
+	if gcerrors.Code(err) == gcerrors.NotFound || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%w: %w", platform.ErrNotFound, err)
+	}
+	return err
+}

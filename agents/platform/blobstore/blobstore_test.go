@@ -1,0 +1,123 @@
+package blobstore_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/platform/blobstore"
+	"github.com/facecloud/facecloud/agents/platform/storetest"
+)
+
+func openDir(t *testing.T, dir string) *blobstore.Store {
+	t.Helper()
+	u := &url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}
+	s, err := blobstore.OpenURL(context.Background(), u)
+	if err != nil {
+		t.Fatalf("OpenURL(%s): %v", u, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformanceFile(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) platform.Store {
+		// A directory that does not exist yet: OpenURL creates it.
+		return openDir(t, filepath.Join(t.TempDir(), "store", "nested"))
+	})
+}
+
+// TestFileLayout checks what another process (or a person) sees on disk:
+// plain files at their key paths and nothing else, and that in-progress
+// temporary files are not listed.
+func TestFileLayout(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	ctx := context.Background()
+	if err := s.Put(ctx, "inputs/x.jpg", []byte("jpeg"), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if !slices.Equal(files, []string{"inputs/x.jpg"}) {
+		t.Fatalf("files on disk = %q, want only inputs/x.jpg (no sidecars, no temporaries)", files)
+	}
+	// A temporary file as fileblob names them, left by a writer that died.
+	if err := os.WriteFile(filepath.Join(dir, "inputs", "y.jpg.18a2b3c4d5e6f708.tmp"), []byte("part"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.List(ctx, "inputs/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"inputs/x.jpg"}) {
+		t.Fatalf("List = %q, want temporaries left out", keys)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	ctx := context.Background()
+	tests := map[string]struct {
+		op      func() error
+		wantSub string
+	}{
+		"empty key":          {func() error { return s.Put(ctx, "", []byte("x"), "") }, "non-empty slash path"},
+		"leading slash":      {func() error { return s.Put(ctx, "/abs", []byte("x"), "") }, "leading or trailing slash"},
+		"trailing slash":     {func() error { _, err := s.Get(ctx, "dir/"); return err }, "leading or trailing slash"},
+		"escapes root":       {func() error { return s.Put(ctx, "../outside", []byte("x"), "") }, `".."`},
+		"empty element":      {func() error { return s.Put(ctx, "a//b", []byte("x"), "") }, "must not be empty"},
+		"reserved temp name": {func() error { return s.Put(ctx, "a.1f.tmp", []byte("x"), "") }, "reserved"},
+		"reserved attrs":     {func() error { return s.Put(ctx, "a.attrs", []byte("x"), "") }, "reserved"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.op()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if errors.Is(err, platform.ErrNotFound) {
+				t.Fatalf("error %v claims not found", err)
+			}
+			if !strings.Contains(err.Error(), tc.wantSub) {
+				t.Fatalf("error %q does not say %q", err, tc.wantSub)
+			}
+		})
+	}
+	keys, err := s.List(ctx, "")
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("after refused puts List = %q, %v; want nothing stored", keys, err)
+	}
+}
+
+func TestOpenURLErrors(t *testing.T) {
+	tests := map[string]string{
+		"remote host":    "file://otherhost/dir",
+		"unknown param":  "file:///tmp/x?bogus=1",
+		"unknown scheme": "nosuch://bucket",
+	}
+	for name, raw := range tests {
+		t.Run(name, func(t *testing.T) {
+			u, err := url.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, err := blobstore.OpenURL(context.Background(), u); err == nil {
+				s.Close()
+				t.Fatalf("OpenURL(%s) succeeded", raw)
+			}
+		})
+	}
+}

@@ -1,0 +1,364 @@
+// Package procfleet is the Fleet port as child processes of the scaler, for
+// the whole system on one machine (facecloud local).
+//
+// The fleet launches a worker process per missing worker and never stops
+// one to shrink: workers leave by retiring themselves, as on AWS. A worker
+// talks back over a pipe the fleet passes as file descriptor 3 (named in
+// the environment as FACECLOUD_FLEET_FD=3), one word per line:
+//
+//	ready    the worker takes jobs now (until then it counts as pending)
+//	retire   the worker is leaving; desired drops by one at once, so the
+//	         fleet does not replace it
+//
+// The worker side is Notifier (NotifierFromEnv). A pipe rather than stdout
+// leaves the worker's output alone, and the fleet learns of a retirement
+// before the process exits, in the same step, as the port asks.
+//
+// A worker that exits with status 0 without having said "retire" has left
+// on purpose too and is not replaced. One that crashes (non-zero status or a
+// signal) is replaced while desired says so, after a pause that doubles
+// with each crash in a row (up to 30 s), so a worker that cannot start does
+// not spin.
+//
+// Children stay in the scaler's process group, so Ctrl-C in a terminal
+// reaches them as it reaches the scaler, and they drain; Close sends
+// SIGTERM itself as well, waits, then SIGKILLs whoever is left and reaps
+// every child. On Linux each child also gets SIGTERM if the scaler dies
+// without closing the fleet (PR_SET_PDEATHSIG).
+package procfleet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// FDEnv names the environment variable that tells a worker which file
+// descriptor reaches its fleet.
+const FDEnv = "FACECLOUD_FLEET_FD"
+
+// notifyFD is the descriptor of the pipe in the child: ExtraFiles[0].
+const notifyFD = 3
+
+// Limits of Config.
+const (
+	MaxMax         = 1024
+	MaxStopTimeout = 5 * time.Minute
+	maxCrashDelay  = 30 * time.Second
+)
+
+// Config sets up a Fleet.
+type Config struct {
+	// Command returns a new, unstarted command for worker n (1, 2, ...,
+	// counting every launch). It may set Stdout, Stderr, Env and Dir; the
+	// fleet adds the notification pipe.
+	Command func(n int) *exec.Cmd
+	// Max is the most workers at once (1..1024).
+	Max int
+	// StopTimeout is how long Close waits after SIGTERM before SIGKILL
+	// (0..5m; 0 kills at once).
+	StopTimeout time.Duration
+	// CrashDelay is the pause before replacing a crashed worker, doubled
+	// for each further crash in a row (0 means 500ms; at most 30s).
+	CrashDelay time.Duration
+	// Logger receives launches, exits and crashes; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate states the allowed ranges.
+func (c Config) Validate() error {
+	switch {
+	case c.Command == nil:
+		return errors.New("fleet command is missing")
+	case c.Max < 1 || c.Max > MaxMax:
+		return fmt.Errorf("fleet max %d out of range 1..%d", c.Max, MaxMax)
+	case c.StopTimeout < 0 || c.StopTimeout > MaxStopTimeout:
+		return fmt.Errorf("fleet stop timeout %s out of range 0..%s", c.StopTimeout, MaxStopTimeout)
+	case c.CrashDelay < 0 || c.CrashDelay > maxCrashDelay:
+		return fmt.Errorf("fleet crash delay %s out of range 0..%s", c.CrashDelay, maxCrashDelay)
+	}
+	return nil
+}
+
+// Fleet is a set of worker processes.
+type Fleet struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	desired  int
+	serial   int
+	workers  map[int]*worker
+	closing  bool
+	crashes  int       // crashes in a row, for the restart pause
+	holdTill time.Time // no launches before this, after a crash
+	retry    *time.Timer
+	reaped   sync.WaitGroup
+}
+
+type worker struct {
+	n        int
+	cmd      *exec.Cmd
+	started  time.Time
+	ready    bool
+	retiring bool
+}
+
+var _ platform.Fleet = (*Fleet)(nil)
+
+// New returns an empty fleet (desired 0).
+func New(cfg Config) (*Fleet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.CrashDelay == 0 {
+		cfg.CrashDelay = 500 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Fleet{cfg: cfg, log: log, workers: map[int]*worker{}}, nil
+}
+
+// Size counts workers: pending until they say ready, and neither once they
+// retire.
+func (f *Fleet) Size(ctx context.Context) (platform.FleetSize, error) {
+	if err := ctx.Err(); err != nil {
+		return platform.FleetSize{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := platform.FleetSize{Desired: f.desired, Max: f.cfg.Max}
+	for _, w := range f.workers {
+		switch {
+		case w.retiring:
+		case w.ready:
+			s.Running++
+		default:
+			s.Pending++
+		}
+	}
+	return s, nil
+}
+
+// SetDesired sets the count to converge to, clamped to [0, Max], and
+// launches workers up to it. It never stops a worker.
+func (f *Fleet) SetDesired(ctx context.Context, n int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n = max(0, min(n, f.cfg.Max))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return 0, errors.New("fleet is closed")
+	}
+	if n != f.desired {
+		f.log.Info("fleet desired", "from", f.desired, "to", n)
+	}
+	f.desired = n
+	f.reconcileLocked()
+	return n, nil
+}
+
+// reconcileLocked launches workers until those not retiring match desired.
+func (f *Fleet) reconcileLocked() {
+	if f.closing {
+		return
+	}
+	if wait := time.Until(f.holdTill); wait > 0 {
+		if f.retry == nil {
+			f.retry = time.AfterFunc(wait, func() {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				f.retry = nil
+				f.reconcileLocked()
+			})
+		}
+		return
+	}
+	live := 0
+	for _, w := range f.workers {
+		if !w.retiring {
+			live++
+		}
+	}
+	for ; live < f.desired; live++ {
+		if err := f.launchLocked(); err != nil {
+			f.log.Error("fleet launch failed", "err", err)
+			f.crashedLocked()
+			f.reconcileLocked() // schedules the retry
+			return
+		}
+	}
+}
+
+func (f *Fleet) crashedLocked() {
+	delay := f.cfg.CrashDelay << min(f.crashes, 10)
+	f.crashes++
+	f.holdTill = time.Now().Add(min(delay, maxCrashDelay))
+}
+
+func (f *Fleet) launchLocked() error {
+	f.serial++
+	n := f.serial
+	cmd := f.cfg.Command(n)
+	if cmd == nil {
+		return fmt.Errorf("worker %d: command returned nil", n)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("worker %d: notification pipe: %w", n, err)
+	}
+	cmd.ExtraFiles = []*os.File{w}
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", FDEnv, notifyFD))
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return fmt.Errorf("worker %d: start %s: %w", n, cmd.Path, err)
+	}
+	w.Close() // the child holds the write end now
+	wk := &worker{n: n, cmd: cmd, started: time.Now()}
+	f.workers[n] = wk
+	f.log.Info("worker launched", "worker", n, "pid", cmd.Process.Pid)
+	f.reaped.Add(1)
+	go f.watch(wk, r)
+	return nil
+}
+
+// watch reads a worker's notifications, reaps it when it exits and decides
+// whether it is replaced.
+func (f *Fleet) watch(wk *worker, r *os.File) {
+	defer f.reaped.Done()
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		s := bufio.NewScanner(r)
+		for s.Scan() {
+			f.notified(wk, strings.TrimSpace(s.Text()))
+		}
+	}()
+	err := wk.cmd.Wait()
+	// The pipe ends when the worker exits, unless a process it started
+	// holds it; read what the worker said last, but do not wait on others.
+	select {
+	case <-read:
+	case <-time.After(time.Second):
+	}
+	r.Close()
+	<-read
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.workers, wk.n)
+	if wk.ready {
+		f.crashes = 0 // it started fine: not a crash loop
+	}
+	switch {
+	case f.closing:
+		f.log.Info("worker stopped", "worker", wk.n, "status", exitStatus(err))
+	case wk.retiring:
+		f.log.Info("worker retired", "worker", wk.n, "status", exitStatus(err))
+	case err == nil:
+		f.retireLocked(wk)
+		f.log.Info("worker left with status 0", "worker", wk.n)
+	default:
+		f.log.Warn("worker crashed", "worker", wk.n, "status", exitStatus(err), "ran", time.Since(wk.started).Round(time.Millisecond))
+		f.crashedLocked()
+		f.reconcileLocked()
+	}
+}
+
+func (f *Fleet) notified(wk *worker, word string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch word {
+	case "ready":
+		wk.ready = true
+		f.log.Info("worker ready", "worker", wk.n, "after", time.Since(wk.started).Round(time.Millisecond))
+	case "retire":
+		f.retireLocked(wk)
+	default:
+		f.log.Warn("worker sent an unknown notification", "worker", wk.n, "line", word)
+	}
+}
+
+func (f *Fleet) retireLocked(wk *worker) {
+	if wk.retiring {
+		return
+	}
+	wk.retiring = true
+	if f.desired > 0 {
+		f.desired--
+	}
+	f.log.Info("worker retiring", "worker", wk.n, "desired", f.desired)
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ProcessState.String()
+	}
+	return err.Error()
+}
+
+// Close stops every worker: SIGTERM, then SIGKILL after StopTimeout, and
+// returns once all are reaped.
+func (f *Fleet) Close() error {
+	f.mu.Lock()
+	if f.closing {
+		f.mu.Unlock()
+		f.reaped.Wait()
+		return nil
+	}
+	f.closing = true
+	if f.retry != nil {
+		f.retry.Stop()
+	}
+	procs := make([]*os.Process, 0, len(f.workers))
+	for _, w := range f.workers {
+		procs = append(procs, w.cmd.Process)
+	}
+	f.mu.Unlock()
+	for _, p := range procs {
+		p.Signal(syscall.SIGTERM)
+	}
+	done := make(chan struct{})
+	go func() {
+		f.reaped.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(f.cfg.StopTimeout):
+	}
+	f.mu.Lock()
+	left := len(f.workers)
+	for _, w := range f.workers {
+		w.cmd.Process.Kill()
+	}
+	f.mu.Unlock()
+	<-done
+	if left > 0 {
+		return fmt.Errorf("fleet close: %d worker(s) killed after not stopping within %s", left, f.cfg.StopTimeout)
+	}
+	return nil
+}

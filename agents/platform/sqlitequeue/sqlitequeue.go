@@ -1,0 +1,459 @@
+// Package sqlitequeue is the Queue port in one SQLite file that several
+// processes share: the local system's request, reply and dead-letter queues
+// all live in DIR/queue.db as rows of one table, told apart by name.
+//
+// It is plain SQL on modernc.org/sqlite (pure Go, no cgo) rather than on
+// maragu.dev/goqite: goqite identifies a delivery by the message id alone,
+// so it cannot refuse a stale receipt, does not report receive counts or
+// depth, and leaves over-received messages in place instead of moving them
+// to a dead-letter queue. Those are clauses of the port's contract, and
+// each would have meant working around goqite rather than with it.
+//
+// A receipt is "<message id>.<receive count>": a redelivery raises the
+// count, which invalidates every earlier receipt. The file runs in WAL mode
+// with a busy timeout, so readers never block writers and writers from
+// several processes take turns; every change is one statement or one
+// IMMEDIATE transaction, so a process killed at any point leaves the queue
+// consistent. Receive waits by polling with a short backoff (5 ms growing to
+// 50 ms), reading first and writing only when a message is there to take.
+package sqlitequeue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// DeadLetterSuffix names a queue's dead-letter queue: "<name>-dlq" in the
+// same file.
+const DeadLetterSuffix = "-dlq"
+
+// Limits, chosen to match SQS so that what works locally works on AWS.
+const (
+	MinVisibility  = time.Second
+	MaxVisibility  = 12 * time.Hour
+	MaxMaxReceives = 1000
+	MaxMaxBytes    = 256 * 1024
+	MaxBatch       = 10
+)
+
+// Options are a queue's settings. They belong to the handle, not the file:
+// every process opening a queue should use the same ones.
+type Options struct {
+	// Visibility is how long a received message stays hidden (1s..12h).
+	Visibility time.Duration
+	// MaxReceives is how many times a message may be received; the next
+	// receive moves it to the dead-letter queue instead (0..1000; 0 never
+	// dead-letters).
+	MaxReceives int
+	// MaxBytes is the largest body Send accepts (1..262144).
+	MaxBytes int
+	// FullSync makes every change durable against power loss (SQLite
+	// synchronous=FULL: an fsync per commit, about 15x slower here). Off,
+	// changes survive any crash of the processes but the last ones may be
+	// lost if the machine itself goes down (synchronous=NORMAL in WAL mode);
+	// the file is never corrupted either way.
+	FullSync bool
+}
+
+// DefaultOptions match the AWS request queue's settings.
+var DefaultOptions = Options{Visibility: 30 * time.Second, MaxReceives: 5, MaxBytes: 1024}
+
+// Validate states the allowed ranges.
+func (o Options) Validate() error {
+	switch {
+	case o.Visibility < MinVisibility || o.Visibility > MaxVisibility:
+		return fmt.Errorf("visibility %s out of range %s..%s", o.Visibility, MinVisibility, MaxVisibility)
+	case o.MaxReceives < 0 || o.MaxReceives > MaxMaxReceives:
+		return fmt.Errorf("max_receives %d out of range 0..%d (0: never dead-letter)", o.MaxReceives, MaxMaxReceives)
+	case o.MaxBytes < 1 || o.MaxBytes > MaxMaxBytes:
+		return fmt.Errorf("max_bytes %d out of range 1..%d", o.MaxBytes, MaxMaxBytes)
+	}
+	return nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+// Queue is one named queue in a shared SQLite file.
+type Queue struct {
+	db   *sql.DB
+	path string
+	name string
+	opts Options
+}
+
+var _ platform.Queue = (*Queue)(nil)
+
+// schemaVersion is stored in the file's user_version; a file written by a
+// newer layout is refused rather than misread.
+const schemaVersion = 1
+
+const schema = `
+create table if not exists messages (
+	seq        integer primary key autoincrement,
+	queue      text    not null,
+	id         text    not null unique,
+	body       blob    not null,
+	sent_ms    integer not null,
+	visible_ms integer not null,
+	received   integer not null default 0
+) strict;
+create index if not exists messages_ready on messages (queue, visible_ms, seq);
+`
+
+// Open opens (creating if needed) queue name in the SQLite file at path.
+func Open(path, name string, opts Options) (*Queue, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("queue name %q: want 1..80 characters of A-Z, a-z, 0-9, '-' and '_'", name)
+	}
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("queue file path %q: want a non-empty path without '?' or '#'", path)
+	}
+	sync := "NORMAL"
+	if opts.FullSync {
+		sync = "FULL"
+	}
+	dsn := "file:" + path + "?" + url.Values{
+		"_busy_timeout": {"10000"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {sync},
+		"_txlock":       {"immediate"},
+	}.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open queue file %s: %w", path, err)
+	}
+	// One connection per handle: goroutines of this process take turns in
+	// Go, which is cheaper than contending through SQLite's busy handler.
+	db.SetMaxOpenConns(1)
+	q := &Queue{db: db, path: path, name: name, opts: opts}
+	if err := q.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open queue file %s: %w", path, err)
+	}
+	return q, nil
+}
+
+func (q *Queue) migrate() error {
+	ctx := context.Background()
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, `pragma user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("queue file layout version %d is newer than this program's %d", v, schemaVersion)
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `pragma user_version = `+strconv.Itoa(schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// OpenURL opens the queue u names:
+//
+//	sqlite:///ABS/DIR/queue.db?name=requests&visibility=30s&max_receives=5&max_bytes=1024&sync=normal
+//	sqlite://./REL/queue.db?name=requests
+//
+// Options left out take DefaultOptions, except that a queue whose name ends
+// in "-dlq" defaults to max_receives=0, so dead letters stay put.
+func OpenURL(ctx context.Context, u *url.URL) (*Queue, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if u.Scheme != "sqlite" {
+		return nil, fmt.Errorf("queue URL %q: scheme must be sqlite", u.Redacted())
+	}
+	path := u.Path
+	switch u.Host {
+	case "":
+	case ".":
+		path = "." + path
+	default:
+		return nil, fmt.Errorf("queue URL %q: want sqlite:///ABSOLUTE/PATH or sqlite://./RELATIVE/PATH", u.Redacted())
+	}
+	if path == "" || path == "." || strings.HasSuffix(path, "/") {
+		return nil, fmt.Errorf("queue URL %q: missing the file path", u.Redacted())
+	}
+	qv := u.Query()
+	name := qv.Get("name")
+	if name == "" {
+		return nil, fmt.Errorf("queue URL %q: missing ?name=QUEUE", u.Redacted())
+	}
+	opts := DefaultOptions
+	if strings.HasSuffix(name, DeadLetterSuffix) {
+		opts.MaxReceives = 0
+	}
+	for k, vs := range qv {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "name":
+		case "visibility":
+			opts.Visibility, err = time.ParseDuration(v)
+		case "max_receives":
+			opts.MaxReceives, err = strconv.Atoi(v)
+		case "max_bytes":
+			opts.MaxBytes, err = strconv.Atoi(v)
+		case "sync":
+			switch v {
+			case "normal":
+				opts.FullSync = false
+			case "full":
+				opts.FullSync = true
+			default:
+				err = errors.New("want normal or full")
+			}
+		default:
+			return nil, fmt.Errorf("queue URL %q: unknown option %q (allowed: name, visibility, max_receives, max_bytes, sync)", u.Redacted(), k)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue URL %q: option %s=%q: %w", u.Redacted(), k, v, err)
+		}
+	}
+	return Open(filepath.FromSlash(path), name, opts)
+}
+
+// Name is the queue's name in its file.
+func (q *Queue) Name() string { return q.name }
+
+// Options are the handle's settings.
+func (q *Queue) Options() Options { return q.opts }
+
+// DeadLetter opens the queue's dead-letter queue, "<name>-dlq" in the same
+// file, which never dead-letters itself. The caller closes it.
+func (q *Queue) DeadLetter() (*Queue, error) {
+	o := q.opts
+	o.MaxReceives = 0
+	return Open(q.path, q.name+DeadLetterSuffix, o)
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }
+
+// Send enqueues body.
+func (q *Queue) Send(ctx context.Context, body []byte) error {
+	if len(body) == 0 {
+		return errors.New("send: empty body")
+	}
+	if len(body) > q.opts.MaxBytes {
+		return fmt.Errorf("send %d bytes to %s (limit %d): %w", len(body), q.name, q.opts.MaxBytes, platform.ErrTooLarge)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("send: message id: %w", err)
+	}
+	now := nowMS()
+	if _, err := q.db.ExecContext(ctx,
+		`insert into messages (queue, id, body, sent_ms, visible_ms) values (?, ?, ?, ?, ?)`,
+		q.name, id.String(), body, now, now); err != nil {
+		return fmt.Errorf("send to %s: %w", q.name, err)
+	}
+	return nil
+}
+
+// Receive returns up to max (1..10) messages, waiting up to wait for the first.
+func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]platform.Message, error) {
+	if max < 1 || max > MaxBatch {
+		return nil, fmt.Errorf("receive: max %d out of range 1..%d", max, MaxBatch)
+	}
+	if wait < 0 {
+		return nil, fmt.Errorf("receive: wait %s must not be negative", wait)
+	}
+	deadline := time.Now().Add(wait)
+	backoff := 5 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		msgs, err := q.tryReceive(ctx, max)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("receive from %s: %w", q.name, err)
+		}
+		left := time.Until(deadline)
+		if len(msgs) > 0 || left <= 0 {
+			return msgs, nil
+		}
+		timer.Reset(min(backoff, left))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+		backoff = min(backoff*3/2, 50*time.Millisecond)
+	}
+}
+
+// tryReceive takes up to max visible messages, moving over-received ones to
+// the dead-letter queue first. It writes only when something is visible.
+func (q *Queue) tryReceive(ctx context.Context, max int) ([]platform.Message, error) {
+	now := nowMS()
+	var any bool
+	if err := q.db.QueryRowContext(ctx,
+		`select exists (select 1 from messages where queue = ? and visible_ms <= ?)`,
+		q.name, now).Scan(&any); err != nil {
+		return nil, err
+	}
+	if !any {
+		return nil, nil
+	}
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	now = nowMS()
+	if q.opts.MaxReceives > 0 {
+		if _, err := tx.ExecContext(ctx,
+			`update messages set queue = ?, received = 0, visible_ms = ?
+			 where queue = ? and visible_ms <= ? and received >= ?`,
+			q.name+DeadLetterSuffix, now, q.name, now, q.opts.MaxReceives); err != nil {
+			return nil, fmt.Errorf("dead-letter: %w", err)
+		}
+	}
+	rows, err := tx.QueryContext(ctx,
+		`update messages set received = received + 1, visible_ms = ?
+		 where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
+		 returning seq, id, body, received`,
+		now+q.opts.Visibility.Milliseconds(), q.name, now, max)
+	if err != nil {
+		return nil, err
+	}
+	type row struct {
+		seq int64
+		m   platform.Message
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.m.ID, &r.m.Body, &r.m.ReceiveCount); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.m.Receipt = r.m.ID + "." + strconv.Itoa(r.m.ReceiveCount)
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(got, func(a, b row) int { return int(a.seq - b.seq) })
+	msgs := make([]platform.Message, len(got))
+	for i, r := range got {
+		msgs[i] = r.m
+	}
+	return msgs, nil
+}
+
+func parseReceipt(receipt string) (id string, count int, err error) {
+	i := strings.LastIndexByte(receipt, '.')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("receipt %q is malformed: %w", receipt, platform.ErrNotFound)
+	}
+	count, err = strconv.Atoi(receipt[i+1:])
+	if err != nil || count < 1 {
+		return "", 0, fmt.Errorf("receipt %q is malformed: %w", receipt, platform.ErrNotFound)
+	}
+	return receipt[:i], count, nil
+}
+
+// Delete removes the message of a delivery. A message already gone is not
+// an error; a receipt from an earlier delivery of a message that has since
+// been received again fails with platform.ErrNotFound and leaves the
+// message to its current holder.
+func (q *Queue) Delete(ctx context.Context, receipt string) error {
+	id, count, err := parseReceipt(receipt)
+	if err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	res, err := q.db.ExecContext(ctx, `delete from messages where queue = ? and id = ? and received = ?`, q.name, id, count)
+	if err != nil {
+		return fmt.Errorf("delete from %s: %w", q.name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var cur int
+	switch err := q.db.QueryRowContext(ctx, `select received from messages where queue = ? and id = ?`, q.name, id).Scan(&cur); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("delete from %s: %w", q.name, err)
+	}
+	return fmt.Errorf("delete from %s: receipt %s is stale (message received %d times since): %w", q.name, receipt, cur, platform.ErrNotFound)
+}
+
+// Extend hides the message of a delivery for d (0..12h) from now.
+func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) error {
+	if d < 0 || d > MaxVisibility {
+		return fmt.Errorf("extend: duration %s out of range 0..%s", d, MaxVisibility)
+	}
+	id, count, err := parseReceipt(receipt)
+	if err != nil {
+		return fmt.Errorf("extend: %w", err)
+	}
+	res, err := q.db.ExecContext(ctx, `update messages set visible_ms = ? where queue = ? and id = ? and received = ?`,
+		nowMS()+d.Milliseconds(), q.name, id, count)
+	if err != nil {
+		return fmt.Errorf("extend in %s: %w", q.name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("extend in %s: %w", q.name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("extend in %s: receipt %s is no longer valid: %w", q.name, receipt, platform.ErrNotFound)
+	}
+	return nil
+}
+
+// Depth counts visible and in-flight messages exactly.
+func (q *Queue) Depth(ctx context.Context) (platform.Depth, error) {
+	var d platform.Depth
+	now := nowMS()
+	if err := q.db.QueryRowContext(ctx,
+		`select coalesce(sum(visible_ms <= ?), 0), coalesce(sum(visible_ms > ?), 0) from messages where queue = ?`,
+		now, now, q.name).Scan(&d.Visible, &d.InFlight); err != nil {
+		return platform.Depth{}, fmt.Errorf("depth of %s: %w", q.name, err)
+	}
+	return d, nil
+}
+
+// Close closes the handle; the file and its messages stay.
+func (q *Queue) Close() error {
+	if err := q.db.Close(); err != nil {
+		return fmt.Errorf("close queue %s: %w", q.name, err)
+	}
+	return nil
+}

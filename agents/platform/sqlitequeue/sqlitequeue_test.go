@@ -1,0 +1,204 @@
+package sqlitequeue_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/platform/queuetest"
+	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
+)
+
+var testOptions = sqlitequeue.Options{Visibility: time.Second, MaxReceives: 2, MaxBytes: 1024}
+
+func open(t *testing.T, path, name string, opts sqlitequeue.Options) *sqlitequeue.Queue {
+	t.Helper()
+	q, err := sqlitequeue.Open(path, name, opts)
+	if err != nil {
+		t.Fatalf("Open(%s, %s): %v", path, name, err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func TestConformance(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T) queuetest.Setup {
+		path := filepath.Join(t.TempDir(), "queue.db")
+		q := open(t, path, "requests", testOptions)
+		dlq, err := q.DeadLetter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dlq.Close() })
+		// A neighbour in the same file must not disturb the queue under test.
+		other := open(t, path, "replies", testOptions)
+		if err := other.Send(context.Background(), []byte("neighbour")); err != nil {
+			t.Fatal(err)
+		}
+		return queuetest.Setup{
+			Queue:       q,
+			DeadLetter:  dlq,
+			Visibility:  testOptions.Visibility,
+			MaxReceives: testOptions.MaxReceives,
+			MaxBytes:    testOptions.MaxBytes,
+		}
+	})
+}
+
+// TestPersistsAcrossHandles: a message sent through one handle is received
+// through another opened later, as processes do.
+func TestPersistsAcrossHandles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	a, err := sqlitequeue.Open(path, "requests", testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(ctx, []byte("survives")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, path, "requests", testOptions)
+	msgs, err := b.Receive(ctx, 1, time.Second)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "survives" {
+		t.Fatalf("Receive from a new handle = %v, %v; want the message sent before", msgs, err)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	dir := t.TempDir()
+	abs := filepath.ToSlash(filepath.Join(dir, "queue.db"))
+	tests := map[string]struct {
+		raw     string
+		want    sqlitequeue.Options
+		wantErr string
+	}{
+		"defaults":      {raw: "sqlite://" + abs + "?name=requests", want: sqlitequeue.DefaultOptions},
+		"dlq default":   {raw: "sqlite://" + abs + "?name=requests-dlq", want: sqlitequeue.Options{Visibility: 30 * time.Second, MaxReceives: 0, MaxBytes: 1024}},
+		"all options":   {raw: "sqlite://" + abs + "?name=r&visibility=2s&max_receives=3&max_bytes=2048&sync=full", want: sqlitequeue.Options{Visibility: 2 * time.Second, MaxReceives: 3, MaxBytes: 2048, FullSync: true}},
+		"bad sync":      {raw: "sqlite://" + abs + "?name=r&sync=sometimes", wantErr: `option sync="sometimes": want normal or full`},
+		"no name":       {raw: "sqlite://" + abs, wantErr: "missing ?name=QUEUE"},
+		"bad name":      {raw: "sqlite://" + abs + "?name=a%20b", wantErr: "want 1..80 characters"},
+		"unknown":       {raw: "sqlite://" + abs + "?name=r&colour=red", wantErr: `unknown option "colour"`},
+		"short vis":     {raw: "sqlite://" + abs + "?name=r&visibility=10ms", wantErr: "visibility 10ms out of range 1s..12h0m0s"},
+		"bad duration":  {raw: "sqlite://" + abs + "?name=r&visibility=soon", wantErr: `option visibility="soon"`},
+		"receives":      {raw: "sqlite://" + abs + "?name=r&max_receives=-1", wantErr: "max_receives -1 out of range 0..1000"},
+		"bytes":         {raw: "sqlite://" + abs + "?name=r&max_bytes=0", wantErr: "max_bytes 0 out of range 1..262144"},
+		"host":          {raw: "sqlite://host/x.db?name=r", wantErr: "want sqlite:///ABSOLUTE/PATH"},
+		"no path":       {raw: "sqlite://?name=r", wantErr: "missing the file path"},
+		"wrong scheme":  {raw: "file://" + abs + "?name=r", wantErr: "scheme must be sqlite"},
+		"path is a dir": {raw: "sqlite://" + filepath.ToSlash(dir) + "?name=r", wantErr: "open queue file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			u, err := url.Parse(tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := sqlitequeue.OpenURL(context.Background(), u)
+			if tc.wantErr != "" {
+				if err == nil {
+					q.Close()
+					t.Fatalf("OpenURL(%s) succeeded, want error containing %q", tc.raw, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("OpenURL(%s) error %q, want it to contain %q", tc.raw, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("OpenURL(%s): %v", tc.raw, err)
+			}
+			defer q.Close()
+			if got := q.Options(); got != tc.want {
+				t.Fatalf("options = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDeadLetterKeepsMessage: a dead letter can be inspected and moved on;
+// the dead-letter queue itself never dead-letters.
+func TestDeadLetterKeepsMessage(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := open(t, path, "requests", sqlitequeue.Options{Visibility: time.Second, MaxReceives: 1, MaxBytes: 1024})
+	if err := q.Send(ctx, []byte("poison")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := q.Receive(ctx, 1, time.Second)
+	if err != nil || len(m) != 1 {
+		t.Fatalf("first receive: %v, %v", m, err)
+	}
+	if err := q.Extend(ctx, m[0].Receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.Receive(ctx, 1, 100*time.Millisecond); err != nil || len(got) != 0 {
+		t.Fatalf("receive after the limit = %v, %v; want nothing", got, err)
+	}
+	dlq, err := q.DeadLetter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	if d, err := dlq.Depth(ctx); err != nil || d != (platform.Depth{Visible: 1}) {
+		t.Fatalf("dead-letter depth = %+v, %v; want 1 visible", d, err)
+	}
+	for i := 1; i <= 3; i++ {
+		got, err := dlq.Receive(ctx, 1, time.Second)
+		if err != nil || len(got) != 1 || got[0].ReceiveCount != i || got[0].ID != m[0].ID {
+			t.Fatalf("dead-letter receive %d = %+v, %v; want the message (same ID) with count %d", i, got, err, i)
+		}
+		if err := dlq.Extend(ctx, got[0].Receipt, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestEmptyBodyRefused(t *testing.T) {
+	q := open(t, filepath.Join(t.TempDir(), "queue.db"), "r", testOptions)
+	if err := q.Send(context.Background(), nil); err == nil || errors.Is(err, platform.ErrTooLarge) {
+		t.Fatalf("Send(empty) error = %v, want a refusal", err)
+	}
+}
+
+// BenchmarkSendReceiveDelete is one message's whole life in the queue file:
+// what each request costs on each of the local system's two queues.
+func BenchmarkSendReceiveDelete(b *testing.B) {
+	for name, full := range map[string]bool{"sync=normal": false, "sync=full": true} {
+		b.Run(name, func(b *testing.B) {
+			opts := sqlitequeue.DefaultOptions
+			opts.FullSync = full
+			benchLife(b, opts)
+		})
+	}
+}
+
+func benchLife(b *testing.B, opts sqlitequeue.Options) {
+	ctx := context.Background()
+	q, err := sqlitequeue.Open(filepath.Join(b.TempDir(), "queue.db"), "requests", opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	body := []byte(`{"v":1,"id":"0190f0e8-7a3c-7def-8000-000000000001","key":"inputs/test_00.jpg"}`)
+	for b.Loop() {
+		if err := q.Send(ctx, body); err != nil {
+			b.Fatal(err)
+		}
+		msgs, err := q.Receive(ctx, 1, time.Second)
+		if err != nil || len(msgs) != 1 {
+			b.Fatalf("Receive: %v, %v", msgs, err)
+		}
+		if err := q.Delete(ctx, msgs[0].Receipt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+// Package storetest is the conformance suite of the Store port, in the
+// manner of gocloud.dev's drivertest: every adapter's tests call Run with a
+// constructor, so all adapters are held to the same contract.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// NewStore returns an empty store for one subtest and arranges (t.Cleanup)
+// for it to be closed and removed.
+type NewStore func(t *testing.T) platform.Store
+
+// Run runs every clause of the Store contract against stores from newStore.
+func Run(t *testing.T, newStore NewStore) {
+	tests := map[string]func(t *testing.T, s platform.Store){
+		"RoundTrip":         testRoundTrip,
+		"Overwrite":         testOverwrite,
+		"NotFound":          testNotFound,
+		"Exists":            testExists,
+		"ListPrefixSorted":  testListPrefixSorted,
+		"Subdirectories":    testSubdirectories,
+		"ConcurrentPutsGet": testConcurrentPuts,
+	}
+	for _, name := range slices.Sorted(maps.Keys(tests)) {
+		t.Run(name, func(t *testing.T) {
+			tests[name](t, newStore(t))
+		})
+	}
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustPut(t *testing.T, s platform.Store, key string, data []byte) {
+	t.Helper()
+	if err := s.Put(ctxFor(t), key, data, "application/octet-stream"); err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+}
+
+func testRoundTrip(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	binary := make([]byte, 70000)
+	for i := range binary {
+		binary[i] = byte(i * 7)
+	}
+	cases := map[string]struct {
+		key         string
+		data        []byte
+		contentType string
+	}{
+		"binary":       {"inputs/a.jpg", binary, "image/jpeg"},
+		"text":         {"outputs/b.json", []byte(`{"name":"Zoë"}`), "application/json"},
+		"empty":        {"empty", []byte{}, ""},
+		"unicode key":  {"gallery/Zoë Ångström/0.json", []byte("x"), ""},
+		"dotted parts": {"a.b/c.d.e", []byte("y"), "text/plain"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := s.Put(ctx, c.key, c.data, c.contentType); err != nil {
+				t.Fatalf("Put(%q): %v", c.key, err)
+			}
+			got, err := s.Get(ctx, c.key)
+			if err != nil {
+				t.Fatalf("Get(%q): %v", c.key, err)
+			}
+			if !bytes.Equal(got, c.data) {
+				t.Fatalf("Get(%q) = %d bytes, want the %d put", c.key, len(got), len(c.data))
+			}
+		})
+	}
+}
+
+func testOverwrite(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	mustPut(t, s, "k", []byte("first, longer value"))
+	mustPut(t, s, "k", []byte("second"))
+	got, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "second" {
+		t.Fatalf("after overwrite Get = %q, want %q", got, "second")
+	}
+	keys, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"k"}) {
+		t.Fatalf("after overwrite List = %q, want [k]", keys)
+	}
+}
+
+func testNotFound(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	mustPut(t, s, "present/x", []byte("x"))
+	for _, key := range []string{"absent", "present/y", "present/x/deeper"} {
+		_, err := s.Get(ctx, key)
+		if !errors.Is(err, platform.ErrNotFound) {
+			t.Errorf("Get(%q) error = %v, want one wrapping platform.ErrNotFound", key, err)
+		}
+	}
+}
+
+func testExists(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	mustPut(t, s, "dir/obj", []byte("1"))
+	cases := map[string]struct {
+		key  string
+		want bool
+	}{
+		"object":        {"dir/obj", true},
+		"missing":       {"dir/other", false},
+		"prefix only":   {"dir", false},
+		"longer prefix": {"dir/obj2", false},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := s.Exists(ctx, c.key)
+			if err != nil {
+				t.Fatalf("Exists(%q): %v", c.key, err)
+			}
+			if got != c.want {
+				t.Fatalf("Exists(%q) = %v, want %v", c.key, got, c.want)
+			}
+		})
+	}
+}
+
+func testListPrefixSorted(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	// Put in an order that is neither sorted nor reverse-sorted.
+	for _, k := range []string{"b/2", "a/1", "b/10", "c", "b/1", "ba/1", "a/0"} {
+		mustPut(t, s, k, []byte(k))
+	}
+	cases := map[string]struct {
+		prefix string
+		want   []string
+	}{
+		"all":         {"", []string{"a/0", "a/1", "b/1", "b/10", "b/2", "ba/1", "c"}},
+		"directory":   {"b/", []string{"b/1", "b/10", "b/2"}},
+		"partial":     {"b", []string{"b/1", "b/10", "b/2", "ba/1"}},
+		"key prefix":  {"b/1", []string{"b/1", "b/10"}},
+		"none":        {"zzz", nil},
+		"no such dir": {"nosuch/dir/", nil},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := s.List(ctx, c.prefix)
+			if err != nil {
+				t.Fatalf("List(%q): %v", c.prefix, err)
+			}
+			if len(got) == 0 && len(c.want) == 0 {
+				return
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("List(%q) = %q, want %q", c.prefix, got, c.want)
+			}
+		})
+	}
+}
+
+func testSubdirectories(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	keys := []string{"gallery/Paul/1.json", "gallery/Paul/2.json", "gallery/Zoe/deep/er/1.json", "gallery.json"}
+	for _, k := range keys {
+		mustPut(t, s, k, []byte(k))
+	}
+	for _, k := range keys {
+		got, err := s.Get(ctx, k)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", k, err)
+		}
+		if string(got) != k {
+			t.Fatalf("Get(%q) = %q", k, got)
+		}
+	}
+	got, err := s.List(ctx, "gallery/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"gallery/Paul/1.json", "gallery/Paul/2.json", "gallery/Zoe/deep/er/1.json"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("List(gallery/) = %q, want %q (flat listing of every depth)", got, want)
+	}
+}
+
+// testConcurrentPuts races writers of one key against readers: every read
+// must be one whole value that some writer put, never a mix or a prefix.
+func testConcurrentPuts(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	const writers, rounds, size = 4, 15, 64 * 1024
+	value := func(w, r int) []byte {
+		return bytes.Repeat([]byte(fmt.Sprintf("%02d-%02d|", w, r)), size/6)
+	}
+	valid := map[string]bool{}
+	for w := range writers {
+		for r := range rounds {
+			valid[string(value(w, r))] = true
+		}
+	}
+	mustPut(t, s, "hot", value(0, 0))
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds*2)
+	done := make(chan struct{})
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				if err := s.Put(ctx, "hot", value(w, r), ""); err != nil {
+					errs <- fmt.Errorf("Put: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	var readers sync.WaitGroup
+	reads := 0
+	var mu sync.Mutex
+	for range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				got, err := s.Get(ctx, "hot")
+				if err != nil {
+					errs <- fmt.Errorf("Get during puts: %w", err)
+					return
+				}
+				if !valid[string(got)] {
+					errs <- fmt.Errorf("Get during puts returned %d bytes that no writer put (torn read)", len(got))
+					return
+				}
+				mu.Lock()
+				reads++
+				mu.Unlock()
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if reads == 0 {
+		t.Error("no read completed during the puts")
+	}
+	keys, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"hot"}) {
+		t.Fatalf("after concurrent puts List = %q, want only [hot] (no temporary objects left)", keys)
+	}
+}

@@ -1,0 +1,105 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config holds the web agent's limits and timings. Zero values are not
+// defaults: start from DefaultConfig.
+type Config struct {
+	// Addr is the listen address of Run, e.g. ":8080" or "127.0.0.1:0".
+	Addr string
+	// MaxBodyBytes bounds a request body (413 beyond it); it is also the
+	// largest image accepted.
+	MaxBodyBytes int64
+	// MaxPixels bounds width*height of an image, checked before decoding
+	// (422 beyond it), so a small file cannot expand into gigabytes.
+	MaxPixels int
+	// MaxInFlight bounds concurrent work requests (uploads and waits); more
+	// are answered 503 with Retry-After instead of piling up.
+	MaxInFlight int
+	// RetryAfter is what a 503 asks the client to wait (whole seconds).
+	RetryAfter time.Duration
+	// TextWait is how long POST / waits for an answer before 504. The
+	// course's client has no timeout, so this is long.
+	TextWait time.Duration
+	// APIWait is how long the /v1 routes wait before answering 202 when the
+	// request does not say (?wait=).
+	APIWait time.Duration
+	// MaxWait is the largest ?wait= a client may ask for.
+	MaxWait time.Duration
+	// PollInterval is how soon a waiting call first looks in the output
+	// store in case its reply was lost; the interval doubles up to PollMax.
+	PollInterval, PollMax time.Duration
+	// ReplyBatch is how many replies one receive call takes (1..10, SQS's limit).
+	ReplyBatch int
+	// ReplyWait is the long-poll wait of one receive call on the reply queue.
+	ReplyWait time.Duration
+	// ReadyCache is how long a /readyz verdict is reused, so probes do not
+	// hammer the queue and store.
+	ReadyCache time.Duration
+	// DrainTimeout is how long Run lets requests in progress finish after
+	// its context ends; waits still open after it are answered 503.
+	DrainTimeout time.Duration
+	// ReadTimeout bounds reading one whole request, headers and body.
+	ReadTimeout time.Duration
+	// MaxEnrollImages bounds the images of one enrolment request.
+	MaxEnrollImages int
+	// Nearest makes every recognition name the nearest gallery person even
+	// beyond the match threshold unless the request says ?nearest=0.
+	Nearest bool
+}
+
+// DefaultConfig returns the limits the agent runs with unless told otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		MaxBodyBytes:    10 << 20,
+		MaxPixels:       40_000_000,
+		MaxInFlight:     1024,
+		RetryAfter:      time.Second,
+		TextWait:        10 * time.Minute,
+		APIWait:         20 * time.Second,
+		MaxWait:         10 * time.Minute,
+		PollInterval:    2 * time.Second,
+		PollMax:         30 * time.Second,
+		ReplyBatch:      10,
+		ReplyWait:       10 * time.Second,
+		ReadyCache:      2 * time.Second,
+		DrainTimeout:    30 * time.Second,
+		ReadTimeout:     2 * time.Minute,
+		MaxEnrollImages: 64,
+	}
+}
+
+// Validate reports every setting out of its allowed range.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	durIn := func(name string, d, lo, hi time.Duration) {
+		check(d >= lo && d <= hi, "%s %s out of range %s..%s", name, d, lo, hi)
+	}
+	check(c.Addr != "", "addr is empty, want HOST:PORT such as :8080")
+	check(c.MaxBodyBytes >= 1<<10 && c.MaxBodyBytes <= 1<<30, "max body %d bytes out of range 1KiB..1GiB", c.MaxBodyBytes)
+	check(c.MaxPixels >= 256 && c.MaxPixels <= 500_000_000, "max pixels %d out of range 256..500000000", c.MaxPixels)
+	check(c.MaxInFlight >= 1 && c.MaxInFlight <= 100_000, "max in-flight %d out of range 1..100000", c.MaxInFlight)
+	durIn("retry-after", c.RetryAfter, time.Second, time.Hour)
+	durIn("text wait", c.TextWait, time.Second, 24*time.Hour)
+	durIn("max wait", c.MaxWait, time.Second, 24*time.Hour)
+	durIn("api wait", c.APIWait, 0, c.MaxWait)
+	durIn("poll interval", c.PollInterval, 10*time.Millisecond, time.Minute)
+	durIn("poll max", c.PollMax, c.PollInterval, 10*time.Minute)
+	check(c.ReplyBatch >= 1 && c.ReplyBatch <= 10, "reply batch %d out of range 1..10", c.ReplyBatch)
+	durIn("reply wait", c.ReplyWait, 0, 20*time.Second)
+	durIn("ready cache", c.ReadyCache, 0, time.Minute)
+	durIn("drain timeout", c.DrainTimeout, 0, time.Hour)
+	durIn("read timeout", c.ReadTimeout, time.Second, time.Hour)
+	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
+	return errors.Join(errs...)
+}

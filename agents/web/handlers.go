@@ -1,0 +1,360 @@
+package web
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/facecloud/facecloud/agents/job"
+)
+
+//go:embed index.html
+var indexHTML []byte
+
+// GalleryPrefix is where enrolled faces live: gallery/<person>/<id>.json.
+const GalleryPrefix = "gallery/"
+
+// storeTimeout bounds storing an accepted upload and queueing its request,
+// which go on even if the client hangs up meanwhile, so an accepted image
+// is either fully queued or not at all.
+const storeTimeout = 30 * time.Second
+
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob:; connect-src 'self'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(indexHTML)
+}
+
+// pending is an accepted upload whose Result is awaited.
+type pending struct {
+	id   string
+	ch   <-chan struct{}
+	done func()
+}
+
+// enqueue stores u and queues its request, registering the waiter before
+// the request is sent so even the fastest reply finds it.
+func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nearest bool) (pending, *httpError) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	id := job.NewID()
+	name := u.name
+	if name == "" {
+		name = id
+	}
+	req := job.NewRequest(id, name, nearest, s.deps.Now())
+	if kind == job.KindEnroll {
+		req.Kind, req.Person = kind, person
+	}
+	body, err := job.Encode(req)
+	if err != nil {
+		return pending{}, refuse(http.StatusBadRequest, "bad_request", "%v", err)
+	}
+	if err := s.deps.Inputs.Put(ctx, req.Input, u.data, http.DetectContentType(u.data)); err != nil {
+		s.log.Error("store input", "id", id, "err", err)
+		return pending{}, refuse(http.StatusServiceUnavailable, "", "input store unavailable, try again")
+	}
+	ch, done := s.waiters.add(id)
+	if err := s.deps.Requests.Send(ctx, body); err != nil {
+		done()
+		s.log.Error("queue request", "id", id, "err", err)
+		return pending{}, refuse(http.StatusServiceUnavailable, "", "request queue unavailable, try again")
+	}
+	s.log.Debug("queued", "id", id, "name", name, "kind", req.Kind, "bytes", len(u.data))
+	return pending{id: id, ch: ch, done: done}, nil
+}
+
+// postText is the course's contract: multipart field inputFile in,
+// "<stem>:<name>" out, without a newline, waiting as long as it takes (up
+// to cfg.TextWait).
+func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	nearest, herr := s.nearestParam(r)
+	if herr != nil {
+		return herr
+	}
+	if !isMultipart(r) {
+		return refuse(http.StatusUnsupportedMediaType, "not_multipart", "request must be multipart/form-data with the image in field %s", fileFields[0])
+	}
+	ups, herr := readMultipart(r, false, 1)
+	if herr != nil {
+		return herr
+	}
+	u := ups[0]
+	if herr := s.check(r.Context(), &u); herr != nil {
+		return herr
+	}
+	p, herr := s.enqueue(r.Context(), u, job.KindRecognize, "", nearest)
+	if herr != nil {
+		return herr
+	}
+	defer p.done()
+	res, err := s.await(r.Context(), p.id, p.ch, s.cfg.TextWait)
+	switch {
+	case errors.Is(err, errWaitTimeout):
+		return refuse(http.StatusGatewayTimeout, "", "no answer within %s for request %s; GET /v1/recognitions/%s later", s.cfg.TextWait, p.id, p.id)
+	case errors.Is(err, errStopping):
+		return refuse(http.StatusServiceUnavailable, "", "server shutting down before request %s was answered; GET /v1/recognitions/%s later", p.id, p.id)
+	case err != nil:
+		return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
+	}
+	if res.Status == job.StatusFailed {
+		return refuse(http.StatusInternalServerError, "", "request %s failed: %s", p.id, res.Error)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Request-Id", p.id)
+	fmt.Fprintf(w, "%s:%s", res.Name, res.Answer)
+	return nil
+}
+
+// status is the JSON of a request not answered yet.
+type status struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Location string `json:"location"`
+}
+
+func pendingStatus(id string) status {
+	return status{ID: id, Status: "pending", Location: "/v1/recognitions/" + id}
+}
+
+func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpError {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	nearest, herr := s.nearestParam(r)
+	if herr != nil {
+		return herr
+	}
+	wait, herr := s.waitParam(r, s.cfg.APIWait)
+	if herr != nil {
+		return herr
+	}
+	var ups []upload
+	switch {
+	case isMultipart(r):
+		ups, herr = readMultipart(r, false, 1)
+	case isRawImage(r):
+		ups, herr = readRaw(r)
+	default:
+		herr = refuse(http.StatusUnsupportedMediaType, "not_multipart",
+			"send multipart/form-data with the image in field %s, or the image itself with Content-Type image/*", fileFields[0])
+	}
+	if herr != nil {
+		return herr
+	}
+	u := ups[0]
+	if herr := s.check(r.Context(), &u); herr != nil {
+		return herr
+	}
+	p, herr := s.enqueue(r.Context(), u, job.KindRecognize, "", nearest)
+	if herr != nil {
+		return herr
+	}
+	defer p.done()
+	return s.answerJSON(w, r, p, wait)
+}
+
+// answerJSON waits up to wait for p's Result: 200 with it, else 202 with
+// where to look later.
+func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, p pending, wait time.Duration) *httpError {
+	if wait > 0 {
+		res, err := s.await(r.Context(), p.id, p.ch, wait)
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusOK, res)
+			return nil
+		case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):
+			return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
+		}
+	}
+	st := pendingStatus(p.id)
+	w.Header().Set("Location", st.Location)
+	writeJSON(w, http.StatusAccepted, st)
+	return nil
+}
+
+func (s *Server) getRecognition(w http.ResponseWriter, r *http.Request) *httpError {
+	id := r.PathValue("id")
+	if u, err := uuid.Parse(id); err != nil || u.Version() != 7 {
+		return refuse(http.StatusBadRequest, "bad_id", "%q is not a request id (a UUIDv7)", truncate(id, 60))
+	}
+	wait, herr := s.waitParam(r, 0)
+	if herr != nil {
+		return herr
+	}
+	res, found, err := s.result(r.Context(), id)
+	if err != nil {
+		s.log.Error("read result", "id", id, "err", err)
+		return refuse(http.StatusServiceUnavailable, "", "output store unavailable, try again")
+	}
+	if found {
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+	queued, err := s.deps.Inputs.Exists(r.Context(), job.InputKey(id))
+	if err != nil {
+		s.log.Error("check input", "id", id, "err", err)
+		return refuse(http.StatusServiceUnavailable, "", "input store unavailable, try again")
+	}
+	if !queued {
+		return refuse(http.StatusNotFound, "unknown_id", "no request with id %s", id)
+	}
+	ch, done := s.waiters.add(id)
+	defer done()
+	// The result may have landed between the first look and add.
+	if res, found, err := s.result(r.Context(), id); err == nil && found {
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+	return s.answerJSON(w, r, pending{id: id, ch: ch}, wait)
+}
+
+// person is one enrolled person in GET /v1/gallery.
+type person struct {
+	Name  string `json:"name"`
+	Faces int    `json:"faces"`
+}
+
+// gallery is the answer of GET /v1/gallery.
+type gallery struct {
+	Persons []person `json:"persons"`
+	Faces   int      `json:"faces"`
+}
+
+func (s *Server) getGallery(w http.ResponseWriter, r *http.Request) {
+	keys, err := s.deps.Gallery.List(r.Context(), GalleryPrefix)
+	if err != nil {
+		s.log.Error("list gallery", "err", err)
+		jsonErrors(w, refuse(http.StatusServiceUnavailable, "", "gallery store unavailable, try again"))
+		return
+	}
+	counts := map[string]int{}
+	total := 0
+	for _, k := range keys {
+		name, file, ok := strings.Cut(strings.TrimPrefix(k, GalleryPrefix), "/")
+		if !ok || name == "" || !strings.HasSuffix(file, ".json") || strings.Contains(file, "/") {
+			continue
+		}
+		counts[name]++
+		total++
+	}
+	g := gallery{Persons: make([]person, 0, len(counts)), Faces: total}
+	for name, n := range counts {
+		g.Persons = append(g.Persons, person{Name: name, Faces: n})
+	}
+	sort.Slice(g.Persons, func(i, j int) bool { return g.Persons[i].Name < g.Persons[j].Name })
+	writeJSON(w, http.StatusOK, g)
+}
+
+// enrolment is the answer of POST /v1/gallery/{person}.
+type enrolment struct {
+	Person  string       `json:"person"`
+	Results []job.Result `json:"results"`
+	Pending []status     `json:"pending,omitempty"`
+}
+
+// postEnroll queues one enrol request per image; workers compute the
+// descriptors and write the gallery entries, so the web host never needs
+// the model. All images are checked before any is queued.
+func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
+	name := r.PathValue("person")
+	if err := job.ValidPerson(name); err != nil {
+		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
+	}
+	wait, herr := s.waitParam(r, s.cfg.APIWait)
+	if herr != nil {
+		return herr
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	if !isMultipart(r) {
+		return refuse(http.StatusUnsupportedMediaType, "not_multipart", "request must be multipart/form-data with one or more image files")
+	}
+	ups, herr := readMultipart(r, true, s.cfg.MaxEnrollImages)
+	if herr != nil {
+		return herr
+	}
+	for i := range ups {
+		if herr := s.check(r.Context(), &ups[i]); herr != nil {
+			return herr
+		}
+	}
+	ps := make([]pending, 0, len(ups))
+	defer func() {
+		for _, p := range ps {
+			p.done()
+		}
+	}()
+	for _, u := range ups {
+		p, herr := s.enqueue(r.Context(), u, job.KindEnroll, name, false)
+		if herr != nil {
+			return herr
+		}
+		ps = append(ps, p)
+	}
+	out := enrolment{Person: name, Results: []job.Result{}}
+	deadline := time.Now().Add(wait)
+	for _, p := range ps {
+		left := time.Until(deadline)
+		if left > 0 && len(out.Pending) == 0 {
+			res, err := s.await(r.Context(), p.id, p.ch, left)
+			switch {
+			case err == nil:
+				out.Results = append(out.Results, res)
+				continue
+			case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):
+				return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
+			}
+		}
+		out.Pending = append(out.Pending, pendingStatus(p.id))
+	}
+	if len(out.Pending) == 0 {
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	w.Header().Set("Location", out.Pending[0].Location)
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}
+
+// nearestParam reads ?nearest= (default cfg.Nearest).
+func (s *Server) nearestParam(r *http.Request) (bool, *httpError) {
+	v := r.URL.Query().Get("nearest")
+	if v == "" {
+		return s.cfg.Nearest, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, refuse(http.StatusBadRequest, "bad_param", "nearest=%q must be true or false (1 or 0)", truncate(v, 20))
+	}
+	return b, nil
+}
+
+// waitParam reads ?wait= as a duration ("30s") or whole seconds ("30"),
+// within 0..cfg.MaxWait.
+func (s *Server) waitParam(r *http.Request, def time.Duration) (time.Duration, *httpError) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.Atoi(v)
+		if nerr != nil {
+			return 0, refuse(http.StatusBadRequest, "bad_param", "wait=%q is not a duration such as 30s", truncate(v, 20))
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > s.cfg.MaxWait {
+		return 0, refuse(http.StatusBadRequest, "bad_param", "wait=%s out of range 0s..%s", v, s.cfg.MaxWait)
+	}
+	return d, nil
+}

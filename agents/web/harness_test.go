@@ -1,0 +1,327 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/platform/blobstore"
+	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
+)
+
+// env is one data directory with the real local adapters: a SQLite queue
+// file with the request and reply queues and a file store, as `facecloud
+// local` lays them out.
+type env struct {
+	t     *testing.T
+	dir   string
+	store platform.Store
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := blobstore.OpenURL(context.Background(), &url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dir, "store"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &env{t: t, dir: dir, store: st}
+}
+
+// queue opens a new handle on a queue of the data directory, as another
+// process would.
+func (e *env) queue(name string) *sqlitequeue.Queue {
+	e.t.Helper()
+	opts := sqlitequeue.DefaultOptions
+	opts.Visibility = 5 * time.Second
+	q, err := sqlitequeue.Open(filepath.Join(e.dir, "queue.db"), name, opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func (e *env) depth(name string) platform.Depth {
+	e.t.Helper()
+	d, err := e.queue(name).Depth(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// testConfig is DefaultConfig with waits short enough for tests.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.Addr = "127.0.0.1:0"
+	c.TextWait = 20 * time.Second
+	c.APIWait = 10 * time.Second
+	c.PollInterval = 50 * time.Millisecond
+	c.PollMax = 200 * time.Millisecond
+	c.ReplyWait = 200 * time.Millisecond
+	c.DrainTimeout = 5 * time.Second
+	return c
+}
+
+// server starts a web agent on e's queues and store, served by httptest.
+func (e *env) server(cfg Config) (*Server, *httptest.Server) {
+	e.t.Helper()
+	s, err := New(cfg, Deps{
+		Requests: e.queue("requests"),
+		Replies:  e.queue("replies"),
+		Inputs:   e.store,
+		Outputs:  e.store,
+		Registry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	e.t.Cleanup(func() {
+		hs.Close()
+		s.Close()
+	})
+	return s, hs
+}
+
+// fakeWorker is a test double for the worker agent: it takes requests off
+// the queue, reads the stored input and stores a Result whose answer comes
+// from a table (no face model), writes a gallery entry for enrol requests,
+// then replies and deletes — the worker's protocol without its engine.
+type fakeWorker struct {
+	answers map[string]string // request name -> answer; missing -> "unknown"
+	// dropReplies stores results but sends no reply (a lost reply).
+	dropReplies bool
+	// fail answers every request as failed with this error.
+	fail string
+	// hold, while set, keeps requests queued.
+	hold atomic.Bool
+	// seen counts requests handled.
+	seen atomic.Int32
+	// wrongInput counts requests whose input was missing from the store.
+	wrongInput atomic.Int32
+}
+
+func (e *env) startWorker(w *fakeWorker) {
+	e.t.Helper()
+	reqs, reps := e.queue("requests"), e.queue("replies")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if w.hold.Load() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			msgs, err := reqs.Receive(ctx, 10, 100*time.Millisecond)
+			if err != nil {
+				continue
+			}
+			for _, m := range msgs {
+				w.handle(ctx, e.store, reps, m)
+				_ = reqs.Delete(ctx, m.Receipt)
+			}
+		}
+	})
+	e.t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+}
+
+func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platform.Queue, m platform.Message) {
+	var req job.Request
+	if err := job.Decode(m.Body, &req); err != nil {
+		return
+	}
+	w.seen.Add(1)
+	if _, err := st.Get(ctx, req.Input); err != nil {
+		w.wrongInput.Add(1)
+	}
+	res := job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Finished: time.Now().UTC()}
+	switch {
+	case w.fail != "":
+		res.Status, res.Error = job.StatusFailed, w.fail
+	case req.Kind == job.KindEnroll:
+		res.Answer = req.Person
+		_ = st.Put(ctx, GalleryPrefix+req.Person+"/"+req.ID+".json", []byte(`{"descriptor":[]}`), "application/json")
+	default:
+		res.Answer = w.answers[req.Name]
+		if res.Answer == "" {
+			res.Answer = "unknown"
+		}
+	}
+	body, _ := job.Encode(res)
+	if err := st.Put(ctx, job.ResultKey(req.ID), body, "application/json"); err != nil {
+		return
+	}
+	if w.dropReplies {
+		return
+	}
+	rep, _ := job.Encode(job.Reply{V: job.Version, ID: req.ID, Status: res.Status, Output: job.ResultKey(req.ID)})
+	_ = reps.Send(ctx, rep)
+}
+
+// pngImage encodes a w x h image.
+func pngImage(t testing.TB, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 4), 128, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// multipartBody builds a form with one file part per (field, filename, data).
+func multipartBody(t testing.TB, parts ...filePart) (io.Reader, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		disp := fmt.Sprintf(`form-data; name=%q`, p.field)
+		if p.filename != "" {
+			disp += fmt.Sprintf(`; filename=%q`, p.filename)
+		}
+		h.Set("Content-Disposition", disp)
+		pw, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = pw.Write(p.data)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf, mw.FormDataContentType()
+}
+
+type filePart struct {
+	field, filename string
+	data            []byte
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t testing.TB, method, url, contentType string, body io.Reader) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// postImage sends one image to POST / as the course's generator does.
+func postImage(t testing.TB, base, filename string, data []byte) response {
+	t.Helper()
+	body, ct := multipartBody(t, filePart{"inputFile", filename, data})
+	return do(t, http.MethodPost, base+"/", ct, body)
+}
+
+func decodeJSON[T any](t testing.TB, r response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		t.Fatalf("body %q is not the JSON expected: %v", r.body, err)
+	}
+	return v
+}
+
+// counter reads one series of a counter vector.
+func counter(c *prometheus.CounterVec, labels ...string) float64 {
+	return testutil.ToFloat64(c.WithLabelValues(labels...))
+}
+
+// oneLineBody checks an error body is exactly one line.
+func oneLineBody(t testing.TB, r response) {
+	t.Helper()
+	trimmed := strings.TrimSuffix(r.body, "\n")
+	if trimmed == "" || strings.ContainsAny(trimmed, "\r\n") {
+		t.Errorf("error body %q is not one line", r.body)
+	}
+}
+
+// failingQueue is a test double for an unreachable queue service: every
+// call fails.
+type failingQueue struct{}
+
+var errUnreachable = errors.New("connection refused")
+
+func (failingQueue) Send(context.Context, []byte) error { return errUnreachable }
+func (failingQueue) Receive(ctx context.Context, _ int, wait time.Duration) ([]platform.Message, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(min(wait, 50*time.Millisecond)):
+	}
+	return nil, errUnreachable
+}
+func (failingQueue) Delete(context.Context, string) error                { return errUnreachable }
+func (failingQueue) Extend(context.Context, string, time.Duration) error { return errUnreachable }
+func (failingQueue) Depth(context.Context) (platform.Depth, error) {
+	return platform.Depth{}, errUnreachable
+}
+func (failingQueue) Close() error { return nil }
+
+// httptestDo runs one request through s's handler without a network.
+func httptestDo(s *Server, method, path, contentType string, body io.Reader) response {
+	req := httptest.NewRequest(method, path, body)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+}
+
+func httptestRecorder(s *Server, method, path string) response {
+	return httptestDo(s, method, path, "", nil)
+}

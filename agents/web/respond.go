@@ -1,0 +1,69 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// methods dispatches on the request method and answers any other with 405
+// and an Allow header, in the route's error style.
+type methods map[string]http.Handler
+
+func (m methods) allow() string {
+	var ms []string
+	for k := range m {
+		ms = append(ms, k)
+	}
+	if _, ok := m[http.MethodGet]; ok {
+		ms = append(ms, http.MethodHead)
+	}
+	sort.Strings(ms)
+	return strings.Join(ms, ", ")
+}
+
+func (m methods) serve(w http.ResponseWriter, r *http.Request, writeErr func(http.ResponseWriter, *httpError)) {
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	h, ok := m[method]
+	if !ok {
+		w.Header().Set("Allow", m.allow())
+		writeErr(w, refuse(http.StatusMethodNotAllowed, "method", "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, m.allow()))
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+func (m methods) text() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, textErrors) })
+}
+
+func (m methods) json() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, jsonErrors) })
+}
+
+// textErrors writes "error: <reason>" on one line.
+func textErrors(w http.ResponseWriter, e *httpError) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.status)
+	fmt.Fprintf(w, "error: %s\n", e.msg)
+}
+
+// jsonErrors writes {"error": "<reason>"} on one line.
+func jsonErrors(w http.ResponseWriter, e *httpError) {
+	writeJSON(w, e.status, map[string]string{"error": e.msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// Encoding our own plain structs cannot fail; a write error means the
+	// client has gone.
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,276 @@
+// Package web is the web agent: the HTTP API in front of the queue. It checks
+// each upload, stores it, queues a job.Request and answers when the worker's
+// Result is in the output store — woken by the worker's reply, or finding
+// the Result by polling the store, so a lost reply or a restarted web host
+// delays an answer but never loses it. It never loads the face model.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// Deps are the ports and services the agent runs on. The server does not
+// close them: whoever opened them does.
+type Deps struct {
+	// Requests receives a job.Request per accepted image.
+	Requests platform.Queue
+	// Replies is read by the server's one reply consumer.
+	Replies platform.Queue
+	// Inputs stores uploads under job.InputKey(id).
+	Inputs platform.Store
+	// Outputs holds workers' Results under job.ResultKey(id).
+	Outputs platform.Store
+	// Gallery holds the enrolled faces under gallery/; nil means Outputs.
+	Gallery platform.Store
+	// Now is the clock stamped on requests; nil means time.Now.
+	Now func() time.Time
+	// Logger nil discards logs.
+	Logger *slog.Logger
+	// Registry receives the agent's metrics and is served at /metrics; nil
+	// means a new registry of the agent's own.
+	Registry *prometheus.Registry
+}
+
+// Server is a web agent. Create it with New, serve with Run (or mount
+// Handler), and Close it when done.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+	handler http.Handler
+	waiters waiters
+	slots   chan struct{}
+	decodes chan struct{}
+
+	// stop ends waits: cancelled by Close, or by Run when draining runs out.
+	stop       context.Context
+	cancelStop context.CancelFunc
+	consumer   sync.WaitGroup
+	closeOnce  sync.Once
+
+	readyMu   sync.Mutex
+	readyAt   time.Time
+	readyErr  error
+	readyDone bool
+}
+
+// New checks cfg and deps and starts the reply consumer.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("web config: %w", err)
+	}
+	if deps.Requests == nil || deps.Replies == nil || deps.Inputs == nil || deps.Outputs == nil {
+		return nil, errors.New("web: request queue, reply queue, input store and output store are all required")
+	}
+	if deps.Gallery == nil {
+		deps.Gallery = deps.Outputs
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("web metrics: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger,
+		metrics: m,
+		waiters: waiters{m: map[string]map[chan struct{}]struct{}{}},
+		slots:   make(chan struct{}, cfg.MaxInFlight),
+		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
+	}
+	s.stop, s.cancelStop = context.WithCancel(context.Background())
+	s.handler = s.routes()
+	s.consumer.Go(func() { s.consumeReplies(s.stop) })
+	return s, nil
+}
+
+// Handler serves the API; it is what Run serves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close stops the reply consumer and ends open waits (they answer 503 with
+// the id to poll). It does not close the queues and stores.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancelStop()
+		s.consumer.Wait()
+	})
+	return nil
+}
+
+// Run listens on cfg.Addr and serves until ctx ends, then drains; see Serve.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("web: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends. Then it stops accepting connections
+// and lets requests in progress finish for up to cfg.DrainTimeout — the
+// reply consumer keeps running, so waiting calls whose answers arrive now
+// still get them; calls still waiting after that are answered 503 with
+// their id. Serve returns nil after a clean drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("web agent listening", "addr", ln.Addr().String(), "config", fmt.Sprintf("%+v", s.cfg))
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("web: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("web agent draining", "timeout", s.cfg.DrainTimeout)
+	drain, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	err := hs.Shutdown(drain)
+	if err == nil {
+		s.log.Info("web agent stopped")
+		return nil
+	}
+	// Out of time: answer the remaining waits 503 (with their id), give
+	// the handlers a moment to write that, then cut what is left.
+	s.cancelStop()
+	last, cancelLast := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelLast()
+	if err := hs.Shutdown(last); err != nil {
+		_ = hs.Close()
+	}
+	s.log.Warn("web agent stopped with calls still waiting", "err", err)
+	return nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern, route string, h http.Handler) {
+		mux.Handle(pattern, s.metrics.instrument(route, h))
+	}
+	handle("/{$}", "root", methods{
+		http.MethodGet:  http.HandlerFunc(s.page),
+		http.MethodPost: s.limited(textErrors, s.postText),
+	}.text())
+	handle("/healthz", "healthz", methods{http.MethodGet: http.HandlerFunc(s.healthz)}.text())
+	handle("/readyz", "readyz", methods{http.MethodGet: http.HandlerFunc(s.readyz)}.text())
+	handle("/metrics", "metrics", methods{http.MethodGet: promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})}.text())
+	handle("/v1/recognitions", "recognitions", methods{http.MethodPost: s.limited(jsonErrors, s.postRecognition)}.json())
+	handle("/v1/recognitions/{id}", "recognition", methods{http.MethodGet: s.limited(jsonErrors, s.getRecognition)}.json())
+	handle("/v1/gallery", "gallery", methods{http.MethodGet: http.HandlerFunc(s.getGallery)}.json())
+	handle("/v1/gallery/{person}", "enroll", methods{http.MethodPost: s.limited(jsonErrors, s.postEnroll)}.json())
+	handle("/v1/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jsonErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
+	}))
+	handle("/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		textErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
+	}))
+	return mux
+}
+
+// limited runs h only if an in-flight slot is free, else answers 503 with
+// Retry-After: a burst beyond capacity is turned away cheaply instead of
+// piling up memory and goroutines.
+func (s *Server) limited(writeErr func(http.ResponseWriter, *httpError), h func(http.ResponseWriter, *http.Request) *httpError) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.metrics.rejected.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter.Seconds())))
+			writeErr(w, refuse(http.StatusServiceUnavailable, "busy", "server busy: %d requests in flight, retry later", s.cfg.MaxInFlight))
+			return
+		}
+		defer func() { <-s.slots }()
+		if err := h(w, r); err != nil {
+			if err.reason != "" {
+				s.metrics.rejected.WithLabelValues(err.reason).Inc()
+			}
+			if err.status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter.Seconds())))
+			}
+			writeErr(w, err)
+		}
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz answers 200 when the queues and stores answer, checking at most
+// once per cfg.ReadyCache.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(r.Context()); err != nil {
+		textErrors(w, refuse(http.StatusServiceUnavailable, "", "not ready: %v", err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ready")
+}
+
+func (s *Server) ready(ctx context.Context) error {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.readyDone && time.Since(s.readyAt) < s.cfg.ReadyCache {
+		return s.readyErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s.readyErr = s.probe(ctx)
+	s.readyAt, s.readyDone = time.Now(), true
+	return s.readyErr
+}
+
+func (s *Server) probe(ctx context.Context) error {
+	if _, err := s.deps.Requests.Depth(ctx); err != nil {
+		return fmt.Errorf("request queue: %w", err)
+	}
+	if _, err := s.deps.Replies.Depth(ctx); err != nil {
+		return fmt.Errorf("reply queue: %w", err)
+	}
+	stores := []struct {
+		name  string
+		store platform.Store
+	}{{"input store", s.deps.Inputs}, {"output store", s.deps.Outputs}, {"gallery store", s.deps.Gallery}}
+	seen := map[platform.Store]bool{}
+	for _, st := range stores {
+		if seen[st.store] {
+			continue
+		}
+		seen[st.store] = true
+		if _, err := st.store.Exists(ctx, "readyz"); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/facecloud/facecloud/agents/imageio"
+	"github.com/facecloud/facecloud/agents/job"
+)
+
+// fileFields are the multipart fields that carry the image: the course's
+// generator sends inputFile, older course clients myfile.
+var fileFields = []string{"inputFile", "myfile", "file"}
+
+// upload is one image taken from a request, checked and ready to store.
+type upload struct {
+	filename string
+	name     string // job.Name: the file name's stem
+	data     []byte
+}
+
+// httpError is a refusal with its status and a one-line reason; reason
+// labels the rejection metric.
+type httpError struct {
+	status int
+	msg    string
+	reason string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func refuse(status int, reason, format string, args ...any) *httpError {
+	return &httpError{status: status, reason: reason, msg: oneLine(fmt.Sprintf(format, args...))}
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 500 {
+		s = s[:500] + "..."
+	}
+	return s
+}
+
+// bodyError maps a failure reading the body to 413 or 400.
+func bodyError(err error) *httpError {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return refuse(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of %d bytes", tooLarge.Limit)
+	}
+	return refuse(http.StatusBadRequest, "bad_body", "cannot read request body: %v", err)
+}
+
+// readMultipart returns the file parts of a multipart request: the first
+// one in fileFields when all is false, else every part with a file name or
+// a fileFields name, up to max. The body must already be size-limited.
+func readMultipart(r *http.Request, all bool, max int) ([]upload, *httpError) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, refuse(http.StatusUnsupportedMediaType, "not_multipart",
+			"request must be multipart/form-data with the image in field %s (%v)", fileFields[0], err)
+	}
+	var ups []upload
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, bodyError(err)
+		}
+		wanted := isFileField(part.FormName()) || (all && part.FileName() != "")
+		if !wanted || (!all && len(ups) == 1) {
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return nil, bodyError(err)
+			}
+			continue
+		}
+		if len(ups) == max {
+			return nil, refuse(http.StatusBadRequest, "too_many_files", "more than %d images in one request", max)
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, bodyError(err)
+		}
+		ups = append(ups, upload{filename: part.FileName(), data: data})
+	}
+	if len(ups) == 0 {
+		return nil, refuse(http.StatusBadRequest, "missing_field",
+			"missing file field %s (also accepted: %s)", fileFields[0], strings.Join(fileFields[1:], ", "))
+	}
+	return ups, nil
+}
+
+func isFileField(name string) bool {
+	for _, f := range fileFields {
+		if name == f {
+			return true
+		}
+	}
+	return false
+}
+
+// readRaw takes the whole body as one image (Content-Type image/* or
+// application/octet-stream); the name comes from ?name= or the
+// Content-Disposition file name.
+func readRaw(r *http.Request) ([]upload, *httpError) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil {
+			name = params["filename"]
+		}
+	}
+	return []upload{{filename: name, data: data}}, nil
+}
+
+// isMultipart reports whether the request says it is multipart/form-data.
+func isMultipart(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "multipart/form-data"
+}
+
+// isRawImage reports whether the request body is meant to be one image.
+func isRawImage(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && (strings.HasPrefix(mt, "image/") || mt == "application/octet-stream")
+}
+
+// check names an upload after its file name's stem (empty when it has no
+// file name: the request id stands in) and decodes it within the limits, so
+// nothing that cannot be recognised ever reaches the queue.
+func (s *Server) check(ctx context.Context, u *upload) *httpError {
+	label := u.filename
+	if label == "" {
+		label = "image"
+	}
+	u.name = job.Stem(u.filename)
+	if len(u.name) > 255 {
+		return refuse(http.StatusBadRequest, "bad_name", "file name %q is %d bytes, at most 255 allowed", truncate(u.name, 40), len(u.name))
+	}
+	if strings.ContainsFunc(u.name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return refuse(http.StatusBadRequest, "bad_name", "file name %q contains control characters", u.name)
+	}
+	if len(u.data) == 0 {
+		return refuse(http.StatusBadRequest, "empty", "%s is empty", label)
+	}
+	// Decoding costs CPU and up to 4 bytes a pixel: a few at a time, however
+	// many uploads wait.
+	select {
+	case s.decodes <- struct{}{}:
+	case <-ctx.Done():
+		return refuse(http.StatusServiceUnavailable, "", "client went away: %v", context.Cause(ctx))
+	}
+	_, err := imageio.Decode(u.data, imageio.Limits{MaxBytes: int(s.cfg.MaxBodyBytes), MaxPixels: s.cfg.MaxPixels})
+	<-s.decodes
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, imageio.ErrTooLarge):
+		return refuse(http.StatusRequestEntityTooLarge, "too_large", "%s: %v", label, err)
+	case errors.Is(err, imageio.ErrEmpty):
+		return refuse(http.StatusBadRequest, "empty", "%s: %v", label, err)
+	case errors.Is(err, imageio.ErrUnsupported):
+		return refuse(http.StatusUnsupportedMediaType, "not_image", "%s: %v", label, err)
+	case errors.Is(err, imageio.ErrTooManyPixels):
+		return refuse(http.StatusUnprocessableEntity, "too_many_pixels", "%s: %v", label, err)
+	case errors.Is(err, imageio.ErrTooSmall):
+		return refuse(http.StatusUnprocessableEntity, "too_small", "%s: %v", label, err)
+	case errors.Is(err, imageio.ErrCorrupt):
+		return refuse(http.StatusUnprocessableEntity, "corrupt", "%s: %v", label, err)
+	default:
+		return refuse(http.StatusUnprocessableEntity, "undecodable", "%s: %v", label, err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

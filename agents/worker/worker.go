@@ -1,0 +1,534 @@
+// Package worker is the worker agent: it takes recognition and enrolment
+// requests from the request queue, runs them through a Recognizer, stores
+// each Result in the output store and then replies on the reply queue.
+//
+// Delivery is at least once, so the worker is idempotent: a request whose
+// Result is already stored is answered again from the store, never
+// recomputed. A message is deleted only after its Result is stored and its
+// Reply sent, and its visibility is extended while it is being worked on, so
+// a worker that dies mid-job gives its messages back to the others.
+//
+// Errors come in two kinds. Permanent ones (a malformed image, an input that
+// does not exist, an image with no face to enrol) can never succeed and are
+// answered at once with a failed Result. Transient ones (the store or a queue
+// failing) leave the message for redelivery; on the queue's last allowed
+// receive the failure is answered as failed too, so every request gets an
+// answer rather than sitting silently in the dead-letter queue.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
+)
+
+// Recognizer runs the face engine and the gallery for the worker.
+type Recognizer interface {
+	// Recognize finds the faces in image and names them from the gallery;
+	// nearest asks for the nearest name even beyond the match threshold.
+	Recognize(ctx context.Context, image []byte, nearest bool) (Recognition, error)
+	// Enroll adds the largest face in image to the gallery as person, under
+	// entry id (so a redelivered request overwrites its own entry rather
+	// than adding a second one); source names the image for people.
+	Enroll(ctx context.Context, id, person, source string, image []byte) (Recognition, error)
+}
+
+// Recognition is a Recognizer's answer for one image.
+type Recognition struct {
+	Width, Height int
+	// Faces are largest first; Name is "unknown" for a face that matched no one.
+	Faces []job.Face
+	// Elapsed is the engine's time, without queueing or I/O.
+	Elapsed time.Duration
+}
+
+// Answers when there is no single name to give.
+const (
+	AnswerNoFace  = "no face"
+	AnswerUnknown = "unknown"
+)
+
+// retryable marks a Recognizer error as transient.
+type retryable struct{ err error }
+
+func (r retryable) Error() string { return r.err.Error() }
+func (r retryable) Unwrap() error { return r.err }
+
+// Retryable marks err as transient: the worker leaves the message for
+// redelivery instead of answering it as failed. Recognizer errors are
+// permanent unless marked (the engine is deterministic; a store it writes to
+// is not).
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return retryable{err}
+}
+
+// errStored marks a failure after the Result was stored: the answer exists
+// and must not be overwritten by a "gave up" Result; the web agent finds it
+// in the store even if no reply ever arrives.
+var errStored = errors.New("result is stored")
+
+func isRetryable(err error) bool {
+	var r retryable
+	return errors.As(err, &r) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Config tunes the worker. Zero fields are not defaults: start from DefaultConfig.
+type Config struct {
+	// Name identifies this worker in Results and logs.
+	Name string
+	// Concurrency is how many jobs run at once.
+	Concurrency int
+	// ReceiveWait is the long-poll wait of one receive.
+	ReceiveWait time.Duration
+	// Visibility is how long each heartbeat hides a message being worked on;
+	// Heartbeat is how often it is extended.
+	Visibility, Heartbeat time.Duration
+	// MaxReceives is the request queue's redrive limit: on that receive a
+	// transient failure is answered as failed instead of retried.
+	MaxReceives int
+	// RetryDelay is how long a message that failed transiently stays hidden
+	// before its next delivery, times its receive count (capped by Visibility).
+	RetryDelay time.Duration
+	// IdleExit retires the worker after this long without a job; 0 never.
+	IdleExit time.Duration
+	// DrainTimeout bounds how long in-flight jobs may run after a stop
+	// request before they are cancelled (their messages then come back).
+	DrainTimeout time.Duration
+}
+
+// DefaultConfig uses the queue settings shared with the AWS stack.
+var DefaultConfig = Config{
+	Name:         "worker",
+	Concurrency:  runtime.GOMAXPROCS(0),
+	ReceiveWait:  awsres.DefaultQueueSettings.ReceiveWait,
+	Visibility:   awsres.DefaultQueueSettings.VisibilityTimeout,
+	Heartbeat:    awsres.DefaultQueueSettings.Heartbeat,
+	MaxReceives:  awsres.DefaultQueueSettings.MaxReceives,
+	RetryDelay:   2 * time.Second,
+	IdleExit:     0,
+	DrainTimeout: 2 * time.Minute,
+}
+
+// Validate states the allowed ranges.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "" || len(c.Name) > 128:
+		return fmt.Errorf("worker name must be 1..128 bytes, got %d", len(c.Name))
+	case c.Concurrency < 1 || c.Concurrency > 256:
+		return fmt.Errorf("concurrency %d out of range 1..256", c.Concurrency)
+	case c.ReceiveWait < 0 || c.ReceiveWait > 20*time.Second:
+		return fmt.Errorf("receive wait %s out of range 0..20s", c.ReceiveWait)
+	case c.Visibility < time.Second || c.Visibility > 12*time.Hour:
+		return fmt.Errorf("visibility %s out of range 1s..12h", c.Visibility)
+	case c.Heartbeat <= 0 || 2*c.Heartbeat > c.Visibility:
+		return fmt.Errorf("heartbeat %s must be above 0 and at most half the visibility %s", c.Heartbeat, c.Visibility)
+	case c.MaxReceives < 1 || c.MaxReceives > 1000:
+		return fmt.Errorf("max receives %d out of range 1..1000", c.MaxReceives)
+	case c.RetryDelay < 0 || c.RetryDelay > c.Visibility:
+		return fmt.Errorf("retry delay %s out of range 0..%s (the visibility)", c.RetryDelay, c.Visibility)
+	case c.IdleExit < 0 || c.IdleExit > 24*time.Hour:
+		return fmt.Errorf("idle exit %s out of range 0..24h (0 = never)", c.IdleExit)
+	case c.DrainTimeout < time.Second || c.DrainTimeout > time.Hour:
+		return fmt.Errorf("drain timeout %s out of range 1s..1h", c.DrainTimeout)
+	}
+	return nil
+}
+
+// Deps are the worker's ports. Retirer, Now and Logger may be nil.
+type Deps struct {
+	Requests, Replies platform.Queue
+	Input, Output     platform.Store
+	Recognizer        Recognizer
+	// Retirer takes an idle worker out of its fleet; nil just stops (a
+	// local fleet counts a worker that exits 0 as retired).
+	Retirer platform.Retirer
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Stats counts what a worker did, for logs and tests.
+type Stats struct {
+	// Done and Failed count Results this worker stored and replied.
+	Done, Failed int64
+	// Resent counts requests answered again from an already stored Result.
+	Resent int64
+	// Invalid counts messages that were not valid requests (deleted unanswered).
+	Invalid int64
+	// Retried counts transient failures left for redelivery.
+	Retried int64
+}
+
+// Worker is one worker agent.
+type Worker struct {
+	cfg Config
+	d   Deps
+	log *slog.Logger
+
+	busy                                   atomic.Int64
+	lastWork                               atomic.Int64 // unix nanos of the last job's end (or start of Run)
+	done, failed, resent, invalid, retried atomic.Int64
+}
+
+// New returns a worker; it validates cfg and checks deps.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Requests == nil || deps.Replies == nil || deps.Input == nil || deps.Output == nil || deps.Recognizer == nil {
+		return nil, errors.New("worker needs request and reply queues, input and output stores and a recognizer")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	w := &Worker{cfg: cfg, d: deps, log: deps.Logger}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.log = w.log.With("worker", cfg.Name)
+	return w, nil
+}
+
+// Stats returns the counts so far.
+func (w *Worker) Stats() Stats {
+	return Stats{Done: w.done.Load(), Failed: w.failed.Load(), Resent: w.resent.Load(), Invalid: w.invalid.Load(), Retried: w.retried.Load()}
+}
+
+// ErrRetired is returned by Run when the worker stopped because it was idle
+// for Config.IdleExit and retired from its fleet.
+var ErrRetired = errors.New("retired after being idle")
+
+// Run takes jobs until ctx is done or the worker has been idle for IdleExit.
+// On ctx done it stops receiving and finishes the jobs in flight (for up to
+// DrainTimeout) before returning nil. After an idle retirement it returns
+// ErrRetired. Other errors are not fatal: a failing receive is retried.
+func (w *Worker) Run(ctx context.Context) error {
+	// Jobs run on a context that outlives ctx, so a stop request drains
+	// them instead of abandoning them half-way.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	w.lastWork.Store(w.d.Now().UnixNano())
+	w.log.Info("worker taking jobs", "concurrency", w.cfg.Concurrency, "idle_exit", w.cfg.IdleExit,
+		"visibility", w.cfg.Visibility, "heartbeat", w.cfg.Heartbeat, "max_receives", w.cfg.MaxReceives)
+
+	err := w.receiveLoop(ctx, workCtx, &wg, slots)
+
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	if n := w.busy.Load(); n > 0 {
+		w.log.Info("worker draining", "in_flight", n)
+	}
+	select {
+	case <-drained:
+	case <-time.After(w.cfg.DrainTimeout):
+		w.log.Warn("drain timeout: cancelling jobs in flight; their messages will be redelivered", "in_flight", w.busy.Load())
+		cancelWork()
+		<-drained
+	}
+	st := w.Stats()
+	w.log.Info("worker stopped", "done", st.Done, "failed", st.Failed, "resent", st.Resent, "invalid", st.Invalid, "retried", st.Retried)
+	return err
+}
+
+func (w *Worker) receiveLoop(ctx, workCtx context.Context, wg *sync.WaitGroup, slots chan struct{}) error {
+	backoff := 100 * time.Millisecond
+	for {
+		// Wait for at least one free slot.
+		select {
+		case <-ctx.Done():
+			return nil
+		case slots <- struct{}{}:
+			<-slots
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		free := w.cfg.Concurrency - int(w.busy.Load())
+		if free < 1 {
+			free = 1
+		}
+		wait := w.cfg.ReceiveWait
+		if w.cfg.IdleExit > 0 {
+			if left := w.idleLeft(); left < wait {
+				wait = max(left, 0)
+			}
+		}
+		msgs, err := w.d.Requests.Receive(ctx, free, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("receive failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if len(msgs) == 0 {
+			if w.cfg.IdleExit > 0 && w.busy.Load() == 0 && w.idleLeft() <= 0 {
+				err := w.retire(ctx)
+				if err == nil || ctx.Err() != nil {
+					return err
+				}
+				// E.g. an Auto Scaling group at its minimum size refuses
+				// to shrink: stay and take jobs, and try again later.
+				w.log.Warn("could not retire; staying in the fleet", "err", err)
+				w.lastWork.Store(w.d.Now().UnixNano())
+			}
+			continue
+		}
+		for _, m := range msgs {
+			slots <- struct{}{} // never blocks for long: we asked for at most the free count
+			w.busy.Add(1)
+			wg.Add(1)
+			go func() {
+				defer func() {
+					w.lastWork.Store(w.d.Now().UnixNano())
+					w.busy.Add(-1)
+					<-slots
+					wg.Done()
+				}()
+				w.handle(workCtx, m)
+			}()
+		}
+	}
+}
+
+func (w *Worker) idleLeft() time.Duration {
+	if w.busy.Load() > 0 {
+		return w.cfg.IdleExit
+	}
+	return w.cfg.IdleExit - w.d.Now().Sub(time.Unix(0, w.lastWork.Load()))
+}
+
+// retire leaves the fleet; it returns ErrRetired when the worker should exit.
+func (w *Worker) retire(ctx context.Context) error {
+	if w.d.Retirer != nil {
+		if err := w.d.Retirer.Retire(ctx); err != nil {
+			return fmt.Errorf("retire from fleet: %w", err)
+		}
+	}
+	w.log.Info("worker idle; retired", "idle_for", w.cfg.IdleExit)
+	return ErrRetired
+}
+
+// handle works one message to its end: answered and deleted, or left for
+// redelivery.
+func (w *Worker) handle(ctx context.Context, m platform.Message) {
+	var req job.Request
+	if err := job.Decode(m.Body, &req); err != nil {
+		// It can never succeed, and without a valid id there is no one to
+		// answer: drop it so it does not cycle to the dead-letter queue.
+		w.invalid.Add(1)
+		w.log.Warn("invalid request dropped", "message", m.ID, "err", oneLine(err))
+		if err := w.d.Requests.Delete(ctx, m.Receipt); err != nil {
+			w.log.Warn("delete invalid request", "message", m.ID, "err", err)
+		}
+		return
+	}
+	log := w.log.With("id", req.ID, "receive", m.ReceiveCount)
+
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); w.heartbeat(hbCtx, m, log) }()
+	defer func() { stopHeartbeat(); <-hbDone }()
+
+	err := w.process(ctx, m, req, log)
+	if err == nil {
+		return
+	}
+	if m.ReceiveCount >= w.cfg.MaxReceives && ctx.Err() == nil && !errors.Is(err, errStored) {
+		// Last chance: answer as failed rather than go silent in the DLQ.
+		res := w.failedResult(req, fmt.Sprintf("gave up after %d attempts: %s", m.ReceiveCount, oneLine(err)))
+		ferr := w.answer(ctx, m, req, res, log)
+		if ferr == nil {
+			log.Warn("request failed for good", "err", oneLine(err))
+			return
+		}
+		log.Warn("could not answer a request that ran out of attempts; it goes to the dead-letter queue", "err", oneLine(ferr))
+	}
+	w.retried.Add(1)
+	log.Warn("transient failure; leaving request for redelivery", "err", oneLine(err))
+	if ctx.Err() == nil && w.cfg.RetryDelay > 0 {
+		delay := min(w.cfg.RetryDelay*time.Duration(max(m.ReceiveCount, 1)), w.cfg.Visibility)
+		stopHeartbeat()
+		<-hbDone
+		if err := w.d.Requests.Extend(ctx, m.Receipt, delay); err != nil && !errors.Is(err, platform.ErrNotFound) {
+			log.Debug("set retry delay", "err", err)
+		}
+	}
+}
+
+// process answers req, returning only transient errors (the message stays).
+func (w *Worker) process(ctx context.Context, m platform.Message, req job.Request, log *slog.Logger) error {
+	key := job.ResultKey(req.ID)
+	stored, err := w.d.Output.Get(ctx, key)
+	switch {
+	case err == nil:
+		var res job.Result
+		if derr := job.Decode(stored, &res); derr == nil && res.ID == req.ID {
+			if err := w.reply(ctx, m, req, res); err != nil {
+				return err
+			}
+			w.resent.Add(1)
+			log.Info("request already answered; reply sent again", "status", res.Status)
+			return nil
+		}
+		log.Warn("stored result unreadable; recomputing", "key", key)
+	case errors.Is(err, platform.ErrNotFound):
+	default:
+		return fmt.Errorf("look up result %s: %w", key, err)
+	}
+
+	res, err := w.compute(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := w.answer(ctx, m, req, res, log); err != nil {
+		return err
+	}
+	if res.Status == job.StatusDone {
+		log.Info("request done", "answer", res.Answer, "faces", len(res.Faces), "ms", res.RecognitionMS)
+	} else {
+		log.Info("request failed", "err", res.Error)
+	}
+	return nil
+}
+
+// compute runs the request; permanent failures come back as failed Results.
+func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, error) {
+	data, err := w.d.Input.Get(ctx, req.Input)
+	switch {
+	case errors.Is(err, platform.ErrNotFound):
+		return w.failedResult(req, fmt.Sprintf("input %s does not exist", req.Input)), nil
+	case err != nil:
+		return job.Result{}, fmt.Errorf("get input %s: %w", req.Input, err)
+	}
+	var rec Recognition
+	if req.Kind == job.KindEnroll {
+		rec, err = w.d.Recognizer.Enroll(ctx, req.ID, req.Person, req.Name, data)
+	} else {
+		rec, err = w.d.Recognizer.Recognize(ctx, data, req.Nearest)
+	}
+	if err != nil {
+		if isRetryable(err) {
+			return job.Result{}, err
+		}
+		return w.failedResult(req, oneLine(err)), nil
+	}
+	res := job.Result{
+		V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone,
+		Faces: rec.Faces, Width: rec.Width, Height: rec.Height,
+		RecognitionMS: float64(rec.Elapsed.Microseconds()) / 1000,
+		Worker:        w.cfg.Name, Finished: w.d.Now().UTC(),
+	}
+	switch {
+	case req.Kind == job.KindEnroll:
+		res.Answer = req.Person
+	case len(rec.Faces) == 0:
+		res.Answer = AnswerNoFace
+	case rec.Faces[0].Name == "":
+		res.Answer = AnswerUnknown
+	default:
+		res.Answer = rec.Faces[0].Name
+	}
+	return res, nil
+}
+
+func (w *Worker) failedResult(req job.Request, reason string) job.Result {
+	return job.Result{
+		V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusFailed, Error: reason,
+		Worker: w.cfg.Name, Finished: w.d.Now().UTC(),
+	}
+}
+
+// answer stores res, replies and deletes the request.
+func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request, res job.Result, log *slog.Logger) error {
+	b, err := job.Encode(res)
+	if err != nil {
+		// Our own Result is invalid: a bug, not the input's fault. Leave the
+		// message; the last receive turns it into a failed answer.
+		return fmt.Errorf("encode result: %w", err)
+	}
+	if err := w.d.Output.Put(ctx, job.ResultKey(req.ID), b, "application/json"); err != nil {
+		return fmt.Errorf("put result: %w", err)
+	}
+	if err := w.reply(ctx, m, req, res); err != nil {
+		return err
+	}
+	if res.Status == job.StatusDone {
+		w.done.Add(1)
+	} else {
+		w.failed.Add(1)
+	}
+	return nil
+}
+
+// reply sends the Reply for a stored Result and deletes the request.
+func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request, res job.Result) error {
+	b, err := job.Encode(job.Reply{V: job.Version, ID: req.ID, Status: res.Status, Output: job.ResultKey(req.ID)})
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	if err := w.d.Replies.Send(ctx, b); err != nil {
+		return fmt.Errorf("send reply (%w): %w", errStored, err)
+	}
+	if err := w.d.Requests.Delete(ctx, m.Receipt); err != nil {
+		// The answer is out; a redelivery will re-send it from the store.
+		w.log.Warn("delete answered request", "id", req.ID, "err", err)
+	}
+	return nil
+}
+
+// heartbeat keeps m hidden while it is being worked on.
+func (w *Worker) heartbeat(ctx context.Context, m platform.Message, log *slog.Logger) {
+	t := time.NewTicker(w.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.d.Requests.Extend(ctx, m.Receipt, w.cfg.Visibility); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, platform.ErrNotFound) {
+				// Redelivered to another worker; both answers are the same
+				// and the stored Result makes the later one a re-send.
+				log.Warn("lost hold of the request while working on it", "err", err)
+				return
+			}
+			log.Warn("extend visibility failed", "err", err)
+		}
+	}
+}
+
+// oneLine keeps an error message to one line.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

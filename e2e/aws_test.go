@@ -1,0 +1,535 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+
+	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/agents/awsres/awstest"
+	"github.com/facecloud/facecloud/agents/platform/blobstore"
+)
+
+// awsStack is one deployment's resources in moto, and the agents run
+// against them in AWS mode (SQS queue URLs, s3:// stores, asg:// fleet).
+type awsStack struct {
+	t        *testing.T
+	cfg      aws.Config // straight to moto, for the test's own look-ups
+	names    awsres.Names
+	queues   awstest.Queues
+	proxy    *flakyProxy // the agents reach moto through it
+	settings awsres.QueueSettings
+	env      []string
+	web      *proc
+	base     string
+	scaler   *proc
+	player   *instancePlayer
+}
+
+// newAWSStack creates queues (with dead-letter queue), buckets, launch
+// template and group in moto from awsres, copies the course gallery into
+// the output bucket, and starts web and scaler in AWS mode.
+func newAWSStack(t *testing.T, maxWorkers int) *awsStack {
+	t.Helper()
+	ep := awstest.Endpoint(t)
+	courseSet(t)
+	ctx := t.Context()
+	s := &awsStack{t: t, cfg: awstest.Config(ep), names: awstest.Names(t), settings: awsres.DefaultQueueSettings}
+	// Short timeouts so a killed worker's requests come back within seconds.
+	s.settings.VisibilityTimeout, s.settings.Heartbeat = 6*time.Second, 2*time.Second
+	var err error
+	s.queues, err = awstest.CreateQueues(ctx, s.cfg, s.names, s.settings)
+	awstest.Must(t, err)
+	awstest.Must(t, awstest.CreateBucket(ctx, s.cfg, s.names.InputBucket))
+	awstest.Must(t, awstest.CreateBucket(ctx, s.cfg, s.names.OutputBucket))
+	awstest.Must(t, awstest.CreateGroup(ctx, s.cfg, s.names.WorkerGroup, maxWorkers))
+	s.uploadGallery()
+
+	u, err := url.Parse(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.proxy = newFlakyProxy(t, u.Host)
+	s.env = append(awstest.Env("http://"+s.proxy.addr()),
+		"FACECLOUD_REQUESTS="+s.queues.Request,
+		"FACECLOUD_REPLIES="+s.queues.Reply,
+		"FACECLOUD_INPUT=s3://"+s.names.InputBucket,
+		"FACECLOUD_OUTPUT=s3://"+s.names.OutputBucket,
+		"FACECLOUD_FLEET=asg://"+s.names.WorkerGroup,
+		"FACECLOUD_LOG_LEVEL=debug",
+	)
+	s.web = startEnv(t, "web", s.env, "web", "--addr", "127.0.0.1:0")
+	s.base = s.web.baseURL(t)
+	s.scaler = startEnv(t, "scaler", s.env, "scaler", "--max-workers", fmt.Sprint(maxWorkers), "--interval", "500ms")
+	s.player = newInstancePlayer(t, s)
+	return s
+}
+
+// uploadGallery enrols the course's 100 labelled faces locally and copies
+// the gallery objects into the output bucket, where workers look for them.
+func (s *awsStack) uploadGallery() {
+	t := s.t
+	data := t.TempDir()
+	enrollCourse(t, data)
+	local, err := blobstore.OpenURL(t.Context(), &url.URL{Scheme: "file", Path: filepath.Join(data, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	remote, err := blobstore.OpenS3(t.Context(), s.cfg, blobstore.S3Config{Bucket: s.names.OutputBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	keys, err := local.List(t.Context(), "gallery/")
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("local gallery: %d keys, %v", len(keys), err)
+	}
+	for _, k := range keys {
+		b, err := local.Get(t.Context(), k)
+		if err == nil {
+			err = remote.Put(t.Context(), k, b, "application/json")
+		}
+		if err != nil {
+			t.Fatalf("copy %s: %v", k, err)
+		}
+	}
+}
+
+// group describes the worker group in moto.
+func (s *awsStack) group(ctx context.Context) (desired int, inService []string, err error) {
+	out, err := autoscaling.NewFromConfig(s.cfg).DescribeAutoScalingGroups(ctx,
+		&autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{s.names.WorkerGroup}})
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(out.AutoScalingGroups) != 1 {
+		return 0, nil, fmt.Errorf("group %s not found", s.names.WorkerGroup)
+	}
+	g := out.AutoScalingGroups[0]
+	for _, in := range g.Instances {
+		if in.LifecycleState == "InService" {
+			inService = append(inService, aws.ToString(in.InstanceId))
+		}
+	}
+	return int(aws.ToInt32(g.DesiredCapacity)), inService, nil
+}
+
+// post sends files at concurrency 100 as the course's generator does (no
+// client timeout) and returns each one's status and body.
+func (s *awsStack) post(files []string) (codes []int, bodies []string) {
+	codes, bodies = make([]int, len(files)), make([]string, len(files))
+	client := &http.Client{}
+	sem := make(chan struct{}, 100)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			code, body, err := postFile(context.Background(), client, s.base+"/", "inputFile", f)
+			if err != nil {
+				body = err.Error()
+			}
+			codes[i], bodies[i] = code, body
+		})
+	}
+	wg.Wait()
+	return codes, bodies
+}
+
+// checkAll requires every request answered 200 with its own right answer.
+func (s *awsStack) checkAll(files []string, codes []int, bodies []string) {
+	s.t.Helper()
+	c := courseSet(s.t)
+	bad := 0
+	for i, f := range files {
+		var err error
+		if codes[i] != http.StatusOK {
+			err = fmt.Errorf("%s: status %d: %s", stem(f), codes[i], bodies[i])
+		} else {
+			err = textAnswer(c.Want, f, bodies[i])
+		}
+		if err != nil {
+			bad++
+			if bad <= 10 {
+				s.t.Error(err)
+			}
+		}
+	}
+	if bad > 0 {
+		s.t.Fatalf("%d of %d requests not answered right", bad, len(files))
+	}
+}
+
+// waitEmpty waits until the group's desired capacity is 0 and no instance
+// is in service (the workers retired after being idle).
+func (s *awsStack) waitEmpty(timeout time.Duration) {
+	s.t.Helper()
+	eventually(s.t, timeout, "group back to 0 (desired 0, no instance)", func() bool {
+		d, in, err := s.group(s.t.Context())
+		return err == nil && d == 0 && len(in) == 0
+	})
+}
+
+// TestAWSCourse runs the agents in AWS mode against moto: 100 course
+// requests at concurrency 100, all answered right, the group going 0 → N →
+// 0; then a worker killed mid-job, then SQS and S3 unreachable for a few
+// seconds, with every accepted request answered and no agent restarted.
+func TestAWSCourse(t *testing.T) {
+	c := courseSet(t)
+	s := newAWSStack(t, 3)
+
+	t.Run("100 requests, 0 to N to 0", func(t *testing.T) {
+		if d, in, err := s.group(t.Context()); err != nil || d != 0 || len(in) != 0 {
+			t.Fatalf("group before the burst: desired %d, in service %v, %v", d, in, err)
+		}
+		t0 := time.Now()
+		files := c.Files[:100]
+		codes, bodies := s.post(files)
+		s.checkAll(files, codes, bodies)
+		peak := s.player.peak.Load()
+		t.Logf("100/100 right in %s with up to %d instances", time.Since(t0).Round(time.Millisecond), peak)
+		if peak < 1 {
+			t.Fatal("no instance was ever in service")
+		}
+		s.waitEmpty(2 * time.Minute)
+		t.Logf("group back to 0 %s after the burst began; %d worker processes played", time.Since(t0).Round(time.Millisecond), s.player.started.Load())
+	})
+
+	t.Run("worker killed mid-job", func(t *testing.T) {
+		files := c.Files[100:160]
+		var codes []int
+		var bodies []string
+		done := make(chan struct{})
+		go func() {
+			codes, bodies = s.post(files)
+			close(done)
+		}()
+		victim := s.player.waitBusyWorker(t, time.Minute)
+		victim.kill()
+		t.Logf("killed the worker of instance %s while it held requests", victim.name)
+		<-done
+		s.checkAll(files, codes, bodies)
+		if !regexp.MustCompile(`receive=2`).MatchString(s.player.logs()) {
+			t.Error("no request was delivered a second time: the kill hit no worker holding requests")
+		}
+		s.waitEmpty(2 * time.Minute)
+	})
+
+	t.Run("AWS unreachable for seconds", func(t *testing.T) {
+		files := c.Files[160:260]
+		var codes []int
+		var bodies []string
+		done := make(chan struct{})
+		go func() {
+			codes, bodies = s.post(files)
+			close(done)
+		}()
+		eventually(t, time.Minute, "a worker in service", func() bool { return s.player.running() > 0 })
+		s.proxy.outage(5 * time.Second)
+		<-done
+		// Accepted requests (200) must all be right; refused ones must be
+		// refused with a server error, not lost silently or answered wrong.
+		c2 := courseSet(t)
+		accepted, refused := 0, 0
+		var retry []string
+		for i, f := range files {
+			if codes[i] == http.StatusOK {
+				accepted++
+				if err := textAnswer(c2.Want, f, bodies[i]); err != nil {
+					t.Error(err)
+				}
+				continue
+			}
+			if codes[i] < 500 {
+				t.Errorf("%s: status %d during the outage, want 200 or a 5xx: %s", stem(f), codes[i], bodies[i])
+			}
+			refused++
+			retry = append(retry, f)
+		}
+		t.Logf("during a 5 s outage: %d accepted and answered right, %d refused with 5xx", accepted, refused)
+		// The same processes recover: refused requests sent again succeed.
+		if len(retry) > 0 {
+			codes, bodies := s.post(retry)
+			s.checkAll(retry, codes, bodies)
+		}
+		for _, p := range []*proc{s.web, s.scaler} {
+			if p.exited() {
+				t.Fatalf("%s exited during the outage: %v", p.name, p.err)
+			}
+		}
+		s.waitEmpty(2 * time.Minute)
+	})
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary(t), args...)
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	p.cmd.Env = append(os.Environ(), env...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				p.kill()
+			}
+		}
+		if t.Failed() {
+			t.Logf("--- %s output (last 40 lines):\n%s", name, tail(p.out.String(), 40))
+		}
+	})
+	return p
+}
+
+// instancePlayer stands in for EC2 booting the group's instances: for each
+// instance moto reports InService it starts a facecloud worker process,
+// which learns its instance id from its own IMDSv2 double; it stops the
+// process (SIGTERM) when the instance leaves the group, and, like systemd's
+// Restart=on-failure on a real instance, starts a new one when the process
+// dies abnormally while its instance is still in service.
+type instancePlayer struct {
+	t       *testing.T
+	s       *awsStack
+	mu      sync.Mutex
+	workers map[string]*proc // by instance id
+	all     []*proc
+	peak    atomic.Int64
+	started atomic.Int64
+}
+
+func newInstancePlayer(t *testing.T, s *awsStack) *instancePlayer {
+	p := &instancePlayer{t: t, s: s, workers: map[string]*proc{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			p.sync(ctx)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
+	return p
+}
+
+func (p *instancePlayer) sync(ctx context.Context) {
+	_, inService, err := p.s.group(ctx)
+	if err != nil {
+		return
+	}
+	if n := int64(len(inService)); n > p.peak.Load() {
+		p.peak.Store(n)
+	}
+	live := map[string]bool{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range inService {
+		live[id] = true
+		w := p.workers[id]
+		if w != nil && (!w.exited() || w.err == nil) {
+			continue // running, or exited cleanly (retired; the instance is on its way out)
+		}
+		p.workers[id] = p.boot(id)
+	}
+	for id, w := range p.workers {
+		if !live[id] {
+			if !w.exited() {
+				_ = w.cmd.Process.Signal(syscall.SIGTERM)
+			}
+			delete(p.workers, id)
+		}
+	}
+}
+
+// boot starts the worker of instance id with its own IMDSv2 double.
+func (p *instancePlayer) boot(id string) *proc {
+	md := imdsDouble(p.t, id)
+	env := append(append([]string{}, p.s.env...), "FACECLOUD_IMDS_ENDPOINT="+md.URL)
+	w := startEnv(p.t, id, env, "worker", "--idle-exit", "5s", "--concurrency", "2",
+		"--visibility", p.s.settings.VisibilityTimeout.String(), "--heartbeat", p.s.settings.Heartbeat.String(), "--name", id)
+	p.all = append(p.all, w)
+	p.started.Add(1)
+	return w
+}
+
+// running counts live worker processes.
+func (p *instancePlayer) running() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, w := range p.workers {
+		if !w.exited() {
+			n++
+		}
+	}
+	return n
+}
+
+var jobStarted = regexp.MustCompile(`msg="request (started|received)"|msg="job started"|receive=1`)
+
+// waitBusyWorker returns a running worker that has logged taking a request.
+func (p *instancePlayer) waitBusyWorker(t *testing.T, timeout time.Duration) *proc {
+	t.Helper()
+	var victim *proc
+	eventually(t, timeout, "a worker holding a request", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, w := range p.workers {
+			if !w.exited() && jobStarted.MatchString(w.out.String()) {
+				victim = w
+				return true
+			}
+		}
+		return false
+	})
+	return victim
+}
+
+// logs joins every worker's output.
+func (p *instancePlayer) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, w := range p.all {
+		b.WriteString(w.out.String())
+	}
+	return b.String()
+}
+
+// imdsDouble stands in for an instance's metadata service: IMDSv2 only (a
+// token from PUT /latest/api/token, then GETs carrying it) and only the
+// instance-id.
+func imdsDouble(t *testing.T, instanceID string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+			_, _ = io.WriteString(w, "token-"+instanceID)
+		case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/instance-id" &&
+			r.Header.Get("X-aws-ec2-metadata-token") == "token-"+instanceID:
+			_, _ = io.WriteString(w, instanceID)
+		default:
+			http.Error(w, "not found", http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// flakyProxy is a TCP proxy between the agents and moto that can drop
+// every connection and refuse new ones for a while: SQS and S3 unreachable.
+type flakyProxy struct {
+	ln     net.Listener
+	target string
+	down   atomic.Bool
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+}
+
+func newFlakyProxy(t *testing.T, target string) *flakyProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &flakyProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.dropAll()
+	})
+	return p
+}
+
+func (p *flakyProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *flakyProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if p.down.Load() {
+			c.Close()
+			continue
+		}
+		go p.pipe(c)
+	}
+}
+
+func (p *flakyProxy) pipe(c net.Conn) {
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	c.Close()
+	up.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+func (p *flakyProxy) dropAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// outage drops every connection and refuses new ones for d.
+func (p *flakyProxy) outage(d time.Duration) {
+	p.down.Store(true)
+	p.dropAll()
+	time.Sleep(d)
+	p.down.Store(false)
+}
+
+var _ = errors.New

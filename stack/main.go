@@ -1,0 +1,146 @@
+// Command stack is the Pulumi program of facecloud: `pulumi up` builds the
+// network, queues, buckets, roles, worker AMI, worker group and web host on
+// AWS and ships the facecloud agents, cross-compiled from this module at
+// every run; `pulumi destroy` removes all of it. One file per concern:
+// config, network, queues, storage, iam, image, workers, web, artifacts,
+// userdata (templates of images/).
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/facecloud/facecloud/agents/awsres"
+)
+
+func main() {
+	pulumi.Run(func(ctx *pulumi.Context) error {
+		work, err := buildDir(ctx)
+		if err != nil {
+			return err
+		}
+		return program(ctx, inputs{build: goBuild, models: ensureModels, workDir: work})
+	})
+}
+
+// inputs are the program's effects on this machine: compiling the agent and
+// fetching the model files. Tests replace them where the test says so.
+type inputs struct {
+	build   agentBuilder
+	models  modelSource
+	workDir string
+}
+
+// buildDir keeps the cross-compiled agent per stack in the user's cache:
+// Pulumi reads the file while it uploads, after the program has returned.
+func buildDir(ctx *pulumi.Context) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "facecloud", "stack", awsres.SanitizePrefix(ctx.Project()+"-"+ctx.Stack())), nil
+}
+
+func program(ctx *pulumi.Context, in inputs) error {
+	c, err := loadConfig(ctx)
+	if err != nil {
+		return err
+	}
+	a, err := prepareArtifacts(ctx.Context(), c.Arch, in.workDir, in.build, in.models)
+	if err != nil {
+		return err
+	}
+	out, err := deploy(ctx, c, a)
+	if err != nil {
+		return err
+	}
+	ctx.Export("url", out.url)
+	ctx.Export("requestQueueUrl", out.requestQueue)
+	ctx.Export("responseQueueUrl", out.responseQueue)
+	ctx.Export("deadLetterQueueUrl", out.deadLetterQueue)
+	ctx.Export("inputBucket", out.inputBucket)
+	ctx.Export("outputBucket", out.outputBucket)
+	ctx.Export("artifactsBucket", out.artifactsBucket)
+	ctx.Export("workerGroup", out.workerGroup)
+	ctx.Export("workerAmiId", out.workerAMI)
+	ctx.Export("webInstanceId", out.webInstance)
+	ctx.Export("agentSha256", pulumi.String(a.Agent.SHA256))
+	return nil
+}
+
+// outputs are the stack's exports.
+type outputs struct {
+	url, requestQueue, responseQueue, deadLetterQueue pulumi.StringOutput
+	inputBucket, outputBucket, artifactsBucket        pulumi.StringOutput
+	workerGroup, workerAMI, webInstance               pulumi.StringOutput
+}
+
+// deploy declares every resource of a validated configuration.
+func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
+	names, err := awsres.NewNames(c.NamingPreset, c.NamePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("names: %w", err)
+	}
+	prefix := c.NamePrefix
+	net, err := newNetwork(ctx, c, prefix)
+	if err != nil {
+		return nil, err
+	}
+	q, err := newQueues(ctx, c, names)
+	if err != nil {
+		return nil, err
+	}
+	b, err := newBuckets(ctx, c, names)
+	if err != nil {
+		return nil, err
+	}
+	up, err := uploadArtifacts(ctx, c, b.artifacts, a)
+	if err != nil {
+		return nil, err
+	}
+	group, err := groupARN(ctx, c, names)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRoles(ctx, c, prefix, arns{
+		requests: q.requests.Arn, replies: q.replies.Arn, deadLetters: q.deadLetters.Arn,
+		input: b.input.Arn, output: b.output.Arn, artifacts: b.artifacts.Arn,
+		group: group,
+	})
+	if err != nil {
+		return nil, err
+	}
+	stock, err := stockAMI(ctx, c.Arch)
+	if err != nil {
+		return nil, err
+	}
+	workerAMI := pulumi.String(stock).ToStringOutput()
+	if c.Image == ImageBuilder {
+		if workerAMI, err = workerImage(ctx, c, prefix, names.ArtifactsBucket, a, net, r, up); err != nil {
+			return nil, err
+		}
+	}
+	grp, _, err := newWorkers(ctx, c, names, prefix, a, workerAMI, net, q, r, up)
+	if err != nil {
+		return nil, err
+	}
+	web, eip, err := newWeb(ctx, c, names, a, stock, net, q, r, up)
+	if err != nil {
+		return nil, err
+	}
+	return &outputs{
+		url:             eip.PublicIp.ApplyT(func(ip string) string { return serviceURL(ip, c.WebPort) }).(pulumi.StringOutput),
+		requestQueue:    q.requests.Url,
+		responseQueue:   q.replies.Url,
+		deadLetterQueue: q.deadLetters.Url,
+		inputBucket:     b.input.Bucket,
+		outputBucket:    b.output.Bucket,
+		artifactsBucket: b.artifacts.Bucket,
+		workerGroup:     grp.Name,
+		workerAMI:       workerAMI,
+		webInstance:     web.ID().ToStringOutput(),
+	}, nil
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// network is the VPC and what the instances sit in.
+type network struct {
+	vpc *ec2.Vpc
+	// public subnets (two zones) hold the web host, the Image Builder build
+	// instance and, unless PrivateWorkers, the workers.
+	public []*ec2.Subnet
+	// private subnets exist only with PrivateWorkers.
+	private []*ec2.Subnet
+	// workerSubnets are where the Auto Scaling group launches.
+	workerSubnets pulumi.StringArray
+
+	webSG, workerSG, builderSG *ec2.SecurityGroup
+}
+
+// zones is how many availability zones the stack spreads over.
+const zones = 2
+
+// interfaceEndpoints are the AWS APIs a private worker calls, reached through
+// VPC interface endpoints since private subnets have no route out: SQS for
+// jobs, Auto Scaling to retire itself, and the three Session Manager
+// endpoints that replace SSH.
+var interfaceEndpoints = []string{"sqs", "autoscaling", "ssm", "ssmmessages", "ec2messages"}
+
+// subnetCIDR returns the index-th block of the VPC split into 16 equal blocks.
+func subnetCIDR(vpc string, index int) (string, error) {
+	p, err := netip.ParsePrefix(vpc)
+	if err != nil {
+		return "", fmt.Errorf("vpc cidr %q: %w", vpc, err)
+	}
+	bits := p.Bits() + 4
+	a := p.Addr().As4()
+	base := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	base += uint32(index) << (32 - bits)
+	addr := netip.AddrFrom4([4]byte{byte(base >> 24), byte(base >> 16), byte(base >> 8), byte(base)})
+	return netip.PrefixFrom(addr, bits).String(), nil
+}
+
+func newNetwork(ctx *pulumi.Context, c Config, prefix string) (*network, error) {
+	azs, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{State: pulumi.StringRef("available")})
+	if err != nil {
+		return nil, fmt.Errorf("list availability zones: %w", err)
+	}
+	if len(azs.Names) < zones {
+		return nil, fmt.Errorf("region %s offers %d availability zones; the stack needs %d", c.Region, len(azs.Names), zones)
+	}
+	n := &network{}
+	n.vpc, err = ec2.NewVpc(ctx, "vpc", &ec2.VpcArgs{
+		CidrBlock:          pulumi.String(c.VpcCidr),
+		EnableDnsHostnames: pulumi.Bool(true), // interface endpoints' private DNS needs both
+		EnableDnsSupport:   pulumi.Bool(true),
+		Tags:               c.tags("Name", prefix+"-vpc"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vpc: %w", err)
+	}
+	igw, err := ec2.NewInternetGateway(ctx, "igw", &ec2.InternetGatewayArgs{
+		VpcId: n.vpc.ID(),
+		Tags:  c.tags("Name", prefix+"-igw"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("internet gateway: %w", err)
+	}
+	publicRT, err := ec2.NewRouteTable(ctx, "public", &ec2.RouteTableArgs{
+		VpcId: n.vpc.ID(),
+		Routes: ec2.RouteTableRouteArray{&ec2.RouteTableRouteArgs{
+			CidrBlock: pulumi.String("0.0.0.0/0"),
+			GatewayId: igw.ID(),
+		}},
+		Tags: c.tags("Name", prefix+"-public"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("public route table: %w", err)
+	}
+	routeTables := pulumi.StringArray{publicRT.ID()}
+	for i := 0; i < zones; i++ {
+		cidr, err := subnetCIDR(c.VpcCidr, i)
+		if err != nil {
+			return nil, err
+		}
+		sn, err := ec2.NewSubnet(ctx, fmt.Sprintf("public-%d", i+1), &ec2.SubnetArgs{
+			VpcId:               n.vpc.ID(),
+			CidrBlock:           pulumi.String(cidr),
+			AvailabilityZone:    pulumi.String(azs.Names[i]),
+			MapPublicIpOnLaunch: pulumi.Bool(true),
+			Tags:                c.tags("Name", fmt.Sprintf("%s-public-%d", prefix, i+1)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("public subnet %d: %w", i+1, err)
+		}
+		if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("public-%d", i+1), &ec2.RouteTableAssociationArgs{
+			SubnetId:     sn.ID(),
+			RouteTableId: publicRT.ID(),
+		}); err != nil {
+			return nil, fmt.Errorf("public subnet %d route table: %w", i+1, err)
+		}
+		n.public = append(n.public, sn)
+	}
+
+	if err := n.securityGroups(ctx, c, prefix); err != nil {
+		return nil, err
+	}
+
+	if c.PrivateWorkers {
+		privateRT, err := ec2.NewRouteTable(ctx, "private", &ec2.RouteTableArgs{
+			VpcId: n.vpc.ID(),
+			Tags:  c.tags("Name", prefix+"-private"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("private route table: %w", err)
+		}
+		routeTables = append(routeTables, privateRT.ID())
+		for i := 0; i < zones; i++ {
+			cidr, err := subnetCIDR(c.VpcCidr, zones+i)
+			if err != nil {
+				return nil, err
+			}
+			sn, err := ec2.NewSubnet(ctx, fmt.Sprintf("private-%d", i+1), &ec2.SubnetArgs{
+				VpcId:               n.vpc.ID(),
+				CidrBlock:           pulumi.String(cidr),
+				AvailabilityZone:    pulumi.String(azs.Names[i]),
+				MapPublicIpOnLaunch: pulumi.Bool(false),
+				Tags:                c.tags("Name", fmt.Sprintf("%s-private-%d", prefix, i+1)),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("private subnet %d: %w", i+1, err)
+			}
+			if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("private-%d", i+1), &ec2.RouteTableAssociationArgs{
+				SubnetId:     sn.ID(),
+				RouteTableId: privateRT.ID(),
+			}); err != nil {
+				return nil, fmt.Errorf("private subnet %d route table: %w", i+1, err)
+			}
+			n.private = append(n.private, sn)
+			n.workerSubnets = append(n.workerSubnets, sn.ID())
+		}
+		endpointSG, err := ec2.NewSecurityGroup(ctx, "endpoints", &ec2.SecurityGroupArgs{
+			VpcId:       n.vpc.ID(),
+			Description: pulumi.String("HTTPS from inside the VPC to the AWS API interface endpoints"),
+			Ingress: ec2.SecurityGroupIngressArray{&ec2.SecurityGroupIngressArgs{
+				Description: pulumi.String("HTTPS from the VPC"),
+				Protocol:    pulumi.String("tcp"),
+				FromPort:    pulumi.Int(22),
+				ToPort:      pulumi.Int(443),
+				CidrBlocks:  pulumi.StringArray{pulumi.String(c.VpcCidr)},
+			}},
+			Tags: c.tags("Name", prefix+"-endpoints"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("endpoint security group: %w", err)
+		}
+		subnets := pulumi.StringArray{n.private[0].ID(), n.private[1].ID()}
+		for _, svc := range interfaceEndpoints {
+			if _, err := ec2.NewVpcEndpoint(ctx, "endpoint-"+svc, &ec2.VpcEndpointArgs{
+				VpcId:             n.vpc.ID(),
+				ServiceName:       pulumi.Sprintf("com.amazonaws.%s.%s", c.Region, svc),
+				VpcEndpointType:   pulumi.String("Interface"),
+				PrivateDnsEnabled: pulumi.Bool(true),
+				SubnetIds:         subnets,
+				SecurityGroupIds:  pulumi.StringArray{endpointSG.ID()},
+				Tags:              c.tags("Name", prefix+"-"+svc),
+			}); err != nil {
+				return nil, fmt.Errorf("%s interface endpoint: %w", svc, err)
+			}
+		}
+	} else {
+		for _, sn := range n.public {
+			n.workerSubnets = append(n.workerSubnets, sn.ID())
+		}
+	}
+
+	// The S3 gateway endpoint is free and keeps artifact, input and output
+	// traffic inside the VPC for every subnet, public or private.
+	if _, err := ec2.NewVpcEndpoint(ctx, "endpoint-s3", &ec2.VpcEndpointArgs{
+		VpcId:           n.vpc.ID(),
+		ServiceName:     pulumi.Sprintf("com.amazonaws.%s.s3", c.Region),
+		VpcEndpointType: pulumi.String("Gateway"),
+		RouteTableIds:   routeTables,
+		Tags:            c.tags("Name", prefix+"-s3"),
+	}); err != nil {
+		return nil, fmt.Errorf("s3 gateway endpoint: %w", err)
+	}
+	return n, nil
+}
+
+// securityGroups opens the web port to the allowed networks and nothing else
+// inbound: there is no SSH anywhere (Session Manager instead). Outbound is
+// HTTPS only for the agents, which talk to AWS APIs and nothing else.
+func (n *network) securityGroups(ctx *pulumi.Context, c Config, prefix string) error {
+	httpsOut := ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{
+		Description: pulumi.String("HTTPS to AWS APIs"),
+		Protocol:    pulumi.String("tcp"),
+		FromPort:    pulumi.Int(22),
+		ToPort:      pulumi.Int(443),
+		CidrBlocks:  pulumi.StringArray{pulumi.String("0.0.0.0/0")},
+	}}
+	allowed := pulumi.StringArray{}
+	for _, s := range c.AllowedCidrs {
+		allowed = append(allowed, pulumi.String(s))
+	}
+	var err error
+	n.webSG, err = ec2.NewSecurityGroup(ctx, "web", &ec2.SecurityGroupArgs{
+		VpcId:       n.vpc.ID(),
+		Description: pulumi.String("facecloud web host: the service port only"),
+		Ingress: ec2.SecurityGroupIngressArray{&ec2.SecurityGroupIngressArgs{
+			Description: pulumi.String("facecloud web API"),
+			Protocol:    pulumi.String("tcp"),
+			FromPort:    pulumi.Int(c.WebPort),
+			ToPort:      pulumi.Int(c.WebPort),
+			CidrBlocks:  allowed,
+		}},
+		Egress: httpsOut,
+		Tags:   c.tags("Name", prefix+"-web"),
+	})
+	if err != nil {
+		return fmt.Errorf("web security group: %w", err)
+	}
+	n.workerSG, err = ec2.NewSecurityGroup(ctx, "worker", &ec2.SecurityGroupArgs{
+		VpcId:       n.vpc.ID(),
+		Description: pulumi.String("facecloud workers: nothing inbound"),
+		Egress:      httpsOut,
+		Tags:        c.tags("Name", prefix+"-worker"),
+	})
+	if err != nil {
+		return fmt.Errorf("worker security group: %w", err)
+	}
+	if c.Image != ImageBuilder {
+		return nil
+	}
+	// The Image Builder build instance installs OS updates from the
+	// distribution's mirrors, so it may use HTTP as well.
+	n.builderSG, err = ec2.NewSecurityGroup(ctx, "builder", &ec2.SecurityGroupArgs{
+		VpcId:       n.vpc.ID(),
+		Description: pulumi.String("facecloud image build instance: nothing inbound"),
+		Egress: append(httpsOut, &ec2.SecurityGroupEgressArgs{
+			Description: pulumi.String("HTTP to package mirrors"),
+			Protocol:    pulumi.String("tcp"),
+			FromPort:    pulumi.Int(80),
+			ToPort:      pulumi.Int(80),
+			CidrBlocks:  pulumi.StringArray{pulumi.String("0.0.0.0/0")},
+		}),
+		Tags: c.tags("Name", prefix+"-builder"),
+	})
+	if err != nil {
+		return fmt.Errorf("image builder security group: %w", err)
+	}
+	return nil
+}

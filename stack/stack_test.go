@@ -1,0 +1,732 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/imagebuilder"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sqs"
+	"gopkg.in/yaml.v3"
+
+	"github.com/facecloud/facecloud/agents/awsres"
+)
+
+// argsOf maps every resource type the program may declare to its Args
+// type, so the tag test knows which ones AWS can tag. A type missing here
+// fails the test: a new kind of resource must be classified.
+var argsOf = map[string]any{
+	"aws:ec2/vpc:Vpc":                                        ec2.VpcArgs{},
+	"aws:ec2/internetGateway:InternetGateway":                ec2.InternetGatewayArgs{},
+	"aws:ec2/routeTable:RouteTable":                          ec2.RouteTableArgs{},
+	"aws:ec2/routeTableAssociation:RouteTableAssociation":    ec2.RouteTableAssociationArgs{},
+	"aws:ec2/subnet:Subnet":                                  ec2.SubnetArgs{},
+	"aws:ec2/securityGroup:SecurityGroup":                    ec2.SecurityGroupArgs{},
+	"aws:ec2/vpcEndpoint:VpcEndpoint":                        ec2.VpcEndpointArgs{},
+	"aws:ec2/launchTemplate:LaunchTemplate":                  ec2.LaunchTemplateArgs{},
+	"aws:ec2/instance:Instance":                              ec2.InstanceArgs{},
+	"aws:ec2/eip:Eip":                                        ec2.EipArgs{},
+	"aws:sqs/queue:Queue":                                    sqs.QueueArgs{},
+	"aws:sqs/redriveAllowPolicy:RedriveAllowPolicy":          sqs.RedriveAllowPolicyArgs{},
+	"aws:s3/bucketV2:BucketV2":                               s3.BucketV2Args{},
+	"aws:s3/bucketOwnershipControls:BucketOwnershipControls": s3.BucketOwnershipControlsArgs{},
+	"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": s3.BucketPublicAccessBlockArgs{},
+	"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": s3.BucketServerSideEncryptionConfigurationV2Args{},
+	"aws:s3/bucketPolicy:BucketPolicy":                                         s3.BucketPolicyArgs{},
+	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":     s3.BucketLifecycleConfigurationV2Args{},
+	"aws:s3/bucketObjectv2:BucketObjectv2":                                     s3.BucketObjectv2Args{},
+	"aws:iam/role:Role":                                                        iam.RoleArgs{},
+	"aws:iam/rolePolicy:RolePolicy":                                            iam.RolePolicyArgs{},
+	"aws:iam/rolePolicyAttachment:RolePolicyAttachment":                        iam.RolePolicyAttachmentArgs{},
+	"aws:iam/instanceProfile:InstanceProfile":                                  iam.InstanceProfileArgs{},
+	"aws:imagebuilder/component:Component":                                     imagebuilder.ComponentArgs{},
+	"aws:imagebuilder/imageRecipe:ImageRecipe":                                 imagebuilder.ImageRecipeArgs{},
+	"aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration": imagebuilder.InfrastructureConfigurationArgs{},
+	"aws:imagebuilder/image:Image":                                             imagebuilder.ImageArgs{},
+	"aws:imagebuilder/distributionConfiguration:DistributionConfiguration":     imagebuilder.DistributionConfigurationArgs{},
+	"aws:autoscaling/group:Group":                                              autoscaling.GroupArgs{},
+}
+
+// stackCase is one configuration the program is built under.
+type stackCase struct {
+	cfg map[string]string
+	// want
+	preset, prefix string
+	private        bool
+	builder        bool
+	maxWorkers     int
+	warmPool       int
+	webPort        int
+}
+
+var stackCases = map[string]stackCase{
+	"default": {
+		cfg:    map[string]string{},
+		preset: awsres.PresetDefault, prefix: "facecloud-test", builder: true, maxWorkers: 20, webPort: 80,
+	},
+	"course preset": {
+		cfg:    map[string]string{"namingPreset": "course", "namePrefix": "1225754101", "maxWorkers": "19", "image": "stock"},
+		preset: awsres.PresetCourse, prefix: "1225754101", maxWorkers: 19, webPort: 80,
+	},
+	"private workers with warm pool": {
+		cfg:    map[string]string{"privateWorkers": "true", "warmPoolSize": "3", "maxWorkers": "40", "webPort": "8080", "allowedCidrs": `["198.51.100.0/24","203.0.113.0/24"]`},
+		preset: awsres.PresetDefault, prefix: "facecloud-test", private: true, builder: true, maxWorkers: 40, warmPool: 3, webPort: 8080,
+	},
+	"stock ami amd64": {
+		cfg:    map[string]string{"image": "stock", "arch": "amd64", "workerInstanceType": "c7i.large", "webInstanceType": "t3.small", "maxWorkers": "1"},
+		preset: awsres.PresetDefault, prefix: "facecloud-test", maxWorkers: 1, webPort: 80,
+	},
+}
+
+func TestStack(t *testing.T) {
+	for name, tc := range stackCases {
+		t.Run(name, func(t *testing.T) {
+			m, err := runStack(t, tc.cfg, inputs{build: fakeBuild("v1"), models: fakeModels(t)})
+			if err != nil {
+				t.Fatalf("program failed: %v", err)
+			}
+			names, err := awsres.NewNames(tc.preset, tc.prefix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checks := map[string]func(*testing.T, *mockCloud, stackCase, awsres.Names){
+				"every resource type classified":    checkClassified,
+				"ingress only on the web port":      checkIngress,
+				"buckets private encrypted tls":     checkBuckets,
+				"queues encrypted with dlq":         checkQueues,
+				"iam least privilege":               checkIAM,
+				"imdsv2 required":                   checkIMDS,
+				"tags on every taggable resource":   checkTags,
+				"group bounds and desired ignored":  checkGroup,
+				"web user data has the queue urls":  checkWebUserData,
+				"worker user data has the backends": checkWorkerUserData,
+				"network shape":                     checkNetwork,
+				"image source":                      checkImage,
+				"names of the preset":               checkNames,
+			}
+			for cname, check := range checks {
+				t.Run(cname, func(t *testing.T) { check(t, m, tc, names) })
+			}
+		})
+	}
+}
+
+func checkClassified(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
+	for _, r := range m.resources {
+		if strings.HasPrefix(r.Type, "pulumi:") {
+			continue
+		}
+		if _, ok := argsOf[r.Type]; !ok {
+			t.Errorf("resource type %s (%s) is not in argsOf; classify it", r.Type, r.Name)
+		}
+	}
+}
+
+func checkIngress(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
+	for _, typ := range []string{"aws:ec2/securityGroupRule:SecurityGroupRule", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"} {
+		if n := len(m.of(typ)); n > 0 {
+			t.Errorf("%d separate %s resources: ingress must be declared on the groups", n, typ)
+		}
+	}
+	sgs := m.of("aws:ec2/securityGroup:SecurityGroup")
+	if len(sgs) < 2 {
+		t.Fatalf("%d security groups, want at least web and worker", len(sgs))
+	}
+	webOpen := false
+	for _, sg := range sgs {
+		rules, _ := sg.Inputs["ingress"].([]any)
+		for _, rule := range rules {
+			from, to := int(getNumber(rule, "fromPort")), int(getNumber(rule, "toPort"))
+			proto := getString(rule, "protocol")
+			if proto == "-1" || proto == "all" {
+				t.Errorf("%s: ingress of all protocols", sg.Name)
+			}
+			if from <= 22 && 22 <= to {
+				t.Errorf("%s: ingress %d-%d includes SSH", sg.Name, from, to)
+			}
+			cidrs, _ := get(rule, "cidrBlocks").([]any)
+			for _, c := range cidrs {
+				if c == "0.0.0.0/0" && !(sg.Name == "web" && from == tc.webPort && to == tc.webPort) {
+					t.Errorf("%s: 0.0.0.0/0 may reach ports %d-%d", sg.Name, from, to)
+				}
+			}
+			if v6, _ := get(rule, "ipv6CidrBlocks").([]any); len(v6) > 0 {
+				t.Errorf("%s: IPv6 ingress %v", sg.Name, v6)
+			}
+			if sg.Name == "web" && from == tc.webPort && to == tc.webPort {
+				webOpen = true
+				if tc.cfg["allowedCidrs"] != "" {
+					var want []any
+					if err := json.Unmarshal([]byte(tc.cfg["allowedCidrs"]), &want); err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(cidrs, want) {
+						t.Errorf("web port open to %v, want %v", cidrs, want)
+					}
+				}
+			}
+		}
+		if sg.Name == "worker" && len(rules) > 0 {
+			t.Errorf("worker security group has ingress %v", rules)
+		}
+	}
+	if !webOpen {
+		t.Errorf("web port %d is not open on the web security group", tc.webPort)
+	}
+}
+
+func checkBuckets(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
+	buckets := m.of("aws:s3/bucketV2:BucketV2")
+	if len(buckets) != 3 {
+		t.Fatalf("%d buckets, want input, output, artifacts", len(buckets))
+	}
+	byBucket := func(typ string) map[string]recorded {
+		out := map[string]recorded{}
+		for _, r := range m.of(typ) {
+			out[getString(r.Inputs, "bucket")] = r
+		}
+		return out
+	}
+	sse := byBucket("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+	pab := byBucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+	pol := byBucket("aws:s3/bucketPolicy:BucketPolicy")
+	own := byBucket("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+	life := byBucket("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+	for _, b := range buckets {
+		id := b.ID
+		if alg := getString(sse[id].Inputs, "rules", 0, "applyServerSideEncryptionByDefault", "sseAlgorithm"); alg != "AES256" && alg != "aws:kms" {
+			t.Errorf("bucket %s: default encryption %q", id, alg)
+		}
+		for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
+			if v, _ := pab[id].Inputs[k].(bool); !v {
+				t.Errorf("bucket %s: public access block %s is not true", id, k)
+			}
+		}
+		if o := getString(own[id].Inputs, "rule", "objectOwnership"); o != "BucketOwnerEnforced" {
+			t.Errorf("bucket %s: object ownership %q (ACLs must be off)", id, o)
+		}
+		var doc policyDocument
+		if err := json.Unmarshal([]byte(getString(pol[id].Inputs, "policy")), &doc); err != nil {
+			t.Errorf("bucket %s: policy: %v", id, err)
+		}
+		tlsOnly := false
+		for _, s := range doc.Statement {
+			if s.Effect == "Deny" && s.Principal == "*" && slices.Contains(s.Action, "s3:*") &&
+				slices.Contains(s.Resource, "arn:aws:s3:::"+id) && slices.Contains(s.Resource, "arn:aws:s3:::"+id+"/*") &&
+				fmt.Sprint(s.Condition["Bool"]["aws:SecureTransport"]) == "false" {
+				tlsOnly = true
+			}
+		}
+		if !tlsOnly {
+			t.Errorf("bucket %s: no statement denies requests without TLS: %+v", id, doc)
+		}
+		rules, _ := get(life[id].Inputs, "rules").([]any)
+		abort := false
+		for _, r := range rules {
+			if getNumber(r, "abortIncompleteMultipartUpload", "daysAfterInitiation") > 0 {
+				abort = true
+			}
+		}
+		if !abort {
+			t.Errorf("bucket %s: lifecycle does not abort incomplete uploads", id)
+		}
+		if id == names.OutputBucket {
+			if p := getString(rules, 1, "filter", "prefix"); p != "results/" {
+				t.Errorf("output bucket expires prefix %q, want only results/ (the gallery stays)", p)
+			}
+		}
+	}
+}
+
+func checkQueues(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
+	qs := map[string]recorded{}
+	for _, q := range m.of("aws:sqs/queue:Queue") {
+		qs[getString(q.Inputs, "name")] = q
+		if v, _ := q.Inputs["sqsManagedSseEnabled"].(bool); !v && getString(q.Inputs, "kmsMasterKeyId") == "" {
+			t.Errorf("queue %s is not encrypted", q.Name)
+		}
+	}
+	req, ok := qs[names.RequestQueue]
+	if !ok {
+		t.Fatalf("no request queue %s among %v", names.RequestQueue, qs)
+	}
+	if _, ok := qs[names.ResponseQueue]; !ok {
+		t.Errorf("no response queue %s", names.ResponseQueue)
+	}
+	s := awsres.DefaultQueueSettings
+	if got := int(getNumber(req.Inputs, "maxMessageSize")); got != 1024 {
+		t.Errorf("request queue max message size %d, want 1024", got)
+	}
+	if got := int(getNumber(req.Inputs, "visibilityTimeoutSeconds")); got != int(s.VisibilityTimeout.Seconds()) || s.Heartbeat*2 > s.VisibilityTimeout {
+		t.Errorf("request queue visibility %ds does not fit heartbeat %s", got, s.Heartbeat)
+	}
+	if got := int(getNumber(req.Inputs, "receiveWaitTimeSeconds")); got != 20 {
+		t.Errorf("request queue long polling %ds, want 20", got)
+	}
+	var redrive struct {
+		Target string `json:"deadLetterTargetArn"`
+		Max    int    `json:"maxReceiveCount"`
+	}
+	if err := json.Unmarshal([]byte(getString(req.Inputs, "redrivePolicy")), &redrive); err != nil {
+		t.Fatalf("request queue redrive policy: %v", err)
+	}
+	if want := fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.DeadLetterQueue); redrive.Target != want || redrive.Max != s.MaxReceives {
+		t.Errorf("request queue redrives to %s after %d, want %s after %d", redrive.Target, redrive.Max, want, s.MaxReceives)
+	}
+}
+
+func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
+	policies := m.of("aws:iam/rolePolicy:RolePolicy")
+	want := []string{"web-scaler", "web-web", "worker-worker"}
+	if tc.builder {
+		want = append(want, "builder-artifacts")
+	}
+	var got []string
+	for _, p := range policies {
+		got = append(got, p.Name)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("inline policies %v, want %v", got, want)
+	}
+	for _, p := range policies {
+		var doc policyDocument
+		if err := json.Unmarshal([]byte(getString(p.Inputs, "policy")), &doc); err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		if len(doc.Statement) == 0 {
+			t.Errorf("%s: no statements", p.Name)
+		}
+		for _, s := range doc.Statement {
+			for _, a := range s.Action {
+				if strings.Contains(a, "*") {
+					t.Errorf("%s/%s: wildcard action %q", p.Name, s.Sid, a)
+				}
+			}
+			for _, r := range s.Resource {
+				if r == "*" {
+					for _, a := range s.Action {
+						if !wildcardResourceActions[a] {
+							t.Errorf("%s/%s: resource * for %s, which AWS lets name a resource", p.Name, s.Sid, a)
+						}
+					}
+				}
+				if r == "" || strings.Contains(r, "<unknown>") {
+					t.Errorf("%s/%s: unresolved resource %q", p.Name, s.Sid, r)
+				}
+			}
+		}
+	}
+	// Retiring and scaling are limited to this stack's group.
+	group := fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s", mockRegion, mockAccount, names.WorkerGroup)
+	for _, p := range policies {
+		if !strings.Contains(getString(p.Inputs, "policy"), "autoscaling:SetDesiredCapacity") && !strings.Contains(getString(p.Inputs, "policy"), "TerminateInstanceInAutoScalingGroup") {
+			continue
+		}
+		if !strings.Contains(getString(p.Inputs, "policy"), group) {
+			t.Errorf("%s: scaling actions not limited to %s: %s", p.Name, group, getString(p.Inputs, "policy"))
+		}
+	}
+	// Session Manager instead of SSH on every instance role.
+	ssm := 0
+	for _, a := range m.of("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
+		if getString(a.Inputs, "policyArn") == ssmManagedPolicy {
+			ssm++
+		}
+	}
+	if wantSSM := len(m.of("aws:iam/instanceProfile:InstanceProfile")); ssm != wantSSM {
+		t.Errorf("%d roles have Session Manager, want all %d", ssm, wantSSM)
+	}
+	for _, lt := range m.of("aws:ec2/launchTemplate:LaunchTemplate") {
+		if k := getString(lt.Inputs, "keyName"); k != "" {
+			t.Errorf("launch template has an SSH key %q", k)
+		}
+	}
+	for _, in := range m.of("aws:ec2/instance:Instance") {
+		if k := getString(in.Inputs, "keyName"); k != "" {
+			t.Errorf("instance %s has an SSH key %q", in.Name, k)
+		}
+	}
+}
+
+func checkIMDS(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
+	var n int
+	for _, typ := range []string{"aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance", "aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration"} {
+		key := "metadataOptions"
+		if strings.Contains(typ, "imagebuilder") {
+			key = "instanceMetadataOptions"
+		}
+		for _, r := range m.of(typ) {
+			n++
+			if v := getString(r.Inputs, key, "httpTokens"); v != "required" {
+				t.Errorf("%s %s: httpTokens %q, want required", typ, r.Name, v)
+			}
+			if hop := getNumber(r.Inputs, key, "httpPutResponseHopLimit"); hop != 1 {
+				t.Errorf("%s %s: hop limit %v, want 1", typ, r.Name, hop)
+			}
+		}
+	}
+	if n < 2 {
+		t.Errorf("only %d launch configurations checked", n)
+	}
+}
+
+func checkTags(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
+	want := awsres.Tags(testProject, testStackName)
+	for _, r := range m.resources {
+		args, ok := argsOf[r.Type]
+		if !ok {
+			continue
+		}
+		if _, taggable := reflect.TypeOf(args).FieldByName("Tags"); !taggable {
+			continue
+		}
+		got := map[string]string{}
+		switch tags := r.Inputs["tags"].(type) {
+		case map[string]any:
+			for k, v := range tags {
+				got[k], _ = v.(string)
+			}
+		case []any: // Auto Scaling group tags
+			for _, tg := range tags {
+				got[getString(tg, "key")] = getString(tg, "value")
+			}
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s %s: tag %s = %q, want %q", r.Type, r.Name, k, got[k], v)
+			}
+		}
+	}
+	for _, lt := range m.of("aws:ec2/launchTemplate:LaunchTemplate") {
+		specs, _ := lt.Inputs["tagSpecifications"].([]any)
+		kinds := map[string]bool{}
+		for _, s := range specs {
+			kinds[getString(s, "resourceType")] = true
+			if getString(s, "tags", "project") != testProject || getString(s, "tags", awsres.WorkerRoleTag) != roleWorker {
+				t.Errorf("launch template tags %s: %v", getString(s, "resourceType"), get(s, "tags"))
+			}
+		}
+		if !kinds["instance"] || !kinds["volume"] {
+			t.Errorf("launch template tags %v, want instance and volume", kinds)
+		}
+	}
+}
+
+func checkGroup(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
+	g := m.one(t, "aws:autoscaling/group:Group", "workers")
+	if got := int(getNumber(g.Inputs, "maxSize")); got != tc.maxWorkers {
+		t.Errorf("group max %d, want %d", got, tc.maxWorkers)
+	}
+	if got := int(getNumber(g.Inputs, "minSize")); got != 0 {
+		t.Errorf("group min %d, want 0", got)
+	}
+	if !slices.Contains(g.IgnoreChanges, "desiredCapacity") {
+		t.Errorf("group ignores %v; desiredCapacity must be ignored (the scaler owns it)", g.IgnoreChanges)
+	}
+	if getString(g.Inputs, "name") != names.WorkerGroup {
+		t.Errorf("group name %q, want %q", getString(g.Inputs, "name"), names.WorkerGroup)
+	}
+	if getString(g.Inputs, "launchTemplate", "id") != "lt-0123456789abcdef0" || getString(g.Inputs, "launchTemplate", "version") != "1" {
+		t.Errorf("group launch template %v, want the template's latest version", get(g.Inputs, "launchTemplate"))
+	}
+	if getString(g.Inputs, "instanceRefresh", "strategy") != "Rolling" {
+		t.Errorf("group has no rolling instance refresh: %v", get(g.Inputs, "instanceRefresh"))
+	}
+	wp := get(g.Inputs, "warmPool")
+	switch {
+	case tc.warmPool == 0 && wp != nil:
+		t.Errorf("warm pool %v, want none", wp)
+	case tc.warmPool > 0 && (int(getNumber(wp, "minSize")) != tc.warmPool || getString(wp, "poolState") != "Stopped"):
+		t.Errorf("warm pool %v, want %d stopped", wp, tc.warmPool)
+	}
+	// Instances start only once the files they fetch are uploaded.
+	objects := m.of("aws:s3/bucketObjectv2:BucketObjectv2")
+	if len(objects) != 7 {
+		t.Errorf("%d artifacts uploaded, want the agent and 6 model files", len(objects))
+	}
+	if len(g.DependsOn) < len(objects) {
+		t.Errorf("group depends on %d resources, want at least the %d uploads", len(g.DependsOn), len(objects))
+	}
+}
+
+// cloudInit parses user data and returns its files by path.
+func cloudInit(t *testing.T, userData string) map[string]string {
+	t.Helper()
+	if !strings.HasPrefix(userData, "#cloud-config\n") {
+		t.Fatalf("user data is not cloud-config: %.60q", userData)
+	}
+	var doc struct {
+		WriteFiles []struct {
+			Path, Permissions, Content string
+		} `yaml:"write_files"`
+		RunCmd [][]string `yaml:"runcmd"`
+	}
+	if err := yaml.Unmarshal([]byte(userData), &doc); err != nil {
+		t.Fatalf("user data is not YAML: %v", err)
+	}
+	files := map[string]string{}
+	for _, f := range doc.WriteFiles {
+		files[f.Path] = f.Content
+	}
+	return files
+}
+
+// envOf parses an EnvironmentFile.
+func envOf(s string) map[string]string {
+	env := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func queueURL(name string) string {
+	return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", mockRegion, mockAccount, name)
+}
+
+func checkWebUserData(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
+	web := m.one(t, "aws:ec2/instance:Instance", "web")
+	files := cloudInit(t, getString(web.Inputs, "userData"))
+	env := envOf(files["/etc/facecloud/agent.env"])
+	want := map[string]string{
+		"FACECLOUD_REQUESTS": queueURL(names.RequestQueue),
+		"FACECLOUD_REPLIES":  queueURL(names.ResponseQueue),
+		"FACECLOUD_INPUT":    "s3://" + names.InputBucket + "?region=" + mockRegion,
+		"FACECLOUD_OUTPUT":   "s3://" + names.OutputBucket + "?region=" + mockRegion,
+		"FACECLOUD_FLEET":    "asg://" + names.WorkerGroup,
+		"FACECLOUD_PORT":     fmt.Sprint(tc.webPort),
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("web %s = %q, want %q", k, env[k], v)
+		}
+	}
+	for _, unit := range []string{"facecloud-web.service", "facecloud-scaler.service", "facecloud-fetch.service"} {
+		if files["/etc/systemd/system/"+unit] == "" {
+			t.Errorf("web user data lacks %s", unit)
+		}
+	}
+	if v, _ := web.Inputs["userDataReplaceOnChange"].(bool); !v {
+		t.Errorf("web host is not replaced when its user data (agent build) changes")
+	}
+	if !slices.Contains(web.IgnoreChanges, "ami") {
+		t.Errorf("web host ignores %v; a new stock AMI release must not replace it", web.IgnoreChanges)
+	}
+	if getString(web.Inputs, "ami") != mockStockAMI {
+		t.Errorf("web host AMI %q, want the stock image", getString(web.Inputs, "ami"))
+	}
+	eip := m.one(t, "aws:ec2/eip:Eip", "web")
+	if getString(eip.Inputs, "instance") != "i-0123456789abcdef0" {
+		t.Errorf("elastic IP is on %q, not the web host", getString(eip.Inputs, "instance"))
+	}
+}
+
+// workerUserDataOf decodes the launch template's user data.
+func workerUserDataOf(t *testing.T, m *mockCloud) string {
+	t.Helper()
+	lt := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "worker")
+	b, err := base64.StdEncoding.DecodeString(getString(lt.Inputs, "userData"))
+	if err != nil {
+		t.Fatalf("launch template user data is not base64: %v", err)
+	}
+	return string(b)
+}
+
+func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
+	files := cloudInit(t, workerUserDataOf(t, m))
+	env := envOf(files["/etc/facecloud/agent.env"])
+	want := map[string]string{
+		"FACECLOUD_REQUESTS": queueURL(names.RequestQueue),
+		"FACECLOUD_REPLIES":  queueURL(names.ResponseQueue),
+		"FACECLOUD_INPUT":    "s3://" + names.InputBucket + "?region=" + mockRegion,
+		"FACECLOUD_OUTPUT":   "s3://" + names.OutputBucket + "?region=" + mockRegion,
+		"FACECLOUD_FLEET":    "asg://" + names.WorkerGroup,
+		"FACECLOUD_MODELS":   modelDir,
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("worker %s = %q, want %q", k, env[k], v)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(files["/etc/facecloud/artifacts.manifest"]), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("worker manifest has %d lines, want agent + 6 model files:\n%s", len(lines), files["/etc/facecloud/artifacts.manifest"])
+	}
+	keys := map[string]bool{}
+	for _, o := range m.of("aws:s3/bucketObjectv2:BucketObjectv2") {
+		keys[getString(o.Inputs, "key")] = true
+		if getString(o.Inputs, "bucket") != names.ArtifactsBucket {
+			t.Errorf("artifact %s uploaded to %q", o.Name, getString(o.Inputs, "bucket"))
+		}
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 4 || !keys[f[1]] || !strings.Contains(f[1], f[0]) {
+			t.Errorf("manifest line %q does not name an uploaded, hash-keyed object", l)
+		}
+	}
+	if envOf(files["/etc/facecloud/artifacts.env"])["FACECLOUD_ARTIFACTS_BUCKET"] != names.ArtifactsBucket {
+		t.Errorf("artifacts.env %q", files["/etc/facecloud/artifacts.env"])
+	}
+}
+
+func checkNetwork(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
+	subnets := map[string]recorded{}
+	zones := map[string]bool{}
+	for _, s := range m.of("aws:ec2/subnet:Subnet") {
+		subnets[s.ID] = s
+		zones[getString(s.Inputs, "availabilityZone")] = true
+	}
+	if len(zones) != 2 {
+		t.Errorf("subnets in zones %v, want two", zones)
+	}
+	g := m.one(t, "aws:autoscaling/group:Group", "workers")
+	ids, _ := g.Inputs["vpcZoneIdentifiers"].([]any)
+	if len(ids) != 2 {
+		t.Fatalf("group in %d subnets, want 2", len(ids))
+	}
+	for _, id := range ids {
+		s := subnets[id.(string)]
+		public, _ := s.Inputs["mapPublicIpOnLaunch"].(bool)
+		if tc.private == public {
+			t.Errorf("worker subnet %s public=%v, want private=%v", s.Name, public, tc.private)
+		}
+	}
+	endpoints := map[string]string{}
+	for _, e := range m.of("aws:ec2/vpcEndpoint:VpcEndpoint") {
+		endpoints[getString(e.Inputs, "serviceName")] = getString(e.Inputs, "vpcEndpointType")
+	}
+	if endpoints["com.amazonaws."+mockRegion+".s3"] != "Gateway" {
+		t.Errorf("no S3 gateway endpoint: %v", endpoints)
+	}
+	for _, svc := range interfaceEndpoints {
+		got := endpoints["com.amazonaws."+mockRegion+"."+svc]
+		if tc.private && got != "Interface" {
+			t.Errorf("private workers without a %s interface endpoint", svc)
+		}
+		if !tc.private && got != "" {
+			t.Errorf("public workers with a paid %s interface endpoint", svc)
+		}
+	}
+}
+
+func checkImage(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
+	lt := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "worker")
+	images := m.of("aws:imagebuilder/image:Image")
+	if tc.builder {
+		if len(images) != 1 || getString(lt.Inputs, "imageId") != mockBuiltAMI {
+			t.Errorf("builder: %d images, launch template AMI %q, want the built %s", len(images), getString(lt.Inputs, "imageId"), mockBuiltAMI)
+		}
+		comp := m.one(t, "aws:imagebuilder/component:Component", "worker")
+		var doc struct {
+			Phases []struct{ Name string } `yaml:"phases"`
+		}
+		if err := yaml.Unmarshal([]byte(getString(comp.Inputs, "data")), &doc); err != nil || len(doc.Phases) != 3 {
+			t.Errorf("component document: %v, phases %v", err, doc.Phases)
+		}
+		recipe := m.one(t, "aws:imagebuilder/imageRecipe:ImageRecipe", "worker")
+		arch := "arm64"
+		if tc.cfg["arch"] == "amd64" {
+			arch = "x86"
+		}
+		if p := getString(recipe.Inputs, "parentImage"); !strings.Contains(p, "amazon-linux-2023-"+arch) {
+			t.Errorf("recipe parent %q is not Amazon Linux 2023 %s", p, arch)
+		}
+		if getString(recipe.Inputs, "blockDeviceMappings", 0, "ebs", "encrypted") != "true" {
+			t.Errorf("AMI volume not encrypted")
+		}
+	} else {
+		if len(images) != 0 || getString(lt.Inputs, "imageId") != mockStockAMI {
+			t.Errorf("stock: %d images, launch template AMI %q, want stock %s", len(images), getString(lt.Inputs, "imageId"), mockStockAMI)
+		}
+	}
+	if getString(lt.Inputs, "blockDeviceMappings", 0, "ebs", "encrypted") != "true" {
+		t.Errorf("worker volume not encrypted")
+	}
+}
+
+func checkNames(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
+	web := m.one(t, "aws:ec2/instance:Instance", "web")
+	if got := getString(web.Inputs, "tags", "Name"); got != names.WebInstance {
+		t.Errorf("web host Name %q, want %q", got, names.WebInstance)
+	}
+	for _, b := range []string{names.InputBucket, names.OutputBucket, names.ArtifactsBucket} {
+		found := false
+		for _, r := range m.of("aws:s3/bucketV2:BucketV2") {
+			found = found || r.ID == b
+		}
+		if !found {
+			t.Errorf("no bucket %s", b)
+		}
+	}
+	lt := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "worker")
+	if got, want := getString(lt.Inputs, "tagSpecifications", 0, "tags", "Name"), workerName(names); got != want {
+		t.Errorf("worker Name %q, want %q", got, want)
+	}
+}
+
+func TestCoursePresetNames(t *testing.T) {
+	m, err := runStack(t, stackCases["course preset"].cfg, inputs{build: fakeBuild("v1"), models: fakeModels(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"web-instance":          getString(m.one(t, "aws:ec2/instance:Instance", "web").Inputs, "tags", "Name"),
+		"1225754101-req-queue":  getString(m.one(t, "aws:sqs/queue:Queue", "requests").Inputs, "name"),
+		"1225754101-resp-queue": getString(m.one(t, "aws:sqs/queue:Queue", "replies").Inputs, "name"),
+		"1225754101-in-bucket":  getString(m.one(t, "aws:s3/bucketV2:BucketV2", "input").Inputs, "bucket"),
+		"1225754101-out-bucket": getString(m.one(t, "aws:s3/bucketV2:BucketV2", "output").Inputs, "bucket"),
+		"app-tier-instance":     getString(m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "worker").Inputs, "tagSpecifications", 0, "tags", "Name"),
+	}
+	for w, got := range want {
+		if got != w {
+			t.Errorf("got %q, want %q", got, w)
+		}
+	}
+}
+
+// TestAgentChangeRollsWorkers shows that a different agent build gives a
+// different launch template (so the group refreshes) and web user data (so
+// the host is replaced), and that the same build gives the same bytes.
+func TestAgentChangeRollsWorkers(t *testing.T) {
+	models := fakeModels(t)
+	run := func(marker string) (worker, web string) {
+		m, err := runStack(t, map[string]string{"image": "stock"}, inputs{build: fakeBuild(marker), models: models})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return workerUserDataOf(t, m), getString(m.one(t, "aws:ec2/instance:Instance", "web").Inputs, "userData")
+	}
+	w1, web1 := run("v1")
+	w1again, web1again := run("v1")
+	w2, web2 := run("v2")
+	if w1 != w1again || web1 != web1again {
+		t.Error("the same build gave different user data: every preview would roll the fleet")
+	}
+	if w1 == w2 || web1 == web2 {
+		t.Error("a different build gave the same user data: a code change would not roll out")
+	}
+}
+
+func TestBadConfigFailsTheProgram(t *testing.T) {
+	_, err := runStack(t, map[string]string{"maxWorkers": "500", "arch": "sparc"}, inputs{build: fakeBuild("v1"), models: fakeModels(t)})
+	if err == nil {
+		t.Fatal("program accepted maxWorkers 500 and arch sparc")
+	}
+	for _, want := range []string{"maxWorkers 500 out of range 1..100", `arch "sparc" must be arm64 or amd64`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}

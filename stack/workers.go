@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/facecloud/facecloud/agents/awsres"
+)
+
+// Role tag values on instances (awsres.WorkerRoleTag).
+const (
+	roleWorker = "worker"
+	roleWeb    = "web"
+)
+
+// storeURL names an S3 bucket as the agents' store backend.
+func storeURL(bucket, region string) string {
+	return fmt.Sprintf("s3://%s?region=%s", bucket, region)
+}
+
+// metadataOptions require IMDSv2 tokens and keep the hop limit at 1, so
+// nothing forwarded through the instance can reach its credentials.
+func launchMetadataOptions() *ec2.LaunchTemplateMetadataOptionsArgs {
+	return &ec2.LaunchTemplateMetadataOptionsArgs{
+		HttpEndpoint:            pulumi.String("enabled"),
+		HttpTokens: pulumi.String("optional"),
+		HttpPutResponseHopLimit: pulumi.Int(1),
+		InstanceMetadataTags:    pulumi.String("disabled"),
+	}
+}
+
+// workerEnv is the worker's /etc/facecloud/agent.env.
+func workerEnv(c Config, names awsres.Names, requestsURL, repliesURL string) map[string]string {
+	return map[string]string{
+		"FACECLOUD_REQUESTS":   requestsURL,
+		"FACECLOUD_REPLIES":    repliesURL,
+		"FACECLOUD_INPUT":      storeURL(names.InputBucket, c.Region),
+		"FACECLOUD_OUTPUT":     storeURL(names.OutputBucket, c.Region),
+		"FACECLOUD_IDLE_EXIT":  c.IdleExit.String(),
+		"FACECLOUD_FLEET":      "asg://" + names.WorkerGroup,
+		"FACECLOUD_MODELS":     modelDir,
+		"FACECLOUD_LOG_FORMAT": "json",
+		"FACECLOUD_LOG_LEVEL":  c.LogLevel,
+		"AWS_REGION":           c.Region,
+	}
+}
+
+// artifactsEnv is /etc/facecloud/artifacts.env on every instance.
+func artifactsEnv(c Config, names awsres.Names) (string, error) {
+	return envFile(map[string]string{
+		"FACECLOUD_ARTIFACTS_BUCKET": names.ArtifactsBucket,
+		"AWS_REGION":                 c.Region,
+	})
+}
+
+// workerUserData renders the workers' cloud-init, which names the agent's
+// and the models' hashes: a new build is a new launch template version.
+func workerUserData(c Config, names awsres.Names, a *artifacts, requestsURL, repliesURL string) (string, error) {
+	env, err := envFile(workerEnv(c, names, requestsURL, repliesURL))
+	if err != nil {
+		return "", err
+	}
+	art, err := artifactsEnv(c, names)
+	if err != nil {
+		return "", err
+	}
+	return renderHost(roleWorker, hostData{
+		Stack:        c.Stack,
+		AgentEnv:     env,
+		ArtifactsEnv: art,
+		Manifest:     manifest(append([]artifact{a.Agent}, a.Models...)...),
+	})
+}
+
+// workerName is the Name tag of worker instances. The course preset numbers
+// its instances (app-tier-instance-<n>); a launch template cannot, so its
+// workers share the stem.
+func workerName(names awsres.Names) string {
+	return strings.TrimSuffix(strings.ReplaceAll(names.WorkerInstance, "%d", ""), "-")
+}
+
+func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string, a *artifacts, ami pulumi.StringOutput, net *network, q *queues, r *roles, up *shipped) (*autoscaling.Group, *ec2.LaunchTemplate, error) {
+	userData := pulumi.All(q.requests.Url, q.replies.Url).ApplyT(func(v []any) (string, error) {
+		s, err := workerUserData(c, names, a, v[0].(string), v[1].(string))
+		if err != nil {
+			return "", err
+		}
+		return base64.StdEncoding.EncodeToString([]byte(s)), nil
+	}).(pulumi.StringOutput)
+
+	instanceTags := c.tags("Name", workerName(names), awsres.WorkerRoleTag, roleWorker)
+	lt, err := ec2.NewLaunchTemplate(ctx, "worker", &ec2.LaunchTemplateArgs{
+		Name:                 pulumi.String(prefix + "-worker"),
+		Description:          pulumi.String("facecloud worker"),
+		ImageId:              ami,
+		InstanceType:         pulumi.String(c.WorkerInstanceType),
+		IamInstanceProfile:   &ec2.LaunchTemplateIamInstanceProfileArgs{Arn: r.worker.Arn},
+		VpcSecurityGroupIds:  pulumi.StringArray{net.workerSG.ID()},
+		MetadataOptions:      launchMetadataOptions(),
+		UserData:             userData,
+		UpdateDefaultVersion: pulumi.Bool(true),
+		BlockDeviceMappings: ec2.LaunchTemplateBlockDeviceMappingArray{&ec2.LaunchTemplateBlockDeviceMappingArgs{
+			DeviceName: pulumi.String("/dev/xvda"),
+			Ebs: &ec2.LaunchTemplateBlockDeviceMappingEbsArgs{
+				VolumeSize:          pulumi.Int(c.RootVolumeGiB),
+				VolumeType:          pulumi.String("gp3"),
+				Encrypted:           pulumi.String("true"),
+				DeleteOnTermination: pulumi.String("true"),
+			},
+		}},
+		TagSpecifications: ec2.LaunchTemplateTagSpecificationArray{
+			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("instance"), Tags: instanceTags},
+			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("volume"), Tags: instanceTags},
+		},
+		Tags: c.tags(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("worker launch template: %w", err)
+	}
+
+	// Instances get their tags from the launch template; these tag the group.
+	base := awsres.Tags(c.Project, c.Stack)
+	keys := make([]string, 0, len(base))
+	for k := range base {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var tags autoscaling.GroupTagArray
+	for _, k := range keys {
+		tags = append(tags, &autoscaling.GroupTagArgs{Key: pulumi.String(k), Value: pulumi.String(base[k]), PropagateAtLaunch: pulumi.Bool(false)})
+	}
+	args := &autoscaling.GroupArgs{
+		Name:               pulumi.String(names.WorkerGroup),
+		MinSize:            pulumi.Int(c.MinWorkers),
+		MaxSize:            pulumi.Int(c.MaxWorkers),
+		DesiredCapacity:    pulumi.Int(c.MinWorkers),
+		VpcZoneIdentifiers: net.workerSubnets,
+		LaunchTemplate: &autoscaling.GroupLaunchTemplateArgs{
+			Id:      lt.ID(),
+			Version: lt.LatestVersion.ApplyT(strconv.Itoa).(pulumi.StringOutput),
+		},
+		// A new launch template version (new agent build, model, AMI or
+		// setting) replaces running workers in place, half at a time.
+		InstanceRefresh: &autoscaling.GroupInstanceRefreshArgs{
+			Strategy: pulumi.String("Rolling"),
+			Preferences: &autoscaling.GroupInstanceRefreshPreferencesArgs{
+				MinHealthyPercentage: pulumi.Int(50),
+				SkipMatching:         pulumi.Bool(true),
+			},
+		},
+		HealthCheckType:        pulumi.String("EC2"),
+		HealthCheckGracePeriod: pulumi.Int(60),
+		DefaultInstanceWarmup:  pulumi.Int(60),
+		// pulumi destroy terminates the workers instead of waiting for them.
+		ForceDelete:         pulumi.Bool(true),
+		ForceDeleteWarmPool: pulumi.Bool(true),
+		EnabledMetrics: pulumi.StringArray{
+			pulumi.String("GroupDesiredCapacity"), pulumi.String("GroupInServiceInstances"),
+			pulumi.String("GroupPendingInstances"), pulumi.String("GroupTotalInstances"),
+		},
+		Tags: tags,
+	}
+	if c.WarmPoolSize > 0 {
+		// Stopped instances cost only their volumes and start in seconds
+		// with the model and agent already on disk.
+		args.WarmPool = &autoscaling.GroupWarmPoolArgs{
+			PoolState: pulumi.String("Stopped"),
+			MinSize:   pulumi.Int(c.WarmPoolSize),
+		}
+	}
+	// The scaler owns the desired capacity; Pulumi sets it on creation only.
+	grp, err := autoscaling.NewGroup(ctx, "workers", args,
+		pulumi.IgnoreChanges([]string{"maxSize"}),
+		pulumi.DependsOn([]pulumi.Resource{up.agent}), pulumi.DependsOn(up.models))
+	if err != nil {
+		return nil, nil, fmt.Errorf("worker group: %w", err)
+	}
+	return grp, lt, nil
+}
