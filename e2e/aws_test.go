@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -134,8 +133,9 @@ func (s *awsStack) group(ctx context.Context) (desired int, inService []string, 
 }
 
 // post sends files at concurrency 100 as the course's generator does (no
-// client timeout) and returns each one's status and body.
-func (s *awsStack) post(files []string) (codes []int, bodies []string) {
+// client timeout) and returns each one's status and body; answered, when not
+// nil, counts the 200 answers as they come.
+func (s *awsStack) post(files []string, answered *atomic.Int64) (codes []int, bodies []string) {
 	codes, bodies = make([]int, len(files)), make([]string, len(files))
 	client := &http.Client{}
 	sem := make(chan struct{}, 100)
@@ -149,6 +149,9 @@ func (s *awsStack) post(files []string) (codes []int, bodies []string) {
 				body = err.Error()
 			}
 			codes[i], bodies[i] = code, body
+			if code == http.StatusOK && answered != nil {
+				answered.Add(1)
+			}
 		})
 	}
 	wg.Wait()
@@ -179,14 +182,16 @@ func (s *awsStack) checkAll(files []string, codes []int, bodies []string) {
 	}
 }
 
-// waitEmpty waits until the group's desired capacity is 0 and no instance
-// is in service (the workers retired after being idle).
+// waitEmpty waits until the group's desired capacity is 0, no instance is
+// in service (the workers retired after being idle) and every worker
+// process has exited.
 func (s *awsStack) waitEmpty(timeout time.Duration) {
 	s.t.Helper()
 	eventually(s.t, timeout, "group back to 0 (desired 0, no instance)", func() bool {
 		d, in, err := s.group(s.t.Context())
 		return err == nil && d == 0 && len(in) == 0
 	})
+	eventually(s.t, 30*time.Second, "every retired worker process to exit", func() bool { return s.player.running() == 0 })
 }
 
 // TestAWSCourse runs the agents in AWS mode against moto: 100 course
@@ -203,7 +208,7 @@ func TestAWSCourse(t *testing.T) {
 		}
 		t0 := time.Now()
 		files := c.Files[:100]
-		codes, bodies := s.post(files)
+		codes, bodies := s.post(files, nil)
 		s.checkAll(files, codes, bodies)
 		peak := s.player.peak.Load()
 		t.Logf("100/100 right in %s with up to %d instances", time.Since(t0).Round(time.Millisecond), peak)
@@ -212,15 +217,19 @@ func TestAWSCourse(t *testing.T) {
 		}
 		s.waitEmpty(2 * time.Minute)
 		t.Logf("group back to 0 %s after the burst began; %d worker processes played", time.Since(t0).Round(time.Millisecond), s.player.started.Load())
+		retired := regexp.MustCompile(`msg="instance retired".* decrement=true`).FindAllString(s.player.logs(), -1)
+		if len(retired) == 0 {
+			t.Error("no worker retired with TerminateInstanceInAutoScalingGroup and a decrement of desired capacity")
+		}
 	})
 
 	t.Run("worker killed mid-job", func(t *testing.T) {
-		files := c.Files[100:160]
+		files := c.Files[100:200]
 		var codes []int
 		var bodies []string
 		done := make(chan struct{})
 		go func() {
-			codes, bodies = s.post(files)
+			codes, bodies = s.post(files, nil)
 			close(done)
 		}()
 		victim := s.player.waitBusyWorker(t, time.Minute)
@@ -235,15 +244,19 @@ func TestAWSCourse(t *testing.T) {
 	})
 
 	t.Run("AWS unreachable for seconds", func(t *testing.T) {
-		files := c.Files[160:260]
+		files := c.Files[200:300]
 		var codes []int
 		var bodies []string
 		done := make(chan struct{})
+		var answered atomic.Int64
 		go func() {
-			codes, bodies = s.post(files)
+			codes, bodies = s.post(files, &answered)
 			close(done)
 		}()
-		eventually(t, time.Minute, "a worker in service", func() bool { return s.player.running() > 0 })
+		// Cut AWS off while requests are at every stage: stored, queued,
+		// being recognised, replied.
+		eventually(t, 2*time.Minute, "first answers", func() bool { return answered.Load() >= 10 })
+		t.Logf("outage begins after %d answers", answered.Load())
 		s.proxy.outage(5 * time.Second)
 		<-done
 		// Accepted requests (200) must all be right; refused ones must be
@@ -264,11 +277,17 @@ func TestAWSCourse(t *testing.T) {
 			}
 			refused++
 			retry = append(retry, f)
+			if refused <= 3 {
+				t.Logf("refused %s: %d %s", stem(f), codes[i], strings.TrimSpace(bodies[i]))
+			}
 		}
 		t.Logf("during a 5 s outage: %d accepted and answered right, %d refused with 5xx", accepted, refused)
+		if accepted < 10 {
+			t.Fatalf("only %d requests accepted around the outage", accepted)
+		}
 		// The same processes recover: refused requests sent again succeed.
 		if len(retry) > 0 {
-			codes, bodies := s.post(retry)
+			codes, bodies := s.post(retry, nil)
 			s.checkAll(retry, codes, bodies)
 		}
 		for _, p := range []*proc{s.web, s.scaler} {
@@ -352,6 +371,9 @@ func newInstancePlayer(t *testing.T, s *awsStack) *instancePlayer {
 }
 
 func (p *instancePlayer) sync(ctx context.Context) {
+	if p.t.Context().Err() != nil {
+		return // the test is over: boot nothing more
+	}
 	_, inService, err := p.s.group(ctx)
 	if err != nil {
 		return
@@ -391,12 +413,13 @@ func (p *instancePlayer) boot(id string) *proc {
 	return w
 }
 
-// running counts live worker processes.
+// running counts worker processes not yet exited, including retired ones
+// still shutting down.
 func (p *instancePlayer) running() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	for _, w := range p.workers {
+	for _, w := range p.all {
 		if !w.exited() {
 			n++
 		}
@@ -404,9 +427,13 @@ func (p *instancePlayer) running() int {
 	return n
 }
 
-var jobStarted = regexp.MustCompile(`msg="request (started|received)"|msg="job started"|receive=1`)
+var (
+	jobStarted    = regexp.MustCompile(`msg="request done"`)
+	workerStopped = regexp.MustCompile(`msg="worker stopped"`)
+)
 
-// waitBusyWorker returns a running worker that has logged taking a request.
+// waitBusyWorker returns a running worker that has answered a request, so
+// is in the middle of taking more.
 func (p *instancePlayer) waitBusyWorker(t *testing.T, timeout time.Duration) *proc {
 	t.Helper()
 	var victim *proc
@@ -414,7 +441,7 @@ func (p *instancePlayer) waitBusyWorker(t *testing.T, timeout time.Duration) *pr
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, w := range p.workers {
-			if !w.exited() && jobStarted.MatchString(w.out.String()) {
+			if out := w.out.String(); !w.exited() && jobStarted.MatchString(out) && !workerStopped.MatchString(out) {
 				victim = w
 				return true
 			}
@@ -531,5 +558,3 @@ func (p *flakyProxy) outage(d time.Duration) {
 	time.Sleep(d)
 	p.down.Store(false)
 }
-
-var _ = errors.New

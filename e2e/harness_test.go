@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -447,5 +446,3 @@ func textAnswer(want map[string]string, file, body string) error {
 	}
 	return nil
 }
-
-var errStop = errors.New("stop")

@@ -50,9 +50,6 @@ log "AWS endpoint: $FACECLOUD_TEST_AWS_ENDPOINT"
 
 export FACECLOUD_REQUIRE_AWS=1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-# Child processes started by the end-to-end tests find moto (and restart it
-# on the same port for the outage test) through these.
-export FACECLOUD_TEST_MOTO_PID="${moto_pid}"
 
 pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
 	awk '/ github.com\/facecloud\/facecloud\/agents\/awsres\/awstest( |$)/ {print $1}')
@@ -60,6 +57,17 @@ if [ -z "$pkgs" ]; then
 	echo "test-aws: no package's tests import agents/awsres/awstest" >&2
 	exit 1
 fi
-log "packages: $(echo $pkgs)"
-# shellcheck disable=SC2086
-go test -count=1 -p 1 -timeout 30m "$@" $pkgs
+# The end-to-end package also holds the local system's tests, which
+# scripts/test.sh runs already: only its TestAWS* tests run here.
+unit=$(echo "$pkgs" | grep -v '/e2e$' || true)
+e2e=$(echo "$pkgs" | grep '/e2e$' || true)
+if [ -n "$unit" ]; then
+	log "packages: $(echo $unit)"
+	# shellcheck disable=SC2086
+	go test -count=1 -p 1 -timeout 20m "$@" $unit
+fi
+if [ -n "$e2e" ]; then
+	log "end to end against moto: $e2e"
+	# shellcheck disable=SC2086
+	go test -count=1 -p 1 -timeout 30m -run '^TestAWS' "$@" $e2e
+fi

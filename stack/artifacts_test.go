@@ -167,25 +167,26 @@ func TestFetchArtifactsScript(t *testing.T) {
 // TestUnitsHaveTheirEnvironment checks that every variable a systemd unit
 // expands is set by the environment files the same host gets.
 func TestUnitsHaveTheirEnvironment(t *testing.T) {
-	c, err := readConfig("facecloud", "dev", "us-east-1", &mapSource{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := awsres.NewNames(c.NamingPreset, c.NamePrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &artifacts{Agent: artifact{Name: "facecloud", SHA256: strings.Repeat("a", 64), Key: "agent/a/facecloud", Dest: agentPath, Mode: "0755"}}
-	worker, err := workerUserData(c, names, a, queueURL("r"), queueURL("s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	web, err := webUserData(c, names, a, queueURL("r"), queueURL("s"))
-	if err != nil {
-		t.Fatal(err)
+	userData := map[string]string{}
+	for _, preset := range []string{awsres.PresetDefault, awsres.PresetCourse} {
+		c, err := readConfig("facecloud", "dev", "us-east-1", &mapSource{values: map[string]string{"namingPreset": preset}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := awsres.NewNames(c.NamingPreset, c.NamePrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &artifacts{Agent: artifact{Name: "facecloud", SHA256: strings.Repeat("a", 64), Key: "agent/a/facecloud", Dest: agentPath, Mode: "0755"}}
+		if userData[preset+" worker"], err = workerUserData(c, names, a, queueURL("r"), queueURL("s")); err != nil {
+			t.Fatal(err)
+		}
+		if userData[preset+" web"], err = webUserData(c, names, a, queueURL("r"), queueURL("s")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ref := regexp.MustCompile(`\$\{([A-Z_]+)\}`)
-	for role, ud := range map[string]string{"worker": worker, "web": web} {
+	for role, ud := range userData {
 		t.Run(role, func(t *testing.T) {
 			files := cloudInit(t, ud)
 			env := envOf(files["/etc/facecloud/agent.env"])
@@ -221,5 +222,160 @@ func TestEnvFileRefusesUnsafeValues(t *testing.T) {
 	got, err := envFile(map[string]string{"B": "2", "A": "s3://b?region=x"})
 	if err != nil || got != "A=s3://b?region=x\nB=2\n" {
 		t.Errorf("envFile = %q, %v", got, err)
+	}
+}
+
+// TestUnitsUseAgentFlags builds facecloud for this machine and checks that
+// every flag a systemd unit passes is one its subcommand defines, so a
+// renamed flag fails here rather than on a booting instance.
+func TestUnitsUseAgentFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the agent; run without -short")
+	}
+	root, err := moduleRoot(t.Context())
+	if err != nil {
+		t.Skip(err)
+	}
+	bin := filepath.Join(t.TempDir(), "facecloud")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./agents/cmd/facecloud")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build facecloud: %v\n%s", err, out)
+	}
+	execStart := regexp.MustCompile(`(?m)^ExecStart=/opt/facecloud/bin/facecloud (\w+) (.*)$`)
+	flag := regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+	units, err := images.FS.ReadDir("systemd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := 0
+	for _, u := range units {
+		src, err := images.FS.ReadFile("systemd/" + u.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := execStart.FindStringSubmatch(string(src))
+		if m == nil {
+			continue
+		}
+		agents++
+		t.Run(u.Name(), func(t *testing.T) {
+			help, _ := execCommand(t, bin, m[1], "-h")
+			for _, f := range flag.FindAllStringSubmatch(m[2], -1) {
+				if !strings.Contains(help, "  -"+f[1]+" ") && !strings.Contains(help, "  -"+f[1]+"\n") {
+					t.Errorf("facecloud %s has no flag -%s:\n%s", m[1], f[1], help)
+				}
+			}
+		})
+	}
+	if agents != 3 {
+		t.Errorf("%d units start an agent, want web, scaler and worker", agents)
+	}
+}
+
+func execCommand(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// fakeIMDS stands in for curl against the instance metadata service: a
+// token for the PUT, the instance id for the GET.
+const fakeIMDS = `#!/bin/bash
+case "$*" in
+*api/token*) echo token ;;
+*instance-id*) echo i-0self ;;
+*) exit 22 ;;
+esac
+`
+
+// fakeEC2 stands in for the AWS CLI's EC2 calls: describe-instances prints
+// $FAKE_NAMES (the other workers' Name tags), create-tags logs its arguments.
+const fakeEC2 = `#!/bin/bash
+case "$2" in
+describe-instances) echo "$FAKE_NAMES" ;;
+create-tags) echo "$*" >> "$FAKE_LOG" ;;
+*) exit 1 ;;
+esac
+`
+
+func TestNameInstanceScript(t *testing.T) {
+	for _, tool := range []string{"bash", "grep"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s on PATH to run the boot script with", tool)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := images.FS.ReadFile("scripts/name-instance.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "name-instance")
+	for p, body := range map[string]string{script: string(src), filepath.Join(bin, "curl"): fakeIMDS, filepath.Join(bin, "aws"): fakeEC2} {
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := map[string]struct {
+		others string
+		want   string
+	}{
+		"first worker":     {others: "", want: "app-tier-instance-1"},
+		"fills a gap":      {others: "app-tier-instance-1\tapp-tier-instance-3", want: "app-tier-instance-2"},
+		"after the others": {others: "app-tier-instance-2 app-tier-instance-1", want: "app-tier-instance-3"},
+		"ignores unnamed":  {others: "app-tier-instance", want: "app-tier-instance-1"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "log")
+			cmd := exec.Command("bash", script, "grp", "us-east-1", "app-tier-instance-%d")
+			cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_NAMES="+tc.others, "FAKE_LOG="+log)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "ec2 create-tags --region us-east-1 --resources i-0self --tags Key=Name,Value=" + tc.want + "\n"; string(got) != want {
+				t.Errorf("tagged with %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestUnitsVerify runs systemd's own checker on every unit, ignoring only
+// that the agent and scripts are not installed on the test machine.
+func TestUnitsVerify(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("no systemd-analyze on PATH")
+	}
+	units, err := images.FS.ReadDir("systemd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, u := range units {
+		b, err := images.FS.ReadFile("systemd/" + u.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, u.Name())
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(u.Name(), func(t *testing.T) {
+			out, _ := exec.Command("systemd-analyze", "verify", "--man=no", p).CombinedOutput()
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if l == "" || strings.Contains(l, "is not executable: No such file or directory") {
+					continue
+				}
+				t.Errorf("systemd-analyze: %s", l)
+			}
+		})
 	}
 }

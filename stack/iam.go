@@ -11,18 +11,22 @@ import (
 )
 
 // Statements that need Resource "*" because AWS offers no resource-level
-// permission for the action (IAM Service Authorization Reference):
+// permission for the action (IAM Service Authorization Reference, Amazon EC2
+// Auto Scaling: "Describe*" actions support only "*"):
 //
-//   - autoscaling:DescribeAutoScalingGroups (scaler: reads desired, running,
-//     pending and max of its group)
-//   - autoscaling:DescribeAutoScalingInstances (worker: finds its own
-//     group and lifecycle state before retiring)
+//   - autoscaling:DescribeAutoScalingGroups (scaler: desired, running,
+//     pending and max of its group; worker: its group's state)
+//   - autoscaling:DescribeAutoScalingInstances (lifecycle state of an
+//     instance)
+//   - ec2:DescribeInstances (course naming only: a worker looks up the
+//     Name tags of its group to number itself)
 //
 // wildcardResourceActions lists them so the tests can hold every other
 // statement to named resources.
 var wildcardResourceActions = map[string]bool{
 	"autoscaling:DescribeAutoScalingGroups":    true,
 	"autoscaling:DescribeAutoScalingInstances": true,
+	"ec2:DescribeInstances":                    true,
 }
 
 // ssmManagedPolicy lets Session Manager reach the instance: the only way in,
@@ -34,59 +38,92 @@ const ssmManagedPolicy = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 const imageBuilderManagedPolicy = "arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder"
 
 // roles are the instance profiles. The web host runs two agents (web and
-// scaler) but an instance has one profile, so its role carries two inline
-// policies, one per agent, each with only that agent's actions; workers have
-// their own role.
+// scaler) but an instance has one profile, so its role carries one inline
+// policy per agent, each with only that agent's grants; workers have their
+// own role. Every role also reads the artifacts bucket at boot.
 type roles struct {
 	web, worker, builder *iam.InstanceProfile
 }
 
 // arns are the resources the policies name.
 type arns struct {
-	requests, replies, deadLetters pulumi.StringOutput
-	input, output, artifacts       pulumi.StringOutput
-	group                          pulumi.StringOutput
+	requests, replies        pulumi.StringOutput
+	input, output, artifacts pulumi.StringOutput
+	group, instances         pulumi.StringOutput
+	numbered                 bool
 }
 
-// agentPolicies returns the inline policies of each role, keyed by role then
-// policy name, resolved once every ARN is known.
-func agentPolicies(requests, replies, input, output, artifacts, group string) map[string]map[string]policyDocument {
-	obj := func(bucket, prefix string) string { return bucket + "/" + prefix + "*" }
-	artifactRead := statement{Sid: "ReadArtifacts", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{obj(artifacts, "")}}
-	return map[string]map[string]policyDocument{
-		"web": {
-			"web": {Statement: []statement{
-				{Sid: "SendRequests", Effect: "Allow", Action: []string{"sqs:SendMessage", "sqs:GetQueueAttributes"}, Resource: []string{requests}},
-				{Sid: "TakeReplies", Effect: "Allow", Action: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, Resource: []string{replies}},
-				{Sid: "PutInputs", Effect: "Allow", Action: []string{"s3:PutObject", "s3:GetObject"}, Resource: []string{obj(input, "")}},
-				{Sid: "ReadResults", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{obj(output, "")}},
-				// ListBucket turns a missing key into 404 instead of 403.
-				{Sid: "ListBuckets", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{input, output}},
-				artifactRead,
-			}},
-			"scaler": {Statement: []statement{
-				{Sid: "ReadDepth", Effect: "Allow", Action: []string{"sqs:GetQueueAttributes"}, Resource: []string{requests}},
-				{Sid: "SetDesired", Effect: "Allow", Action: []string{"autoscaling:*"}, Resource: []string{"*"}},
-				{Sid: "DescribeGroup", Effect: "Allow", Action: []string{"autoscaling:DescribeAutoScalingGroups"}, Resource: []string{"*"}},
-			}},
-		},
-		"worker": {
-			"worker": {Statement: []statement{
-				{Sid: "TakeRequests", Effect: "Allow", Action: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}, Resource: []string{requests}},
-				{Sid: "SendReplies", Effect: "Allow", Action: []string{"sqs:SendMessage", "sqs:GetQueueAttributes"}, Resource: []string{replies}},
-				{Sid: "ReadInputs", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{obj(input, "")}},
-				// Results and gallery entries (enrolment runs on workers).
-				{Sid: "WriteOutputs", Effect: "Allow", Action: []string{"s3:PutObject", "s3:GetObject"}, Resource: []string{obj(output, "")}},
-				{Sid: "ListBuckets", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{input, output}},
-				artifactRead,
-				{Sid: "Retire", Effect: "Allow", Action: []string{"autoscaling:TerminateInstanceInAutoScalingGroup"}, Resource: []string{group}},
-				{Sid: "FindGroup", Effect: "Allow", Action: []string{"autoscaling:DescribeAutoScalingInstances"}, Resource: []string{"*"}},
-			}},
-		},
-		"builder": {
-			"artifacts": {Statement: []statement{artifactRead}},
-		},
+// resolved are the ARNs once known. instances is the ARN pattern of the
+// account's instances in the region; numbered says whether workers name
+// themselves (course preset).
+type resolved struct {
+	requests, replies, input, output, artifacts, group, instances string
+	numbered                                                      bool
+}
+
+// grantPolicy turns an agent's grants from awsres (the list the agents'
+// own AWS tests use) into a policy document on this deployment's ARNs.
+func grantPolicy(grants []awsres.Grant, r resolved) (policyDocument, error) {
+	arn := map[awsres.Resource]string{
+		awsres.RequestQueue:  r.requests,
+		awsres.ReplyQueue:    r.replies,
+		awsres.InputObjects:  r.input + "/*",
+		awsres.OutputObjects: r.output + "/*",
+		awsres.InputBucket:   r.input,
+		awsres.OutputBucket:  r.output,
+		awsres.WorkerGroup:   r.group,
+		awsres.AnyResource:   "*",
 	}
+	var d policyDocument
+	for i, g := range grants {
+		res, ok := arn[g.Resource]
+		if !ok {
+			return policyDocument{}, fmt.Errorf("grant %d names resource %q, which the stack does not create", i+1, g.Resource)
+		}
+		d.Statement = append(d.Statement, statement{
+			Sid:      fmt.Sprintf("Grant%d", i+1),
+			Effect:   "Allow",
+			Action:   g.Actions,
+			Resource: []string{res},
+		})
+	}
+	return d, nil
+}
+
+// agentPolicies returns the inline policies of each role, keyed by
+// "role/policy".
+func agentPolicies(r resolved) (map[string]policyDocument, error) {
+	artifactRead := policyDocument{Statement: []statement{{
+		Sid: "ReadArtifacts", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{r.artifacts + "/*"},
+	}}}
+	out := map[string]policyDocument{
+		"web/artifacts":     artifactRead,
+		"worker/artifacts":  artifactRead,
+		"builder/artifacts": artifactRead,
+	}
+	if r.numbered {
+		// A worker may set only the Name tag, and only on a worker.
+		out["worker/name"] = policyDocument{Statement: []statement{
+			{Sid: "FindNames", Effect: "Allow", Action: []string{"ec2:DescribeInstances"}, Resource: []string{"*"}},
+			{Sid: "SetOwnName", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{r.instances},
+				Condition: map[string]map[string]any{
+					"StringEquals":              {"aws:ResourceTag/" + awsres.WorkerRoleTag: roleWorker},
+					"ForAllValues:StringEquals": {"aws:TagKeys": []string{"Name"}},
+				}},
+		}}
+	}
+	for key, grants := range map[string][]awsres.Grant{
+		"web/web":       awsres.WebActions,
+		"web/scaler":    awsres.ScalerActions,
+		"worker/worker": awsres.WorkerActions,
+	} {
+		d, err := grantPolicy(grants, r)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", key, err)
+		}
+		out[key] = d
+	}
+	return out, nil
 }
 
 func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, error) {
@@ -98,16 +135,22 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 	if err != nil {
 		return nil, err
 	}
-	docs := pulumi.All(a.requests, a.replies, a.input, a.output, a.artifacts, a.group).ApplyT(func(v []any) (map[string]string, error) {
+	docs := pulumi.All(a.requests, a.replies, a.input, a.output, a.artifacts, a.group, a.instances).ApplyT(func(v []any) (map[string]string, error) {
+		policies, err := agentPolicies(resolved{
+			requests: v[0].(string), replies: v[1].(string),
+			input: v[2].(string), output: v[3].(string), artifacts: v[4].(string),
+			group: v[5].(string), instances: v[6].(string), numbered: a.numbered,
+		})
+		if err != nil {
+			return nil, err
+		}
 		out := map[string]string{}
-		for role, policies := range agentPolicies(v[0].(string), v[1].(string), v[2].(string), v[3].(string), v[4].(string), v[5].(string)) {
-			for name, d := range policies {
-				s, err := d.JSON()
-				if err != nil {
-					return nil, err
-				}
-				out[role+"/"+name] = s
+		for key, d := range policies {
+			s, err := d.JSON()
+			if err != nil {
+				return nil, err
 			}
+			out[key] = s
 		}
 		return out, nil
 	}).(pulumi.StringMapOutput)
@@ -120,8 +163,11 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 		dst      **iam.InstanceProfile
 	}
 	specs := []spec{
-		{"web", []string{ssmManagedPolicy}, []string{"web", "scaler"}, &r.web},
-		{"worker", []string{ssmManagedPolicy}, []string{"worker"}, &r.worker},
+		{"web", []string{ssmManagedPolicy}, []string{"web", "scaler", "artifacts"}, &r.web},
+		{"worker", []string{ssmManagedPolicy}, []string{"worker", "artifacts"}, &r.worker},
+	}
+	if a.numbered {
+		specs[1].policies = append(specs[1].policies, "name")
 	}
 	if c.Image == ImageBuilder {
 		specs = append(specs, spec{"builder", []string{ssmManagedPolicy, imageBuilderManagedPolicy}, []string{"artifacts"}, &r.builder})
@@ -165,17 +211,20 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 	return r, nil
 }
 
-// groupARN is the Auto Scaling group's ARN pattern, known before the group
-// exists so the roles (and the instances' first boot) do not wait for it.
-func groupARN(ctx *pulumi.Context, c Config, names awsres.Names) (pulumi.StringOutput, error) {
+// accountARNs returns the Auto Scaling group's ARN pattern, known before the
+// group exists so the roles (and the instances' first boot) do not wait for
+// it, and the pattern of the account's instances in the region.
+func accountARNs(ctx *pulumi.Context, c Config, names awsres.Names) (group, instances string, err error) {
 	id, err := aws.GetCallerIdentity(ctx, nil)
 	if err != nil {
-		return pulumi.StringOutput{}, fmt.Errorf("look up account: %w", err)
+		return "", "", fmt.Errorf("look up account: %w", err)
 	}
 	part, err := aws.GetPartition(ctx, nil)
 	if err != nil {
-		return pulumi.StringOutput{}, fmt.Errorf("look up partition: %w", err)
+		return "", "", fmt.Errorf("look up partition: %w", err)
 	}
-	return pulumi.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s",
-		part.Partition, c.Region, id.AccountId, names.WorkerGroup), nil
+	group = fmt.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s",
+		part.Partition, c.Region, id.AccountId, names.WorkerGroup)
+	instances = fmt.Sprintf("arn:%s:ec2:%s:%s:instance/*", part.Partition, c.Region, id.AccountId)
+	return group, instances, nil
 }

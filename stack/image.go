@@ -39,6 +39,9 @@ func parentImage(region, arch string) string {
 	return fmt.Sprintf("arn:aws:imagebuilder:%s:aws:image/amazon-linux-2023-%s/x.x.x", region, a)
 }
 
+// maxComponentData is Image Builder's limit on inline component data.
+const maxComponentData = 16000
+
 // imageBuildTimeout bounds one AMI build (build, validate, test, snapshot).
 const imageBuildTimeout = 90 * time.Minute
 
@@ -50,6 +53,9 @@ func workerImage(ctx *pulumi.Context, c Config, prefix, bucket string, a *artifa
 	data, err := render("worker/component.yaml", componentData{Bucket: bucket, Region: c.Region, Manifest: manifest(a.Models...)})
 	if err != nil {
 		return pulumi.StringOutput{}, err
+	}
+	if len(data) > maxComponentData {
+		return pulumi.StringOutput{}, fmt.Errorf("image component is %d characters, Image Builder allows %d", len(data), maxComponentData)
 	}
 	parent := parentImage(c.Region, c.Arch)
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\n%s\n%d\n", data, parent, c.RootVolumeGiB)))

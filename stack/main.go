@@ -85,7 +85,7 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
 		return nil, fmt.Errorf("names: %w", err)
 	}
 	prefix := c.NamePrefix
-	net, err := newNetwork(ctx, c, prefix)
+	net, err := newNetwork(ctx, c, prefix, numbered(names))
 	if err != nil {
 		return nil, err
 	}
@@ -101,14 +101,16 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, err := groupARN(ctx, c, names)
+	group, instances, err := accountARNs(ctx, c, names)
 	if err != nil {
 		return nil, err
 	}
 	r, err := newRoles(ctx, c, prefix, arns{
-		requests: q.requests.Arn, replies: q.replies.Arn, deadLetters: q.deadLetters.Arn,
+		requests: q.requests.Arn, replies: q.replies.Arn,
 		input: b.input.Arn, output: b.output.Arn, artifacts: b.artifacts.Arn,
-		group: group,
+		group:     pulumi.String(group).ToStringOutput(),
+		instances: pulumi.String(instances).ToStringOutput(),
+		numbered:  numbered(names),
 	})
 	if err != nil {
 		return nil, err

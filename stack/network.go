@@ -46,7 +46,9 @@ func subnetCIDR(vpc string, index int) (string, error) {
 	return netip.PrefixFrom(addr, bits).String(), nil
 }
 
-func newNetwork(ctx *pulumi.Context, c Config, prefix string) (*network, error) {
+// newNetwork builds the VPC. numberedNames adds the EC2 API endpoint that
+// private workers need to name themselves (course preset).
+func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool) (*network, error) {
 	azs, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{State: pulumi.StringRef("available")})
 	if err != nil {
 		return nil, fmt.Errorf("list availability zones: %w", err)
@@ -150,7 +152,7 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string) (*network, error) 
 			Ingress: ec2.SecurityGroupIngressArray{&ec2.SecurityGroupIngressArgs{
 				Description: pulumi.String("HTTPS from the VPC"),
 				Protocol:    pulumi.String("tcp"),
-				FromPort:    pulumi.Int(22),
+				FromPort:    pulumi.Int(443),
 				ToPort:      pulumi.Int(443),
 				CidrBlocks:  pulumi.StringArray{pulumi.String(c.VpcCidr)},
 			}},
@@ -160,7 +162,11 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string) (*network, error) 
 			return nil, fmt.Errorf("endpoint security group: %w", err)
 		}
 		subnets := pulumi.StringArray{n.private[0].ID(), n.private[1].ID()}
-		for _, svc := range interfaceEndpoints {
+		services := interfaceEndpoints
+		if numberedNames {
+			services = append(append([]string{}, services...), "ec2")
+		}
+		for _, svc := range services {
 			if _, err := ec2.NewVpcEndpoint(ctx, "endpoint-"+svc, &ec2.VpcEndpointArgs{
 				VpcId:             n.vpc.ID(),
 				ServiceName:       pulumi.Sprintf("com.amazonaws.%s.%s", c.Region, svc),
@@ -200,7 +206,7 @@ func (n *network) securityGroups(ctx *pulumi.Context, c Config, prefix string) e
 	httpsOut := ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{
 		Description: pulumi.String("HTTPS to AWS APIs"),
 		Protocol:    pulumi.String("tcp"),
-		FromPort:    pulumi.Int(22),
+		FromPort:    pulumi.Int(443),
 		ToPort:      pulumi.Int(443),
 		CidrBlocks:  pulumi.StringArray{pulumi.String("0.0.0.0/0")},
 	}}

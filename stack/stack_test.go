@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/imagebuilder"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sqs"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
 	"github.com/facecloud/facecloud/agents/awsres"
@@ -79,6 +80,10 @@ var stackCases = map[string]stackCase{
 	"private workers with warm pool": {
 		cfg:    map[string]string{"privateWorkers": "true", "warmPoolSize": "3", "maxWorkers": "40", "webPort": "8080", "allowedCidrs": `["198.51.100.0/24","203.0.113.0/24"]`},
 		preset: awsres.PresetDefault, prefix: "facecloud-test", private: true, builder: true, maxWorkers: 40, warmPool: 3, webPort: 8080,
+	},
+	"course preset private workers": {
+		cfg:    map[string]string{"namingPreset": "course", "namePrefix": "1225754101", "privateWorkers": "true"},
+		preset: awsres.PresetCourse, prefix: "1225754101", private: true, builder: true, maxWorkers: 20, webPort: 80,
 	},
 	"stock ami amd64": {
 		cfg:    map[string]string{"image": "stock", "arch": "amd64", "workerInstanceType": "c7i.large", "webInstanceType": "t3.small", "maxWorkers": "1"},
@@ -285,9 +290,23 @@ func checkQueues(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
 
 func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 	policies := m.of("aws:iam/rolePolicy:RolePolicy")
-	want := []string{"web-scaler", "web-web", "worker-worker"}
+	want := []string{"web-artifacts", "web-scaler", "web-web", "worker-artifacts", "worker-worker"}
 	if tc.builder {
 		want = append(want, "builder-artifacts")
+	}
+	if tc.preset == awsres.PresetCourse {
+		want = append(want, "worker-name")
+		var doc policyDocument
+		if err := json.Unmarshal([]byte(getString(m.one(t, "aws:iam/rolePolicy:RolePolicy", "worker-name").Inputs, "policy")), &doc); err != nil {
+			t.Fatal(err)
+		}
+		tagging := doc.Statement[len(doc.Statement)-1]
+		if !slices.Equal(tagging.Action, []string{"ec2:CreateTags"}) ||
+			!slices.Equal(tagging.Resource, []string{fmt.Sprintf("arn:aws:ec2:%s:%s:instance/*", mockRegion, mockAccount)}) ||
+			fmt.Sprint(tagging.Condition["StringEquals"]["aws:ResourceTag/"+awsres.WorkerRoleTag]) != roleWorker ||
+			fmt.Sprint(tagging.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]) != "[Name]" {
+			t.Errorf("naming statement %+v: want CreateTags of Name on workers only", tagging)
+		}
 	}
 	var got []string
 	for _, p := range policies {
@@ -323,6 +342,39 @@ func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 					t.Errorf("%s/%s: unresolved resource %q", p.Name, s.Sid, r)
 				}
 			}
+		}
+	}
+	// Each agent's policy holds exactly the grants awsres lists for it.
+	arnOf := map[awsres.Resource]string{
+		awsres.RequestQueue:  fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.RequestQueue),
+		awsres.ReplyQueue:    fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.ResponseQueue),
+		awsres.InputObjects:  "arn:aws:s3:::" + names.InputBucket + "/*",
+		awsres.OutputObjects: "arn:aws:s3:::" + names.OutputBucket + "/*",
+		awsres.InputBucket:   "arn:aws:s3:::" + names.InputBucket,
+		awsres.OutputBucket:  "arn:aws:s3:::" + names.OutputBucket,
+		awsres.WorkerGroup:   fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s", mockRegion, mockAccount, names.WorkerGroup),
+		awsres.AnyResource:   "*",
+	}
+	for policy, grants := range map[string][]awsres.Grant{"web-web": awsres.WebActions, "web-scaler": awsres.ScalerActions, "worker-worker": awsres.WorkerActions} {
+		var doc policyDocument
+		if err := json.Unmarshal([]byte(getString(m.one(t, "aws:iam/rolePolicy:RolePolicy", policy).Inputs, "policy")), &doc); err != nil {
+			t.Fatal(err)
+		}
+		want, got := map[string]bool{}, map[string]bool{}
+		for _, g := range grants {
+			for _, a := range g.Actions {
+				want[a+" on "+arnOf[g.Resource]] = true
+			}
+		}
+		for _, s := range doc.Statement {
+			for _, a := range s.Action {
+				for _, r := range s.Resource {
+					got[a+" on "+r] = true
+				}
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s grants %v,\nawsres lists %v", policy, got, want)
 		}
 	}
 	// Retiring and scaling are limited to this stack's group.
@@ -437,6 +489,9 @@ func checkGroup(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 	}
 	if getString(g.Inputs, "launchTemplate", "id") != "lt-0123456789abcdef0" || getString(g.Inputs, "launchTemplate", "version") != "1" {
 		t.Errorf("group launch template %v, want the template's latest version", get(g.Inputs, "launchTemplate"))
+	}
+	if v, _ := g.Inputs["protectFromScaleIn"].(bool); v != awsres.ProtectFromScaleIn {
+		t.Errorf("group protectFromScaleIn %v, want %v", v, awsres.ProtectFromScaleIn)
 	}
 	if getString(g.Inputs, "instanceRefresh", "strategy") != "Rolling" {
 		t.Errorf("group has no rolling instance refresh: %v", get(g.Inputs, "instanceRefresh"))
@@ -559,6 +614,10 @@ func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.N
 			t.Errorf("worker %s = %q, want %q", k, env[k], v)
 		}
 	}
+	_, naming := files["/etc/systemd/system/facecloud-name.service"]
+	if course := strings.Contains(names.WorkerInstance, "%d"); naming != course || (course && env["FACECLOUD_NAME_PATTERN"] != names.WorkerInstance) {
+		t.Errorf("naming service %v, pattern %q; want them exactly with the course preset", naming, env["FACECLOUD_NAME_PATTERN"])
+	}
 	lines := strings.Split(strings.TrimSpace(files["/etc/facecloud/artifacts.manifest"]), "\n")
 	if len(lines) != 7 {
 		t.Fatalf("worker manifest has %d lines, want agent + 6 model files:\n%s", len(lines), files["/etc/facecloud/artifacts.manifest"])
@@ -610,7 +669,11 @@ func checkNetwork(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
 	if endpoints["com.amazonaws."+mockRegion+".s3"] != "Gateway" {
 		t.Errorf("no S3 gateway endpoint: %v", endpoints)
 	}
-	for _, svc := range interfaceEndpoints {
+	services := interfaceEndpoints
+	if tc.private && tc.preset == awsres.PresetCourse {
+		services = append(append([]string{}, services...), "ec2") // workers name themselves
+	}
+	for _, svc := range services {
 		got := endpoints["com.amazonaws."+mockRegion+"."+svc]
 		if tc.private && got != "Interface" {
 			t.Errorf("private workers without a %s interface endpoint", svc)
@@ -728,5 +791,48 @@ func TestBadConfigFailsTheProgram(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestOutputs checks what `pulumi stack output` shows: the service URL,
+// queue URLs, bucket names, group name and AMI id.
+func TestOutputs(t *testing.T) {
+	t.Setenv("PULUMI_CONFIG", `{"aws:region":"`+mockRegion+`","facecloud:webPort":"8080"}`)
+	models := fakeModels(t)
+	var got []string
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		c, err := loadConfig(ctx)
+		if err != nil {
+			return err
+		}
+		a, err := prepareArtifacts(ctx.Context(), c.Arch, t.TempDir(), fakeBuild("v1"), models)
+		if err != nil {
+			return err
+		}
+		out, err := deploy(ctx, c, a)
+		if err != nil {
+			return err
+		}
+		pulumi.All(out.url, out.requestQueue, out.responseQueue, out.deadLetterQueue, out.inputBucket,
+			out.outputBucket, out.artifactsBucket, out.workerGroup, out.workerAMI, out.webInstance,
+		).ApplyT(func(v []any) error {
+			for _, s := range v {
+				got = append(got, s.(string))
+			}
+			return nil
+		})
+		return nil
+	}, pulumi.WithMocks(testProject, testStackName, &mockCloud{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"http://" + mockPublicIP + ":8080/",
+		queueURL("facecloud-test-requests"), queueURL("facecloud-test-replies"), queueURL("facecloud-test-requests-dlq"),
+		"facecloud-test-input", "facecloud-test-output", "facecloud-test-artifacts",
+		"facecloud-test-workers", mockBuiltAMI, "i-0123456789abcdef0",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("outputs\n%q\nwant\n%q", got, want)
 	}
 }

@@ -23,6 +23,9 @@ type hostData struct {
 	ArtifactsEnv string
 	// Manifest is /etc/facecloud/artifacts.manifest.
 	Manifest string
+	// NumberedNames adds the service that gives a worker a numbered Name
+	// tag (course preset).
+	NumberedNames bool
 }
 
 // componentData fills images/worker/component.yaml.

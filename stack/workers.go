@@ -30,26 +30,38 @@ func storeURL(bucket, region string) string {
 func launchMetadataOptions() *ec2.LaunchTemplateMetadataOptionsArgs {
 	return &ec2.LaunchTemplateMetadataOptionsArgs{
 		HttpEndpoint:            pulumi.String("enabled"),
-		HttpTokens: pulumi.String("optional"),
+		HttpTokens:              pulumi.String("required"),
 		HttpPutResponseHopLimit: pulumi.Int(1),
 		InstanceMetadataTags:    pulumi.String("disabled"),
 	}
 }
 
+// numbered reports whether the preset numbers worker names (app-tier-instance-<n>).
+func numbered(names awsres.Names) bool { return strings.Contains(names.WorkerInstance, "%d") }
+
 // workerEnv is the worker's /etc/facecloud/agent.env.
 func workerEnv(c Config, names awsres.Names, requestsURL, repliesURL string) map[string]string {
-	return map[string]string{
-		"FACECLOUD_REQUESTS":   requestsURL,
-		"FACECLOUD_REPLIES":    repliesURL,
-		"FACECLOUD_INPUT":      storeURL(names.InputBucket, c.Region),
-		"FACECLOUD_OUTPUT":     storeURL(names.OutputBucket, c.Region),
-		"FACECLOUD_IDLE_EXIT":  c.IdleExit.String(),
-		"FACECLOUD_FLEET":      "asg://" + names.WorkerGroup,
-		"FACECLOUD_MODELS":     modelDir,
-		"FACECLOUD_LOG_FORMAT": "json",
-		"FACECLOUD_LOG_LEVEL":  c.LogLevel,
-		"AWS_REGION":           c.Region,
+	env := map[string]string{
+		"FACECLOUD_REQUESTS":  requestsURL,
+		"FACECLOUD_REPLIES":   repliesURL,
+		"FACECLOUD_INPUT":     storeURL(names.InputBucket, c.Region),
+		"FACECLOUD_OUTPUT":    storeURL(names.OutputBucket, c.Region),
+		"FACECLOUD_IDLE_EXIT": c.IdleExit.String(),
+		// The worker's heartbeat must match the queue it extends.
+		"FACECLOUD_VISIBILITY":   c.Queue.VisibilityTimeout.String(),
+		"FACECLOUD_HEARTBEAT":    c.Queue.Heartbeat.String(),
+		"FACECLOUD_MAX_RECEIVES": strconv.Itoa(c.Queue.MaxReceives),
+		"FACECLOUD_FLEET":        "asg://" + names.WorkerGroup,
+		"FACECLOUD_MODELS":       modelDir,
+		"FACECLOUD_LOG_FORMAT":   "json",
+		"FACECLOUD_LOG_LEVEL":    c.LogLevel,
+		"AWS_REGION":             c.Region,
 	}
+	if numbered(names) {
+		env["FACECLOUD_GROUP"] = names.WorkerGroup
+		env["FACECLOUD_NAME_PATTERN"] = names.WorkerInstance
+	}
+	return env
 }
 
 // artifactsEnv is /etc/facecloud/artifacts.env on every instance.
@@ -72,16 +84,18 @@ func workerUserData(c Config, names awsres.Names, a *artifacts, requestsURL, rep
 		return "", err
 	}
 	return renderHost(roleWorker, hostData{
-		Stack:        c.Stack,
-		AgentEnv:     env,
-		ArtifactsEnv: art,
-		Manifest:     manifest(append([]artifact{a.Agent}, a.Models...)...),
+		Stack:         c.Stack,
+		AgentEnv:      env,
+		ArtifactsEnv:  art,
+		Manifest:      manifest(append([]artifact{a.Agent}, a.Models...)...),
+		NumberedNames: numbered(names),
 	})
 }
 
-// workerName is the Name tag of worker instances. The course preset numbers
-// its instances (app-tier-instance-<n>); a launch template cannot, so its
-// workers share the stem.
+// workerName is the Name tag a worker launches with. The course preset
+// numbers its instances (app-tier-instance-<n>); a launch template cannot, so
+// they launch with the stem and images/scripts/name-instance.sh renames each
+// at boot.
 func workerName(names awsres.Names) string {
 	return strings.TrimSuffix(strings.ReplaceAll(names.WorkerInstance, "%d", ""), "-")
 }
@@ -153,8 +167,14 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 			Preferences: &autoscaling.GroupInstanceRefreshPreferencesArgs{
 				MinHealthyPercentage: pulumi.Int(50),
 				SkipMatching:         pulumi.Bool(true),
+				// Workers are protected from scale-in; a refresh still
+				// replaces them (a job cut short returns to the queue).
+				ScaleInProtectedInstances: pulumi.String("Refresh"),
 			},
 		},
+		// Lowering the desired count must never stop a busy worker: idle
+		// workers retire themselves instead.
+		ProtectFromScaleIn:     pulumi.Bool(awsres.ProtectFromScaleIn),
 		HealthCheckType:        pulumi.String("EC2"),
 		HealthCheckGracePeriod: pulumi.Int(60),
 		DefaultInstanceWarmup:  pulumi.Int(60),
@@ -177,7 +197,7 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 	}
 	// The scaler owns the desired capacity; Pulumi sets it on creation only.
 	grp, err := autoscaling.NewGroup(ctx, "workers", args,
-		pulumi.IgnoreChanges([]string{"maxSize"}),
+		pulumi.IgnoreChanges([]string{"desiredCapacity"}),
 		pulumi.DependsOn([]pulumi.Resource{up.agent}), pulumi.DependsOn(up.models))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker group: %w", err)

@@ -390,3 +390,20 @@ func TestFiles(t *testing.T) {
 		t.Errorf("Files(empty dir) = %v, want a no-image-files error", err)
 	}
 }
+
+func TestRunRetriesConnectionErrors(t *testing.T) {
+	_, files := writeImages(t, 1)
+	ln := httptest.NewServer(http.NotFoundHandler())
+	url := ln.URL
+	ln.Close() // nothing listens there any more
+	cfg := testConfig(url)
+	cfg.RetryMax = 2
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, outcomes := c.Run(context.Background(), files, nil)
+	if s.Failed != 1 || outcomes[0].Status != 0 || !strings.Contains(outcomes[0].Reason, "gave up after 3 attempt(s)") {
+		t.Fatalf("summary %+v reason %q, want one failure after 3 attempts", s, outcomes[0].Reason)
+	}
+}

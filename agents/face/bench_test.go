@@ -1,6 +1,7 @@
 package face
 
 import (
+	"context"
 	"image/jpeg"
 	"os"
 	"path/filepath"
@@ -70,4 +71,36 @@ func report(b *testing.B, cpu0 time.Duration, what string) {
 	if c := cpuTime(); c > 0 {
 		b.ReportMetric(float64((c-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/"+what)
 	}
+}
+
+// BenchmarkLandmarks measures the landmark net on the course faces (the
+// aligned pipeline runs it once per detected face).
+func BenchmarkLandmarks(b *testing.B) {
+	e := loadEngine(b)
+	faces := benchFaces(b)
+	s := new(nn.Scratch)
+	i := 0
+	c0 := cpuTime()
+	for b.Loop() {
+		e.landmarker.landmarks(faces[i%len(faces)], s)
+		i++
+	}
+	report(b, c0, "landmarks")
+}
+
+// BenchmarkDescribePhoto is the whole engine on a demo photo's JPEG bytes:
+// decode, detect, align and describe every face (sample1: 3 faces).
+func BenchmarkDescribePhoto(b *testing.B) {
+	e := loadEngine(b)
+	data, err := os.ReadFile(filepath.Join(models.DefaultDir(), "demo", "sample1.jpg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c0 := cpuTime()
+	for b.Loop() {
+		if _, err := e.Describe(context.Background(), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	report(b, c0, "photo")
 }

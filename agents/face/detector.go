@@ -91,21 +91,24 @@ type detection struct {
 // keeps those scoring above threshold, after non-max suppression, in the
 // order the reference returns them (by score, best first).
 func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch) []detection {
-	x := netInput(m, inputSize, false, detectorMean)
-	x = d.conv0.Forward(x, nn.Pad{}, s)
+	x := netInput(m, inputSize, false, detectorMean, s)
+	step := func(y nn.Tensor) { s.Release(x); x = y }
+	step(d.conv0.Forward(x, nn.Pad{}, s))
 	nn.Leaky(x.Data)
-	x = nn.MaxPool(x, 2, 2, true)
+	step(nn.MaxPool(x, 2, 2, true, s))
 	for i, sp := range d.seps {
-		x = nn.Depthwise3x3(x, sp.depthwise)
-		x = sp.pointwise.Forward(x, nn.Pad{}, s)
+		step(nn.Depthwise3x3(x, sp.depthwise, s))
+		step(sp.pointwise.Forward(x, nn.Pad{}, s))
 		nn.Leaky(x.Data)
 		if i < len(d.seps)-1 {
-			x = nn.MaxPool(x, 2, 2, true)
+			step(nn.MaxPool(x, 2, 2, true, s))
 		} else {
-			x = nn.MaxPool(x, 2, 1, true)
+			step(nn.MaxPool(x, 2, 1, true, s))
 		}
 	}
 	out := d.conv8.Forward(x, nn.Pad{}, s)
+	s.Release(x)
+	defer s.Release(out)
 
 	// The reference's boxes are relative to the part of the square input
 	// the image covers, then scaled to the image's pixels.

@@ -92,9 +92,9 @@ func samePad2(x nn.Tensor) nn.Pad {
 
 func (sc sepConv) forward(x nn.Tensor, stride int, s *nn.Scratch) nn.Tensor {
 	if stride == 1 {
-		x = nn.Depthwise3x3(x, sc.depthwise)
+		x = nn.Depthwise3x3(x, sc.depthwise, nil)
 	} else {
-		x = nn.DepthwiseStrided(x, sc.depthwise, stride, samePad2(x))
+		x = nn.DepthwiseStrided(x, sc.depthwise, stride, samePad2(x), nil)
 	}
 	return sc.pointwise.Forward(x, nn.Pad{}, s)
 }
@@ -104,7 +104,7 @@ type point struct{ X, Y float64 }
 
 // landmarks returns the 68 points of the face in m, in m's pixels.
 func (l *landmarker) landmarks(m rgb, s *nn.Scratch) [68]point {
-	x := netInput(m, landmarkSize, true, recognitionMean)
+	x := netInput(m, landmarkSize, true, recognitionMean, nil)
 	var out1 nn.Tensor
 	for d := range 4 {
 		if d == 0 {

@@ -81,7 +81,7 @@ func (m rgb) crop(r image.Rectangle) rgb {
 // bilinear rule (align_corners and half_pixel_centers both false, no
 // antialiasing), minus the mean colour, divided by 255. The padding is never
 // materialised: out-of-image samples read as zero.
-func netInput(m rgb, size int, centre bool, mean [3]float32) nn.Tensor {
+func netInput(m rgb, size int, centre bool, mean [3]float32, s *nn.Scratch) nn.Tensor {
 	side := max(m.W, m.H)
 	offX, offY := 0, 0
 	if centre {
@@ -100,7 +100,7 @@ func netInput(m rgb, size int, centre bool, mean [3]float32) nn.Tensor {
 		}
 		return float32(m.Pix[3*(y*m.W+x)+ch])
 	}
-	out := nn.NewTensor(size, size, 3)
+	out := s.Tensor(size, size, 3)
 	scale := float32(side) / float32(size)
 	for r := 0; r < size; r++ {
 		fy := scale * float32(r)

@@ -103,13 +103,15 @@ func newRecognizer(w tfjs.Weights) (*recognizer, error) {
 
 // describe runs the net on a face image (padded to a square, resized to 150).
 func (r *recognizer) describe(m rgb, s *nn.Scratch) Descriptor {
-	x := netInput(m, recognitionSize, true, recognitionMean)
-	x = r.stem.Forward(x, nn.Pad{}, s)
+	x := netInput(m, recognitionSize, true, recognitionMean, s)
+	step := func(y nn.Tensor) { s.Release(x); x = y }
+	step(r.stem.Forward(x, nn.Pad{}, s))
 	nn.ReLU(x.Data)
-	x = nn.MaxPool(x, 3, 2, false)
+	step(nn.MaxPool(x, 3, 2, false, s))
 	for _, b := range r.blocks {
-		x = b.forward(x, s)
+		step(b.forward(x, s))
 	}
+	defer s.Release(x)
 	// Global average over the map, then the fully connected layer.
 	mean := make([]float32, x.C)
 	for i := 0; i < x.H*x.W; i++ {
@@ -125,20 +127,25 @@ func (r *recognizer) describe(m rgb, s *nn.Scratch) Descriptor {
 	return d
 }
 
+// forward returns the block's output in a new tensor; x is left intact.
 func (b residual) forward(x nn.Tensor, s *nn.Scratch) nn.Tensor {
-	var out nn.Tensor
+	var mid nn.Tensor
 	if !b.down {
-		out = b.conv1.Forward(x, nn.Same1, s)
+		mid = b.conv1.Forward(x, nn.Same1, s)
 	} else {
-		out = b.conv1.Forward(x, nn.Pad{}, s)
+		mid = b.conv1.Forward(x, nn.Pad{}, s)
 	}
-	nn.ReLU(out.Data)
-	out = b.conv2.Forward(out, nn.Same1, s)
+	nn.ReLU(mid.Data)
+	out := b.conv2.Forward(mid, nn.Same1, s)
+	s.Release(mid)
 	short := x
 	if b.down {
-		short = nn.AvgPoolValid(x, 2)
+		short = nn.AvgPoolValid(x, 2, s)
+		defer s.Release(short)
 		if out.H != short.H || out.W != short.W {
-			out = padTo(out, short.H, short.W)
+			padded := padTo(out, short.H, short.W, s)
+			s.Release(out)
+			out = padded
 		}
 	}
 	if out.H != short.H || out.W != short.W || short.C > out.C {
@@ -155,8 +162,8 @@ func (b residual) forward(x nn.Tensor, s *nn.Scratch) nn.Tensor {
 }
 
 // padTo zero-extends x at the bottom and right to h × w.
-func padTo(x nn.Tensor, h, w int) nn.Tensor {
-	out := nn.NewTensor(h, w, x.C)
+func padTo(x nn.Tensor, h, w int, s *nn.Scratch) nn.Tensor {
+	out := s.Tensor(h, w, x.C)
 	for y := 0; y < x.H; y++ {
 		copy(out.Data[y*w*x.C:(y*w+x.W)*x.C], x.Data[y*x.W*x.C:(y+1)*x.W*x.C])
 	}

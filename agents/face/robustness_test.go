@@ -64,8 +64,13 @@ func TestAlignmentRobustness(t *testing.T) {
 		}},
 		{"jpeg q25", func(m *image.RGBA) (image.Image, func(x, y float64) (float64, float64)) {
 			var buf bytes.Buffer
-			jpeg.Encode(&buf, m, &jpeg.Options{Quality: 25})
-			o, _ := jpeg.Decode(&buf)
+			if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 25}); err != nil {
+				return m, identity
+			}
+			o, err := jpeg.Decode(&buf)
+			if err != nil {
+				return m, identity
+			}
 			return o, identity
 		}},
 		{"rotate 7", func(m *image.RGBA) (image.Image, func(x, y float64) (float64, float64)) {

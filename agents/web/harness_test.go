@@ -35,12 +35,12 @@ import (
 // file with the request and reply queues and a file store, as `facecloud
 // local` lays them out.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	store platform.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := blobstore.OpenURL(context.Background(), &url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dir, "store"))})

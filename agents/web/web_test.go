@@ -624,3 +624,24 @@ func TestLongWaitOutlivesReadTimeout(t *testing.T) {
 		t.Fatalf("call waiting past the read timeout = %d %q, want 200 naming Paul", r.status, r.body)
 	}
 }
+
+// BenchmarkPostText measures the web agent's own cost per POST / round
+// trip on the real local queue and store, with a worker double that answers
+// at once: upload check, store, queue, reply routing and result read. Run
+// with -cpu to vary parallel callers.
+func BenchmarkPostText(b *testing.B) {
+	e := newEnv(b)
+	e.startWorker(&fakeWorker{answers: map[string]string{"bench": "Paul"}})
+	_, hs := e.server(testConfig())
+	img := pngImage(b, 64, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r := postImage(b, hs.URL, "bench.png", img); r.status != 200 || r.body != "bench:Paul" {
+				b.Errorf("POST / = %d %q", r.status, r.body)
+				return
+			}
+		}
+	})
+}

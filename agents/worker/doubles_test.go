@@ -277,6 +277,10 @@ func (r *fakeRecognizer) Recognize(ctx context.Context, image []byte, nearest bo
 	defer r.leave()
 	s := string(image)
 	switch {
+	case s == "panic":
+		var m map[string]int
+		m["boom"]++ // a nil-map write, as a bug in an engine might do
+		return Recognition{}, nil
 	case s == "bad":
 		return Recognition{}, errors.New("decode image: unexpected EOF\nat byte 3")
 	case s == "noface":

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,8 +287,11 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, wg *sync.WaitGroup, s
 		if len(msgs) == 0 {
 			if w.cfg.IdleExit > 0 && w.busy.Load() == 0 && w.idleLeft() <= 0 {
 				err := w.retire(ctx)
-				if err == nil || ctx.Err() != nil {
+				switch {
+				case errors.Is(err, ErrRetired):
 					return err
+				case ctx.Err() != nil:
+					return nil
 				}
 				// E.g. an Auto Scaling group at its minimum size refuses
 				// to shrink: stay and take jobs, and try again later.
@@ -423,12 +427,7 @@ func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, erro
 	case err != nil:
 		return job.Result{}, fmt.Errorf("get input %s: %w", req.Input, err)
 	}
-	var rec Recognition
-	if req.Kind == job.KindEnroll {
-		rec, err = w.d.Recognizer.Enroll(ctx, req.ID, req.Person, req.Name, data)
-	} else {
-		rec, err = w.d.Recognizer.Recognize(ctx, data, req.Nearest)
-	}
+	rec, err := w.recognize(ctx, req, data)
 	if err != nil {
 		if isRetryable(err) {
 			return job.Result{}, err
@@ -452,6 +451,22 @@ func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, erro
 		res.Answer = rec.Faces[0].Name
 	}
 	return res, nil
+}
+
+// recognize runs the Recognizer. A panic in it (a bug the input
+// triggers) becomes a permanent error for this request, so one bad image
+// cannot crash the worker and every worker it is redelivered to.
+func (w *Worker) recognize(ctx context.Context, req job.Request, data []byte) (rec Recognition, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("recognizer panicked; answering the request as failed", "id", req.ID, "panic", p, "stack", string(debug.Stack()))
+			rec, err = Recognition{}, fmt.Errorf("internal error while processing the image: %v", p)
+		}
+	}()
+	if req.Kind == job.KindEnroll {
+		return w.d.Recognizer.Enroll(ctx, req.ID, req.Person, req.Name, data)
+	}
+	return w.d.Recognizer.Recognize(ctx, data, req.Nearest)
 }
 
 func (w *Worker) failedResult(req job.Request, reason string) job.Result {

@@ -135,6 +135,7 @@ func TestAnswers(t *testing.T) {
 		"no face":            {image: "noface", status: job.StatusDone, answer: AnswerNoFace},
 		"unnamed face":       {image: "face:", status: job.StatusDone, answer: AnswerUnknown},
 		"undecodable":        {image: "bad", status: job.StatusFailed, errPart: "decode image: unexpected EOF"},
+		"engine panics":      {image: "panic", status: job.StatusFailed, errPart: "internal error while processing the image"},
 		"missing input":      {image: "", status: job.StatusFailed, errPart: "does not exist"},
 		"enrol":              {image: "face:x", mutate: func(r *job.Request) { r.Kind, r.Person = job.KindEnroll, "Ada" }, status: job.StatusDone, answer: "Ada"},
 		"enrol with no face": {image: "noface", mutate: func(r *job.Request) { r.Kind, r.Person = job.KindEnroll, "Ada" }, status: job.StatusFailed, errPart: "no face found to enrol"},

@@ -18,6 +18,7 @@ import (
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
 	"github.com/facecloud/facecloud/agents/scaler"
 	"github.com/facecloud/facecloud/agents/web"
+	"github.com/facecloud/facecloud/agents/worker"
 )
 
 func init() {
@@ -47,8 +48,11 @@ flags:`)
 	scfg := scaler.DefaultConfig
 	scalerFlags(fs, ed, &scfg)
 	fs.IntVar(&scfg.Policy.Max, "max-workers", ed.Int("FACECLOUD_MAX_WORKERS", min(runtime.NumCPU(), 100)), "most worker processes (1..100; default the number of CPUs; env FACECLOUD_MAX_WORKERS)")
+	// One engine call uses one core, and local starts up to a worker per
+	// CPU: two jobs per worker keep each busy across the queue round trip
+	// without piling NumCPU² jobs (and their memory) onto the machine.
 	var wf workerFlags
-	wf.register(fs, ed, env, "worker-")
+	wf.register(fs, ed, env, "worker-", min(2, worker.DefaultConfig.Concurrency))
 	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store (env FACECLOUD_DATA)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -34,3 +34,20 @@ func mulAddTiled(dst, src, f []float32, n int) {
 	_, _ = dst[n*c-1], src[n*c-1]
 	mulAddTiledAVX2(&dst[0], &src[0], &f[0], n, c)
 }
+
+//go:noescape
+func reluAVX2(x *float32, n int)
+
+//go:noescape
+func leakyAVX2(x *float32, n int)
+
+// vectorPrefix is how many leading values the vector activations handle.
+func vectorPrefix(n int) int {
+	if !Accelerated {
+		return 0
+	}
+	return n &^ 7
+}
+
+func reluVec(x []float32)  { reluAVX2(&x[0], len(x)) }
+func leakyVec(x []float32) { leakyAVX2(&x[0], len(x)) }

@@ -120,3 +120,42 @@ ch:
 	JNZ  pix
 	VZEROUPPER
 	RET
+
+// func reluAVX2(x *float32, n int)
+//
+// x[i] = max(x[i], 0) for n values, n a positive multiple of 8.
+TEXT ·reluAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VXORPS Y1, Y1, Y1
+
+relu:
+	VMAXPS (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ  relu
+	VZEROUPPER
+	RET
+
+DATA leakySlope<>+0(SB)/4, $0x3dcccccd // float32 0.1
+GLOBL leakySlope<>(SB), RODATA|NOPTR, $4
+
+// func leakyAVX2(x *float32, n int)
+//
+// x[i] = max(x[i], 0.1·x[i]) for n values, n a positive multiple of 8.
+TEXT ·leakyAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS leakySlope<>(SB), Y2
+
+leaky:
+	VMOVUPS (DI), Y0
+	VMULPS Y2, Y0, Y1
+	VMAXPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ  leaky
+	VZEROUPPER
+	RET

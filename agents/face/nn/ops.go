@@ -43,17 +43,24 @@ func patchRows(k int) int {
 func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 	oh := (x.H+p.Top+p.Bottom-cv.KH)/cv.Stride + 1
 	ow := (x.W+p.Left+p.Right-cv.KW)/cv.Stride + 1
-	out := NewTensor(oh, ow, cv.Cout)
-	fillRows(out.Data, cv.Bias)
+	out := s.Tensor(oh, ow, cv.Cout)
 	k := cv.KH * cv.KW * cv.Cin
+	rows := patchRows(k)
+	// Each chunk of output rows starts as the bias, filled just before its
+	// product so it is still in cache.
 	if cv.KH == 1 && cv.KW == 1 && cv.Stride == 1 && p == (Pad{}) {
-		Gemm(oh*ow, x.Data, cv.Cin, cv.W, out.Data, cv.Cout)
+		for r0 := 0; r0 < oh*ow; r0 += rows {
+			n := min(rows, oh*ow-r0)
+			c := out.Data[r0*cv.Cout : (r0+n)*cv.Cout]
+			fillRows(c, cv.Bias)
+			Gemm(n, x.Data[r0*cv.Cin:], cv.Cin, cv.W, c, cv.Cout)
+		}
 		return out
 	}
-	rows := patchRows(k)
 	patches := s.floats(rows * k)
 	for r0 := 0; r0 < oh*ow; r0 += rows {
 		n := min(rows, oh*ow-r0)
+		fillRows(out.Data[r0*cv.Cout:(r0+n)*cv.Cout], cv.Bias)
 		for r := 0; r < n; r++ {
 			oy, ox := (r0+r)/ow, (r0+r)%ow
 			dst := patches[r*k : (r+1)*k]
@@ -93,9 +100,9 @@ func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 // channel, TensorFlow layout 3 × 3 × c × 1) with padding 1 on every side.
 // It runs tap by tap over whole rows, so each step is one long
 // multiply-add of a row by the tap's per-channel weights.
-func Depthwise3x3(x Tensor, filter []float32) Tensor {
+func Depthwise3x3(x Tensor, filter []float32, s *Scratch) Tensor {
 	c, w := x.C, x.W
-	out := NewTensor(x.H, w, c)
+	out := s.Tensor(x.H, w, c)
 	for oy := 0; oy < x.H; oy++ {
 		dst := out.Data[oy*w*c : (oy+1)*w*c]
 		for ky := 0; ky < 3; ky++ {
@@ -139,13 +146,13 @@ func poolOut(in, k, stride int, same bool) (out, before int) {
 }
 
 // MaxPool takes the maximum over k × k windows; padded positions are ignored.
-func MaxPool(x Tensor, k, stride int, same bool) Tensor {
+func MaxPool(x Tensor, k, stride int, same bool, s *Scratch) Tensor {
 	oh, pt := poolOut(x.H, k, stride, same)
 	ow, pl := poolOut(x.W, k, stride, same)
 	if k == 2 && pt == 0 && pl == 0 {
-		return maxPool2(x, stride, oh, ow)
+		return maxPool2(x, stride, oh, ow, s)
 	}
-	out := NewTensor(oh, ow, x.C)
+	out := s.Tensor(oh, ow, x.C)
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
 			dst := out.Data[(oy*ow+ox)*x.C : (oy*ow+ox+1)*x.C]
@@ -174,9 +181,9 @@ func MaxPool(x Tensor, k, stride int, same bool) Tensor {
 }
 
 // AvgPoolValid averages k × k windows with stride k, dropping what does not fit.
-func AvgPoolValid(x Tensor, k int) Tensor {
+func AvgPoolValid(x Tensor, k int, s *Scratch) Tensor {
 	oh, ow := x.H/k, x.W/k
-	out := NewTensor(oh, ow, x.C)
+	out := s.Tensor(oh, ow, x.C)
 	inv := float32(k * k)
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
@@ -199,15 +206,23 @@ func AvgPoolValid(x Tensor, k int) Tensor {
 
 // ReLU clamps x at zero in place.
 func ReLU(x []float32) {
-	for i, v := range x {
-		x[i] = max(v, 0)
+	n := vectorPrefix(len(x))
+	if n > 0 {
+		reluVec(x[:n])
+	}
+	for i, v := range x[n:] {
+		x[n+i] = max(v, 0)
 	}
 }
 
-// Leaky is the detector's leaky ReLU with slope 0.1, in place.
+// Leaky is the detector's leaky ReLU with slope 0.1 (max(v, 0.1·v)), in place.
 func Leaky(x []float32) {
-	for i, v := range x {
-		x[i] = max(v, v*0.1)
+	n := vectorPrefix(len(x))
+	if n > 0 {
+		leakyVec(x[:n])
+	}
+	for i, v := range x[n:] {
+		x[n+i] = max(v, v*0.1)
 	}
 }
 
@@ -235,8 +250,60 @@ func copyShort(dst, src []float32) {
 	}
 }
 
-// Scratch is reusable working memory for one goroutine's forward passes.
-type Scratch struct{ buf []float32 }
+// Scratch is reusable working memory for one goroutine's forward passes:
+// the im2col buffer and released activation tensors. Reusing activations
+// matters for the detector, whose first maps are megabytes: fresh memory
+// from the OS costs a page fault per 4 KiB on first touch. A nil *Scratch
+// allocates every time.
+type Scratch struct {
+	buf  []float32
+	free [][]float32
+}
+
+// maxFree bounds how many released buffers a Scratch keeps.
+const maxFree = 8
+
+// Tensor returns a zeroed h × w × c tensor, reusing the smallest released
+// buffer that is big enough.
+func (s *Scratch) Tensor(h, w, c int) Tensor {
+	n := h * w * c
+	if s != nil {
+		best := -1
+		for i, b := range s.free {
+			if cap(b) >= n && (best < 0 || cap(b) < cap(s.free[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			b := s.free[best][:n]
+			s.free = append(s.free[:best], s.free[best+1:]...)
+			clear(b)
+			return Tensor{H: h, W: w, C: c, Data: b}
+		}
+	}
+	return NewTensor(h, w, c)
+}
+
+// Release hands t's memory back for reuse; t must not be used afterwards.
+func (s *Scratch) Release(t Tensor) {
+	if s == nil || cap(t.Data) == 0 {
+		return
+	}
+	if len(s.free) == maxFree {
+		// Drop the smallest; large buffers are the ones worth keeping.
+		small := 0
+		for i, b := range s.free {
+			if cap(b) < cap(s.free[small]) {
+				small = i
+			}
+		}
+		if cap(s.free[small]) >= cap(t.Data) {
+			return
+		}
+		s.free = append(s.free[:small], s.free[small+1:]...)
+	}
+	s.free = append(s.free, t.Data[:0])
+}
 
 func (s *Scratch) floats(n int) []float32 {
 	if cap(s.buf) < n {
@@ -247,9 +314,9 @@ func (s *Scratch) floats(n int) []float32 {
 
 // maxPool2 is MaxPool for 2 × 2 windows without leading padding: windows
 // that hang over the bottom or right edge use the pixels they cover.
-func maxPool2(x Tensor, stride, oh, ow int) Tensor {
+func maxPool2(x Tensor, stride, oh, ow int, s *Scratch) Tensor {
 	c := x.C
-	out := NewTensor(oh, ow, c)
+	out := s.Tensor(oh, ow, c)
 	for oy := 0; oy < oh; oy++ {
 		y0 := oy * stride
 		y1 := min(y0+1, x.H-1)
@@ -271,11 +338,11 @@ func maxPool2(x Tensor, stride, oh, ow int) Tensor {
 
 // DepthwiseStrided is a 3×3 depthwise convolution with any stride and
 // padding; the landmark net's stride-2 layers use it on small maps.
-func DepthwiseStrided(x Tensor, filter []float32, stride int, p Pad) Tensor {
+func DepthwiseStrided(x Tensor, filter []float32, stride int, p Pad, s *Scratch) Tensor {
 	c := x.C
 	oh := (x.H+p.Top+p.Bottom-3)/stride + 1
 	ow := (x.W+p.Left+p.Right-3)/stride + 1
-	out := NewTensor(oh, ow, c)
+	out := s.Tensor(oh, ow, c)
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
 			dst := out.Data[(oy*ow+ox)*c : (oy*ow+ox+1)*c]

@@ -78,7 +78,7 @@ func TestDepthwise3x3(t *testing.T) {
 			for _, size := range [][2]int{{7, 6}, {1, 1}, {3, 1}} {
 				x := randTensor(r, size[0], size[1], c)
 				f := randSlice(r, 9*c)
-				got := Depthwise3x3(x, f)
+				got := Depthwise3x3(x, f, new(Scratch))
 				var want []float64
 				for oy := 0; oy < x.H; oy++ {
 					for ox := 0; ox < x.W; ox++ {
@@ -113,7 +113,7 @@ func TestPools(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			x := randTensor(r, tc.h, tc.w, 3)
-			got := MaxPool(x, tc.k, tc.stride, tc.same)
+			got := MaxPool(x, tc.k, tc.stride, tc.same, nil)
 			var oh, ow, pt, pl int
 			if tc.same {
 				oh, ow = (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
@@ -144,7 +144,7 @@ func TestPools(t *testing.T) {
 	}
 	t.Run("average 2x2 valid", func(t *testing.T) {
 		x := randTensor(r, 5, 4, 2)
-		got := AvgPoolValid(x, 2)
+		got := AvgPoolValid(x, 2, nil)
 		var want []float64
 		for oy := 0; oy < 2; oy++ {
 			for ox := 0; ox < 2; ox++ {
@@ -167,4 +167,48 @@ func TestActivations(t *testing.T) {
 	if x[0] != 0 || x[2] != 3 {
 		t.Errorf("ReLU = %v", x)
 	}
+}
+
+func TestActivationsLong(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	x := randSlice(r, 37) // vector part and a tail
+	y := append([]float32(nil), x...)
+	Leaky(y)
+	for i, v := range x {
+		want := v
+		if v < 0 {
+			want = v * 0.1
+		}
+		if y[i] != want {
+			t.Fatalf("Leaky[%d] = %v, want %v", i, y[i], want)
+		}
+	}
+	ReLU(x)
+	for i, v := range x {
+		if v < 0 || (y[i] >= 0 && v != y[i]) {
+			t.Fatalf("ReLU[%d] = %v", i, v)
+		}
+	}
+}
+
+func TestScratchReuse(t *testing.T) {
+	s := new(Scratch)
+	a := s.Tensor(4, 4, 2)
+	a.Data[0] = 7
+	s.Release(a)
+	b := s.Tensor(2, 2, 2)
+	if &b.Data[0] != &a.Data[0] {
+		t.Error("released buffer not reused")
+	}
+	if b.Data[0] != 0 {
+		t.Error("reused buffer not zeroed")
+	}
+	if c := s.Tensor(8, 8, 8); len(c.Data) != 512 {
+		t.Errorf("len %d", len(c.Data))
+	}
+	var none *Scratch
+	if d := none.Tensor(1, 2, 3); len(d.Data) != 6 {
+		t.Errorf("nil scratch: len %d", len(d.Data))
+	}
+	none.Release(a)
 }

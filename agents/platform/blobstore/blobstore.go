@@ -145,7 +145,10 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil, err
 		}
 		obj, err := it.Next(ctx)
-		if errors.Is(err, errEOF) {
+		// The end of the listing is io.EOF itself. A failed request can
+		// wrap io.EOF too (a connection closed under it), and must not pass
+		// for the end: that would turn an outage into an empty listing.
+		if err == errEOF { //nolint:errorlint // see above
 			break
 		}
 		if err != nil {

@@ -3,6 +3,9 @@ package blobstore
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -130,5 +133,33 @@ func TestMotoS3OpenURLFromEnv(t *testing.T) {
 	}
 	if ok, err := st.Exists(ctx, "x.json"); !ok || err != nil {
 		t.Fatalf("Exists = %v, %v", ok, err)
+	}
+}
+
+// TestS3ListFailsWhenConnectionsDrop: a listing whose requests die with the
+// connection (an error wrapping io.EOF) must fail, not pass for an empty
+// listing. The server here stands in for an S3 endpoint whose connections
+// are cut before it answers.
+func TestS3ListFailsWhenConnectionsDrop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	cfg := awstest.Config(srv.URL)
+	cfg.RetryMaxAttempts = 1
+	st, err := OpenS3(context.Background(), cfg, S3Config{Bucket: "some-bucket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys, err := st.List(context.Background(), "gallery/")
+	if err == nil {
+		t.Fatalf("List over dropped connections = %v and no error", keys)
+	}
+	if !errors.Is(err, io.EOF) {
+		t.Logf("List error (no io.EOF inside, still an error): %v", err)
 	}
 }

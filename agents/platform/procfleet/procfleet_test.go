@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -233,19 +235,50 @@ func TestCloseKillsStubbornWorkers(t *testing.T) {
 }
 
 // TestCrashLoopBacksOff: a worker that cannot start is retried with a
-// growing pause, not in a tight loop, and desired is kept.
+// pause that grows (0.5 s, then 1 s), not in a tight loop, and desired is
+// kept. Only lower bounds are checked: a slow machine makes pauses longer.
 func TestCrashLoopBacksOff(t *testing.T) {
-	h := newHarness(t, "fail", 1, time.Second)
-	if _, err := h.fleet.SetDesired(context.Background(), 1); err != nil {
+	var mu sync.Mutex
+	var starts []time.Time
+	f, err := procfleet.New(procfleet.Config{
+		Command: func(int) *exec.Cmd {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+			cmd.Env = append(os.Environ(), roleEnv+"=fail")
+			return cmd
+		},
+		Max:        1,
+		CrashDelay: 500 * time.Millisecond,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
-	// Pauses of 0.5, 1, 2 s: at most 3 launches in 2 s (a tight loop would
-	// make hundreds); at least 2 shows it is retried.
-	if n := h.launches.Load(); n < 2 || n > 3 {
-		t.Fatalf("%d launches of a failing worker in 2 s, want 2 or 3", n)
+	defer f.Close()
+	if _, err := f.SetDesired(context.Background(), 1); err != nil {
+		t.Fatal(err)
 	}
-	sz, _ := h.fleet.Size(context.Background())
+	launches := func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(starts)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(launches()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d launches of a failing worker in 30 s, want it retried", len(launches()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := launches()
+	if gap := s[1].Sub(s[0]); gap < 500*time.Millisecond {
+		t.Errorf("second launch %s after the first, want at least the 500ms crash delay", gap)
+	}
+	if gap := s[2].Sub(s[1]); gap < time.Second {
+		t.Errorf("third launch %s after the second, want at least 1s (doubled)", gap)
+	}
+	sz, _ := f.Size(context.Background())
 	if sz.Desired != 1 {
 		t.Fatalf("desired %d after crashes, want 1 kept", sz.Desired)
 	}
@@ -253,10 +286,11 @@ func TestCrashLoopBacksOff(t *testing.T) {
 
 func TestStartFailureIsRetried(t *testing.T) {
 	var launches atomic.Int32
+	missing := filepath.Join(t.TempDir(), "no-such-worker")
 	f, err := procfleet.New(procfleet.Config{
 		Command: func(int) *exec.Cmd {
 			launches.Add(1)
-			return exec.Command(filepath.Join(t.TempDir(), "no-such-worker"))
+			return exec.Command(missing)
 		},
 		Max: 1,
 	})
@@ -267,9 +301,12 @@ func TestStartFailureIsRetried(t *testing.T) {
 	if n, err := f.SetDesired(context.Background(), 1); err != nil || n != 1 {
 		t.Fatalf("SetDesired = %d, %v; a failed launch is the fleet's to retry, not the caller's error", n, err)
 	}
-	time.Sleep(800 * time.Millisecond)
-	if n := launches.Load(); n < 2 {
-		t.Fatalf("%d launch attempts, want a retry", n)
+	deadline := time.Now().Add(30 * time.Second)
+	for launches.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a launch that failed to start was not retried")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,48 @@
+package awsres
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestGrantsFitTheirResources checks each grant's actions belong to the
+// service that owns its resource, so the stack never builds a policy IAM
+// would reject or that grants nothing.
+func TestGrantsFitTheirResources(t *testing.T) {
+	service := map[Resource]string{
+		RequestQueue: "sqs:", ReplyQueue: "sqs:",
+		InputObjects: "s3:", OutputObjects: "s3:", InputBucket: "s3:", OutputBucket: "s3:",
+		WorkerGroup: "autoscaling:", AnyResource: "autoscaling:",
+	}
+	bucketOnly := map[string]bool{"s3:ListBucket": true}
+	for name, grants := range map[string][]Grant{"web": WebActions, "worker": WorkerActions, "scaler": ScalerActions} {
+		t.Run(name, func(t *testing.T) {
+			if len(grants) == 0 {
+				t.Fatal("no grants")
+			}
+			seen := map[Resource]bool{}
+			for _, g := range grants {
+				prefix, ok := service[g.Resource]
+				if !ok {
+					t.Fatalf("grant on unknown resource %q", g.Resource)
+				}
+				if seen[g.Resource] {
+					t.Errorf("two grants on %s; merge them", g.Resource)
+				}
+				seen[g.Resource] = true
+				if len(g.Actions) == 0 {
+					t.Errorf("grant on %s has no actions", g.Resource)
+				}
+				for _, a := range g.Actions {
+					if !strings.HasPrefix(a, prefix) {
+						t.Errorf("action %s on %s, want a %s action", a, g.Resource, prefix)
+					}
+					isBucket := g.Resource == InputBucket || g.Resource == OutputBucket
+					if prefix == "s3:" && bucketOnly[a] != isBucket {
+						t.Errorf("action %s granted on %s: bucket-level actions go on the bucket, object actions on its objects", a, g.Resource)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Benchmarks the whole system on one machine against the engine alone.
+#
+#   scripts/bench-local.sh     uses ../shared/datasets/cse546 ($FACECLOUD_DATASET)
+#
+# 1. Builds facecloud, enrols the course gallery (face_images_100) and starts
+#    `facecloud local` on a free port with all workers started up front
+#    (--min-workers = --max-workers, default the number of CPUs), so the run
+#    measures the warm system, not worker start-up.
+# 2. Service: the course's 1000 requests at concurrency 100 through
+#    `facecloud submit` (POST /, as the course's generator): throughput and
+#    p50/p95/p99 latency, and the engine time of each request from its stored
+#    Result (recognition_ms).
+# 3. Service overhead per request: 200 requests one at a time through
+#    POST /v1/recognitions, whose answer carries recognition_ms: end-to-end
+#    latency minus recognition time is what the web agent, store, queues and
+#    worker loop add (upload, store, queue hop, reply routing).
+# 4. Reference: the same 1000 images through `facecloud recognize` (the engine
+#    in one process, no queue), and the ratio of the two throughputs.
+#
+# Needs curl and jq (installed with apt-get when missing and run as root).
+# Other load on the machine skews the figures: run it on a quiet machine.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dataset=${FACECLOUD_DATASET:-$root/../shared/datasets/cse546}
+workers=${WORKERS:-$(nproc)}
+[ -f "$dataset/face_images_1000.zip" ] || { echo "bench-local.sh: no course dataset at $dataset (set FACECLOUD_DATASET)" >&2; exit 1; }
+
+for tool in curl jq; do
+  if ! command -v "$tool" >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "bench-local.sh: installing $tool (apt-get)" >&2
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+    else
+      echo "bench-local.sh: $tool is missing; install it" >&2
+      exit 1
+    fi
+  fi
+done
+
+work=$(mktemp -d)
+local_pid=
+cleanup() {
+  if [ -n "$local_pid" ] && kill -0 "$local_pid" 2>/dev/null; then
+    kill -TERM "$local_pid"
+    wait "$local_pid" || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== build, model, gallery" >&2
+(cd "$root" && go build -o "$work/facecloud" ./agents/cmd/facecloud)
+fc="$work/facecloud"
+"$fc" models fetch >&2
+unzip -q "$dataset/face_images_100.zip" -d "$work/g"
+unzip -q "$dataset/face_images_1000.zip" -d "$work/r"
+gallery_dir=$(dirname "$(find "$work/g" -name '*.jpg' | head -n 1)")
+requests_dir=$(dirname "$(find "$work/r" -name '*.jpg' | head -n 1)")
+"$fc" enroll --data "$work/data" --images "$gallery_dir" --labels "$dataset/classification_100.csv" >/dev/null 2>"$work/enroll.log"
+
+echo "== facecloud local ($workers workers, started up front)" >&2
+"$fc" local --addr 127.0.0.1:0 --data "$work/data" --min-workers "$workers" --max-workers "$workers" \
+  >"$work/local.out" 2>"$work/local.log" &
+local_pid=$!
+url=
+for _ in $(seq 600); do
+  url=$(sed -n 's/.*msg="facecloud local running".* url=\([^ ]*\).*/\1/p' "$work/local.log" | head -n 1)
+  ready=$(grep -c 'msg="worker ready" agent=fleet' "$work/local.log" || true)
+  [ -n "$url" ] && [ "$ready" -ge "$workers" ] && break
+  kill -0 "$local_pid" 2>/dev/null || { cat "$work/local.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "bench-local.sh: facecloud local did not start" >&2; tail -n 20 "$work/local.log" >&2; exit 1; }
+url=${url%/}
+
+echo "== service: 1000 requests at concurrency 100 (facecloud submit)" >&2
+"$fc" submit --url "$url/" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
+rec_stats=$(cat "$work/data/store/results/"*.json | jq -s '
+  [.[].recognition_ms] | sort | {n: length, mean: (add / length), p50: .[(length * 0.50 | floor)], p95: .[(length * 0.95 | floor)]}')
+
+echo "== overhead: 200 requests one at a time (POST /v1/recognitions)" >&2
+: >"$work/seq.tsv"
+find "$requests_dir" -name '*.jpg' | sort | head -n 200 | while read -r f; do
+  curl -sS -o "$work/one.json" -w '%{time_total}\n' -F "inputFile=@$f" "$url/v1/recognitions?wait=60s" >"$work/t.txt"
+  jq -r --arg t "$(cat "$work/t.txt")" '"\($t | tonumber * 1000)\t\(.recognition_ms)"' "$work/one.json" >>"$work/seq.tsv"
+done
+overhead=$(jq -R -s '
+  split("\n") | map(select(length > 0) | split("\t") | map(tonumber)) |
+  {n: length,
+   e2e: (map(.[0]) | sort), rec: (map(.[1]) | sort), over: (map(.[0] - .[1]) | sort)} |
+  {n, e2e_p50: .e2e[(.n * 0.5 | floor)], rec_p50: .rec[(.n * 0.5 | floor)],
+   over_p50: .over[(.n * 0.5 | floor)], over_p95: .over[(.n * 0.95 | floor)], over_mean: (.over | add / length)}' "$work/seq.tsv")
+
+kill -TERM "$local_pid"
+wait "$local_pid" || true
+local_pid=
+
+echo "== reference: facecloud recognize on the same 1000 images" >&2
+t0=$(date +%s.%N)
+"$fc" recognize --data "$work/data" "$requests_dir" >"$work/recognize.txt"
+t1=$(date +%s.%N)
+tail -n +2 "$dataset/classification_1000.csv" | tr -d '\r' | tr ',' ':' | sort >"$work/want.txt"
+agree=$(sort "$work/recognize.txt" | comm -12 - "$work/want.txt" | wc -l)
+
+jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --argjson o "$overhead" \
+  --arg ref_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+  --arg agree "$agree" --arg workers "$workers" --arg cpus "$(nproc)" '
+  ($ref_s | tonumber) as $rs | (1000 / $rs) as $rt |
+  "facecloud local, \($workers) workers on \($cpus) CPUs, course workload (1000 requests, concurrency 100)",
+  "  answers: \($s.correct)/\($s.requests) correct, \($s.failed) failed",
+  "  duration: \($s.duration_seconds | . * 100 | round / 100) s   throughput: \($s.throughput_per_second | . * 10 | round / 10) req/s",
+  "  latency: p50 \($s.p50_ms | round) ms   p95 \($s.p95_ms | round) ms   p99 \($s.p99_ms | round) ms",
+  "  engine time per request (stored results): mean \($r.mean | . * 10 | round / 10) ms   p50 \($r.p50 | . * 10 | round / 10) ms   p95 \($r.p95 | . * 10 | round / 10) ms",
+  "service overhead, \($o.n) requests one at a time (end-to-end minus engine time):",
+  "  end-to-end p50 \($o.e2e_p50 | . * 10 | round / 10) ms   engine p50 \($o.rec_p50 | . * 10 | round / 10) ms",
+  "  overhead p50 \($o.over_p50 | . * 10 | round / 10) ms   p95 \($o.over_p95 | . * 10 | round / 10) ms   mean \($o.over_mean | . * 10 | round / 10) ms",
+  "reference: facecloud recognize, same 1000 images, one process: \($rs | . * 100 | round / 100) s, \($rt | . * 10 | round / 10) img/s, \($agree)/1000 agree",
+  "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)"'
