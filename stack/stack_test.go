@@ -615,8 +615,12 @@ func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.N
 		}
 	}
 	_, naming := files["/etc/systemd/system/facecloud-name.service"]
-	if course := strings.Contains(names.WorkerInstance, "%d"); naming != course || (course && env["FACECLOUD_NAME_PATTERN"] != names.WorkerInstance) {
+	course := strings.Contains(names.WorkerInstance, "%d")
+	if naming != course || (course && env["FACECLOUD_NAME_PATTERN"] != names.WorkerInstance) {
 		t.Errorf("naming service %v, pattern %q; want them exactly with the course preset", naming, env["FACECLOUD_NAME_PATTERN"])
+	}
+	if want := fmt.Sprint(course); env["FACECLOUD_ANSWER_OBJECTS"] != want {
+		t.Errorf("worker FACECLOUD_ANSWER_OBJECTS = %q, want %s: the course preset keeps the course's output objects", env["FACECLOUD_ANSWER_OBJECTS"], want)
 	}
 	lines := strings.Split(strings.TrimSpace(files["/etc/facecloud/artifacts.manifest"]), "\n")
 	if len(lines) != 7 {

@@ -52,10 +52,13 @@ func workerEnv(c Config, names awsres.Names, requestsURL, repliesURL string) map
 		"FACECLOUD_HEARTBEAT":    c.Queue.Heartbeat.String(),
 		"FACECLOUD_MAX_RECEIVES": strconv.Itoa(c.Queue.MaxReceives),
 		"FACECLOUD_FLEET":        "asg://" + names.WorkerGroup,
-		"FACECLOUD_MODELS":       modelDir,
-		"FACECLOUD_LOG_FORMAT":   "json",
-		"FACECLOUD_LOG_LEVEL":    c.LogLevel,
-		"AWS_REGION":             c.Region,
+		// The course preset keeps the course's output layout: an object
+		// named after each image's stem, holding its answer.
+		"FACECLOUD_ANSWER_OBJECTS": strconv.FormatBool(c.NamingPreset == awsres.PresetCourse),
+		"FACECLOUD_MODELS":         modelDir,
+		"FACECLOUD_LOG_FORMAT":     "json",
+		"FACECLOUD_LOG_LEVEL":      c.LogLevel,
+		"AWS_REGION":               c.Region,
 	}
 	if numbered(names) {
 		env["FACECLOUD_GROUP"] = names.WorkerGroup

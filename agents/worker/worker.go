@@ -17,6 +17,7 @@
 package worker
 
 import (
+	"regexp"
 	"context"
 	"errors"
 	"fmt"
@@ -108,6 +109,10 @@ type Config struct {
 	// DrainTimeout bounds how long in-flight jobs may run after a stop
 	// request before they are cancelled (their messages then come back).
 	DrainTimeout time.Duration
+	// AnswerObjects also stores each recognition's answer as a text object
+	// keyed by the request's file name without extension (the course's
+	// output bucket layout: "test_00" holding "Paul").
+	AnswerObjects bool
 }
 
 // DefaultConfig uses the queue settings shared with the AWS stack.
@@ -487,6 +492,11 @@ func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request
 	if err := w.d.Output.Put(ctx, job.ResultKey(req.ID), b, "application/json"); err != nil {
 		return fmt.Errorf("put result: %w", err)
 	}
+	if key, ok := w.answerKey(req, res); ok {
+		if err := w.d.Output.Put(ctx, key, []byte(res.Answer), "text/plain; charset=utf-8"); err != nil {
+			return fmt.Errorf("put answer object %s: %w", key, err)
+		}
+	}
 	if err := w.reply(ctx, m, req, res); err != nil {
 		return err
 	}
@@ -497,6 +507,21 @@ func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request
 	}
 	return nil
 }
+
+// answerKey is where AnswerObjects stores a done recognition's answer. Names
+// that are not plain file stems (or that would shadow the store's own
+// prefixes) get no answer object; their Result is stored all the same.
+func (w *Worker) answerKey(req job.Request, res job.Result) (string, bool) {
+	if !w.cfg.AnswerObjects || res.Status != job.StatusDone || req.Kind == job.KindEnroll {
+		return "", false
+	}
+	if !answerKeyRE.MatchString(req.Name) || req.Name+"/" == job.InputPrefix || req.Name+"/" == job.ResultPrefix || req.Name == "gallery" {
+		return "", false
+	}
+	return req.Name, true
+}
+
+var answerKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$`)
 
 // reply sends the Reply for a stored Result and deletes the request.
 func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request, res job.Result) error {

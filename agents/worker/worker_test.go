@@ -163,6 +163,38 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+func TestAnswerObjects(t *testing.T) {
+	tests := map[string]struct {
+		enabled bool
+		name    string
+		image   string
+		want    string // "" means no answer object
+	}{
+		"course layout":    {enabled: true, name: "test_00", image: "face:Paul", want: "Paul"},
+		"unknown face":     {enabled: true, name: "test_01", image: "face:", want: AnswerUnknown},
+		"off by default":   {enabled: false, name: "test_02", image: "face:Paul"},
+		"failed job":       {enabled: true, name: "test_03", image: "bad"},
+		"not a plain stem": {enabled: true, name: "..", image: "face:Paul"},
+		"shadows a prefix": {enabled: true, name: "results", image: "face:Paul"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.AnswerObjects = tc.enabled
+			r := newRig(t, cfg)
+			r.submit(t, tc.name, tc.image, nil)
+			r.runUntil(t, func() bool { return r.req.live() == 0 })
+			got, err := r.out.Get(context.Background(), tc.name)
+			switch {
+			case tc.want == "" && !errors.Is(err, platform.ErrNotFound):
+				t.Errorf("answer object %q = %q, %v; want none", tc.name, got, err)
+			case tc.want != "" && (err != nil || string(got) != tc.want):
+				t.Errorf("answer object %q = %q, %v; want %q", tc.name, got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestEnrolUsesRequestID(t *testing.T) {
 	r := newRig(t, testConfig())
 	req := r.submit(t, "ada1", "face:x", func(q *job.Request) { q.Kind, q.Person = job.KindEnroll, "Ada" })

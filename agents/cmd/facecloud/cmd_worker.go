@@ -54,6 +54,20 @@ func (e *envDefaults) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// Bool returns the boolean in variable name, or def when it is unset.
+func (e *envDefaults) Bool(name string, def bool) bool {
+	v := e.env.getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.bad = append(e.bad, fmt.Errorf("%s=%q is not a boolean such as true or false", name, v))
+		return def
+	}
+	return b
+}
+
 // Err reports the malformed variables, if any.
 func (e *envDefaults) Err() error { return errors.Join(e.bad...) }
 
@@ -84,6 +98,7 @@ func (wf *workerFlags) register(fs *flag.FlagSet, ed *envDefaults, env *environm
 	fs.DurationVar(&wf.cfg.Heartbeat, "heartbeat", ed.Duration("FACECLOUD_HEARTBEAT", def.Heartbeat), "how often a worker extends the visibility of its requests (at most half of --visibility)")
 	fs.IntVar(&wf.cfg.MaxReceives, "max-receives", ed.Int("FACECLOUD_MAX_RECEIVES", def.MaxReceives), "the request queue's redrive limit: on that delivery a transient failure is answered as failed (1..1000)")
 	fs.DurationVar(&wf.cfg.DrainTimeout, prefix+"drain", def.DrainTimeout, "how long a stopping worker lets its jobs finish before giving them back to the queue (1s..1h)")
+	fs.BoolVar(&wf.cfg.AnswerObjects, "answer-objects", ed.Bool("FACECLOUD_ANSWER_OBJECTS", def.AnswerObjects), "also store each answer as a text object named after the image's file name without extension, as the course's output bucket does (env FACECLOUD_ANSWER_OBJECTS)")
 	fs.StringVar(&wf.modelsDir, "models", modelsDirDefault(env), "model cache directory (env FACECLOUD_MODELS)")
 	fs.Float64Var(&wf.threshold, "threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
 	fs.DurationVar(&wf.galleryRefresh, "gallery-refresh", 2*time.Second, "how often the gallery is re-listed for new enrolments (100ms..10m)")
