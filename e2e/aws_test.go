@@ -249,6 +249,7 @@ func TestAWSCourse(t *testing.T) {
 		var bodies []string
 		done := make(chan struct{})
 		var answered atomic.Int64
+		first := s.player.booted()
 		go func() {
 			codes, bodies = s.post(files, &answered)
 			close(done)
@@ -290,9 +291,14 @@ func TestAWSCourse(t *testing.T) {
 			codes, bodies := s.post(retry, nil)
 			s.checkAll(retry, codes, bodies)
 		}
+		for _, p := range append([]*proc{s.web, s.scaler}, s.player.since(first)...) {
+			if p.exited() && p.err != nil {
+				t.Fatalf("%s failed during the outage: %v", p.name, p.err)
+			}
+		}
 		for _, p := range []*proc{s.web, s.scaler} {
 			if p.exited() {
-				t.Fatalf("%s exited during the outage: %v", p.name, p.err)
+				t.Fatalf("%s exited during the outage", p.name)
 			}
 		}
 		s.waitEmpty(2 * time.Minute)
@@ -411,6 +417,20 @@ func (p *instancePlayer) boot(id string) *proc {
 	p.all = append(p.all, w)
 	p.started.Add(1)
 	return w
+}
+
+// booted is how many worker processes were started so far.
+func (p *instancePlayer) booted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.all)
+}
+
+// since returns the worker processes started after the first n.
+func (p *instancePlayer) since(n int) []*proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*proc(nil), p.all[n:]...)
 }
 
 // running counts worker processes not yet exited, including retired ones

@@ -5,15 +5,15 @@
 //   node golden.mjs golden --faces DIR --samples DIR --models DIR --out DIR [--margin 0.2]
 //   node golden.mjs bench  --faces DIR --samples DIR --models DIR [--iterations 50]
 //
-// golden: for every PNG/JPEG in --faces (small images that are one face each)
-// and for its mirror image it records the decoded pixels (lossless PNG), the whole-image descriptor and
-// the detector's boxes; for every photo in --samples it records the detector's
-// boxes and, for up to two faces, the crop it described (PNG) and the
-// descriptor; and face-api's own pipeline on it (detectAllFaces()
-// .withFaceLandmarks().withFaceDescriptors(): landmarks, the aligned crop, its
-// descriptor, and the pixels of the largest face's aligned crop). Images are
-// decoded with jpeg-js / pngjs into tf.tensor3d, the path face-api takes in
-// Node without tfjs-node.
+// golden: for every PNG/JPEG in --faces (small images that are one face
+// each) and for its mirror image it records the decoded pixels (lossless
+// PNG), the whole-image descriptor and the detector's boxes. For every
+// sample*.jpg in --samples it records the detector's boxes; for up to two
+// faces the crop grown by --margin (PNG) and its descriptor; and face-api's
+// own pipeline (detectAllFaces().withFaceLandmarks().withFaceDescriptors()):
+// landmarks, the aligned crop, its descriptor, and the pixels of the largest
+// face's aligned crop. Images are decoded with jpeg-js / pngjs into
+// tf.tensor3d, the path face-api takes in Node without tfjs-node.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
