@@ -1,6 +1,9 @@
 package platform
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // FleetSize is a snapshot of a worker fleet.
 type FleetSize struct {
@@ -19,7 +22,9 @@ type Fleet interface {
 	// Size reports the fleet's current desired, running and pending counts.
 	Size(ctx context.Context) (FleetSize, error)
 	// SetDesired asks the fleet to converge to n workers, clamped to
-	// [0, Max]. It returns the count actually set. Workers are added by the
+	// [0, Max], or to [Min, Max] for a fleet with a minimum size of its own
+	// (an Auto Scaling group's MinSize, procfleet's Config.Min). It returns
+	// the count actually set. Workers are added by the
 	// fleet; workers are removed by retiring themselves (Retirer), so a lower
 	// n than Running does not stop busy workers.
 	SetDesired(ctx context.Context, n int) (int, error)
@@ -28,8 +33,17 @@ type Fleet interface {
 	Close() error
 }
 
+// ErrRetireRefused is returned (wrapped) by Retirer.Retire when the fleet
+// keeps the worker because it is at its minimum size.
+var ErrRetireRefused = errors.New("retirement refused: the fleet is at its minimum size")
+
 // Retirer lets an idle worker leave its fleet and lower its desired count
 // by one in the same step, so the fleet does not replace it.
 type Retirer interface {
+	// Retire takes the worker out of its fleet; on success the worker
+	// exits. Retire returns an error wrapping ErrRetireRefused when the
+	// fleet is at its minimum; the worker then keeps working (and may ask
+	// again after its next idle period). Other errors also leave the
+	// worker in the fleet.
 	Retire(ctx context.Context) error
 }

@@ -140,6 +140,7 @@ flags:`)
 			cmd.Stdout, cmd.Stderr = env.stdout, env.stderr
 			return cmd
 		},
+		Min:         scfg.Policy.Min,
 		Max:         scfg.Policy.Max,
 		StopTimeout: wf.cfg.DrainTimeout + 5*time.Second,
 		Logger:      log.With("agent", "fleet"),

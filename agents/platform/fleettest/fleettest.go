@@ -6,6 +6,7 @@ package fleettest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -21,7 +22,8 @@ type Setup struct {
 	// Max is the fleet's maximum size; at least 2.
 	Max int
 	// Retire makes one running worker retire itself through its
-	// platform.Retirer, as an idle worker does. Nil skips the test.
+	// platform.Retirer, as an idle worker does, and returns what Retire
+	// returned to the worker. Nil skips the tests that need it.
 	Retire func(ctx context.Context) error
 	// Crash ends one running worker abruptly (as a crash or a lost
 	// instance) without retiring it. Nil skips the test.
@@ -29,6 +31,11 @@ type Setup struct {
 	// Settle bounds how long a launch takes to show as running, and a
 	// retirement or crash to show at all.
 	Settle time.Duration
+	// WithMin, for an adapter whose fleet can have a minimum size, makes
+	// another fresh fleet like this one but with a minimum of min workers
+	// (1 <= min < Max), with its own Retire; it arranges its cleanup as
+	// NewFleet does. Nil skips the test of refused retirements.
+	WithMin func(t *testing.T, min int) Setup
 }
 
 // NewFleet makes a Setup for one subtest and arranges (t.Cleanup) to close
@@ -42,6 +49,7 @@ func Run(t *testing.T, newFleet NewFleet) {
 		"LaunchToDesired":         testLaunch,
 		"LowerDesiredKeepsBusy":   testLowerKeeps,
 		"RetireLowersDesired":     testRetire,
+		"RetireRefusedAtMin":      testRetireRefused,
 		"CrashIsReplaced":         testCrash,
 		"CancelledContextRefused": testCancelled,
 	}
@@ -212,4 +220,35 @@ func testCancelled(t *testing.T, s Setup) {
 	if sz := size(t, ctxFor(t, s), s.Fleet); sz.Desired != 0 {
 		t.Fatalf("a refused SetDesired changed desired to %d", sz.Desired)
 	}
+}
+
+// testRetireRefused: a fleet at its minimum refuses a retirement with
+// ErrRetireRefused and keeps the worker (running, not replaced); above the
+// minimum a retirement is granted. SetDesired clamps to the minimum.
+func testRetireRefused(t *testing.T, s Setup) {
+	if s.WithMin == nil {
+		t.Skip("adapter set up without a fleet with a minimum size")
+	}
+	m := s.WithMin(t, 1)
+	if m.Fleet == nil || m.Retire == nil {
+		t.Fatalf("WithMin needs to give a Fleet and a Retire: %+v", m)
+	}
+	ctx := ctxFor(t, m)
+	setDesired(t, ctx, m.Fleet, 0, 1)
+	setDesired(t, ctx, m.Fleet, 2, 2)
+	waitFor(t, ctx, m, "2 running", running(2))
+	if err := m.Retire(ctx); err != nil {
+		t.Fatalf("Retire above the minimum: %v", err)
+	}
+	waitFor(t, ctx, m, "desired 1 and 1 running", func(sz platform.FleetSize) bool {
+		return sz.Desired == 1 && sz.Running == 1 && sz.Pending == 0
+	})
+	err := m.Retire(ctx)
+	if !errors.Is(err, platform.ErrRetireRefused) {
+		t.Fatalf("Retire at the minimum = %v, want an error wrapping ErrRetireRefused", err)
+	}
+	// The refused worker stays: nothing leaves, nothing is launched.
+	holds(t, ctx, m, time.Second+m.Settle, "1 running after a refused retirement", func(sz platform.FleetSize) bool {
+		return sz.Desired == 1 && sz.Running == 1 && sz.Pending == 0
+	})
 }

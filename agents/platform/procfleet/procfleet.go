@@ -3,22 +3,27 @@
 //
 // The fleet launches a worker process per missing worker and never stops
 // one to shrink: workers leave by retiring themselves, as on AWS. A worker
-// talks back over a pipe the fleet passes as file descriptor 3 (named in
-// the environment as FACECLOUD_FLEET_FD=3), one word per line:
+// talks with its fleet over a Unix socket the fleet passes as file
+// descriptor 3 (named in the environment as FACECLOUD_FLEET_FD=3), one word
+// per line:
 //
-//	ready    the worker takes jobs now (until then it counts as pending)
-//	retire   the worker is leaving; desired drops by one at once, so the
-//	         fleet does not replace it
+//	ready    worker → fleet: it takes jobs now (until then it is pending)
+//	retire   worker → fleet: it is idle and asks to leave
+//	granted  fleet → worker: it no longer counts, and desired has dropped
+//	         by one if desired still counted it; the worker exits
+//	refused  fleet → worker, followed by the reason: desired is at
+//	         Config.Min, so the worker stays and keeps taking jobs
 //
-// The worker side is Notifier (NotifierFromEnv). A pipe rather than stdout
-// leaves the worker's output alone, and the fleet learns of a retirement
-// before the process exits, in the same step, as the port asks.
+// The worker side is Notifier (NotifierFromEnv). A socket rather than
+// stdout leaves the worker's output alone, and the fleet decides on a
+// retirement before the process exits, in the same step, as the port asks.
 //
-// A worker that exits with status 0 without having said "retire" has left
-// on purpose too and is not replaced. One that crashes (non-zero status or a
-// signal) is replaced while desired says so, after a pause that doubles
-// with each crash in a row (up to 30 s), so a worker that cannot start does
-// not spin.
+// A worker that exits with status 0 without a granted retirement is handled
+// as if it had asked at that moment: if the fleet would have let it go, it
+// counts as retired; at Min it is replaced, since desired still says so. One
+// that crashes (non-zero status or a signal) is replaced while desired says
+// so. Each replacement waits a pause that doubles with each loss in a row
+// (up to 30 s), so a worker that cannot start does not spin.
 //
 // Children stay in the scaler's process group, so Ctrl-C in a terminal
 // reaches them as it reaches the scaler, and they drain; Close sends
@@ -39,6 +44,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/facecloud/facecloud/agents/platform"
 )
@@ -65,6 +72,10 @@ type Config struct {
 	Command func(n int) *exec.Cmd
 	// Max is the most workers at once (1..1024).
 	Max int
+	// Min is the fewest (0..Max): SetDesired never sets fewer, and a
+	// retirement that would take desired below Min is refused, so an idle
+	// worker at the minimum keeps running instead of being replaced.
+	Min int
 	// StopTimeout is how long Close waits after SIGTERM before SIGKILL
 	// (0..5m; 0 kills at once).
 	StopTimeout time.Duration
@@ -82,6 +93,8 @@ func (c Config) Validate() error {
 		return errors.New("fleet command is missing")
 	case c.Max < 1 || c.Max > MaxMax:
 		return fmt.Errorf("fleet max %d out of range 1..%d", c.Max, MaxMax)
+	case c.Min < 0 || c.Min > c.Max:
+		return fmt.Errorf("fleet min %d out of range 0..%d (max)", c.Min, c.Max)
 	case c.StopTimeout < 0 || c.StopTimeout > MaxStopTimeout:
 		return fmt.Errorf("fleet stop timeout %s out of range 0..%s", c.StopTimeout, MaxStopTimeout)
 	case c.CrashDelay < 0 || c.CrashDelay > maxCrashDelay:
@@ -152,13 +165,13 @@ func (f *Fleet) Size(ctx context.Context) (platform.FleetSize, error) {
 	return s, nil
 }
 
-// SetDesired sets the count to converge to, clamped to [0, Max], and
+// SetDesired sets the count to converge to, clamped to [Min, Max], and
 // launches workers up to it. It never stops a worker.
 func (f *Fleet) SetDesired(ctx context.Context, n int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	n = max(0, min(n, f.cfg.Max))
+	n = max(f.cfg.Min, min(n, f.cfg.Max))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closing {
@@ -217,9 +230,9 @@ func (f *Fleet) launchLocked() error {
 	if cmd == nil {
 		return fmt.Errorf("worker %d: command returned nil", n)
 	}
-	r, w, err := os.Pipe()
+	r, w, err := socketPair()
 	if err != nil {
-		return fmt.Errorf("worker %d: notification pipe: %w", n, err)
+		return fmt.Errorf("worker %d: fleet socket: %w", n, err)
 	}
 	cmd.ExtraFiles = []*os.File{w}
 	if cmd.Env == nil {
@@ -232,7 +245,7 @@ func (f *Fleet) launchLocked() error {
 		w.Close()
 		return fmt.Errorf("worker %d: start %s: %w", n, cmd.Path, err)
 	}
-	w.Close() // the child holds the write end now
+	w.Close() // the child holds its end now
 	wk := &worker{n: n, cmd: cmd, started: time.Now()}
 	f.workers[n] = wk
 	f.log.Info("worker launched", "worker", n, "pid", cmd.Process.Pid)
@@ -250,11 +263,11 @@ func (f *Fleet) watch(wk *worker, r *os.File) {
 		defer close(read)
 		s := bufio.NewScanner(r)
 		for s.Scan() {
-			f.notified(wk, strings.TrimSpace(s.Text()))
+			f.notified(wk, r, strings.TrimSpace(s.Text()))
 		}
 	}()
 	err := wk.cmd.Wait()
-	// The pipe ends when the worker exits, unless a process it started
+	// The socket ends when the worker exits, unless a process it started
 	// holds it; read what the worker said last, but do not wait on others.
 	select {
 	case <-read:
@@ -264,18 +277,27 @@ func (f *Fleet) watch(wk *worker, r *os.File) {
 	<-read
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.workers, wk.n)
 	if wk.ready {
 		f.crashes = 0 // it started fine: not a crash loop
 	}
+	// A worker that left on purpose without asking is decided as if it had
+	// asked now, while it still counts among the workers.
+	left, why := false, ""
+	if err == nil && !wk.retiring && !f.closing {
+		left, why = f.retireLocked(wk)
+	}
+	delete(f.workers, wk.n)
 	switch {
 	case f.closing:
 		f.log.Info("worker stopped", "worker", wk.n, "status", exitStatus(err))
+	case left:
+		f.log.Info("worker left with status 0; counted as retired", "worker", wk.n, "desired", f.desired)
 	case wk.retiring:
 		f.log.Info("worker retired", "worker", wk.n, "status", exitStatus(err))
 	case err == nil:
-		f.retireLocked(wk)
-		f.log.Info("worker left with status 0", "worker", wk.n)
+		f.log.Warn("worker left with status 0 at the fleet's minimum; replacing it", "worker", wk.n, "reason", why)
+		f.crashedLocked()
+		f.reconcileLocked()
 	default:
 		f.log.Warn("worker crashed", "worker", wk.n, "status", exitStatus(err), "ran", time.Since(wk.started).Round(time.Millisecond))
 		f.crashedLocked()
@@ -283,29 +305,62 @@ func (f *Fleet) watch(wk *worker, r *os.File) {
 	}
 }
 
-func (f *Fleet) notified(wk *worker, word string) {
+// notified handles one line from a worker, answering a retire request on
+// conn.
+func (f *Fleet) notified(wk *worker, conn *os.File, word string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	answer := ""
 	switch word {
-	case "ready":
+	case wordReady:
 		wk.ready = true
 		f.log.Info("worker ready", "worker", wk.n, "after", time.Since(wk.started).Round(time.Millisecond))
-	case "retire":
-		f.retireLocked(wk)
+	case wordRetire:
+		if ok, why := f.retireLocked(wk); ok {
+			answer = wordGranted
+		} else {
+			answer = wordRefused + " " + why
+			f.log.Info("worker asked to retire; kept at the fleet's minimum", "worker", wk.n, "reason", why)
+		}
 	default:
 		f.log.Warn("worker sent an unknown notification", "worker", wk.n, "line", word)
 	}
-}
-
-func (f *Fleet) retireLocked(wk *worker) {
-	if wk.retiring {
+	f.mu.Unlock()
+	if answer == "" {
 		return
 	}
-	wk.retiring = true
-	if f.desired > 0 {
-		f.desired--
+	// A worker that does not read its answers must not hold up the fleet.
+	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.WriteString(answer + "\n"); err != nil {
+		f.log.Warn("could not answer a worker", "worker", wk.n, "answer", answer, "err", err)
 	}
+}
+
+// retireLocked decides whether wk, one of f.workers, may leave. It may
+// unless desired counts it and is at Min; then it is kept, and why says
+// so. Let go, wk stops counting, and desired drops by one if it still
+// counted wk (the workers not retiring were no more than desired), so that
+// wk is not replaced; a worker beyond desired (the scaler lowered desired
+// while it was busy) leaves desired as it is.
+func (f *Fleet) retireLocked(wk *worker) (ok bool, why string) {
+	if wk.retiring {
+		return true, ""
+	}
+	live := 0
+	for _, w := range f.workers {
+		if !w.retiring {
+			live++
+		}
+	}
+	switch {
+	case live > f.desired:
+	case f.desired > f.cfg.Min:
+		f.desired--
+	default:
+		return false, fmt.Sprintf("desired %d is the minimum", f.desired)
+	}
+	wk.retiring = true
 	f.log.Info("worker retiring", "worker", wk.n, "desired", f.desired)
+	return true, ""
 }
 
 func exitStatus(err error) string {
@@ -361,4 +416,28 @@ func (f *Fleet) Close() error {
 		return fmt.Errorf("fleet close: %d worker(s) killed after not stopping within %s", left, f.cfg.StopTimeout)
 	}
 	return nil
+}
+
+// socketPair returns the fleet's end of a new worker socket, served by the
+// runtime's poller (so Close wakes a blocked read), and the worker's end,
+// to pass as a child's descriptor.
+func socketPair() (fleetEnd, workerEnd *os.File, err error) {
+	// Under ForkLock, so that no child started meanwhile inherits them
+	// before they are marked close-on-exec.
+	syscall.ForkLock.RLock()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fds[0])
+		unix.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "worker socket"), os.NewFile(uintptr(fds[1]), "fleet socket"), nil
 }

@@ -1,6 +1,7 @@
 package procfleet_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/fleettest"
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
 )
@@ -26,14 +30,17 @@ import (
 // roleEnv set. It stands in for `facecloud worker`: it says ready, records
 // its pid in pidDirEnv, and then
 //
-//	SIGUSR1  retires through its Notifier, then exits with status 1 (as a
-//	         worker whose command reports "retired" as an error would)
+//	SIGUSR1  asks to retire through its Notifier and writes the answer to
+//	         a file named by its pid in answerDirEnv; granted, it exits
+//	         with status 1 (as a worker whose command reports "retired" as
+//	         an error would); refused, it keeps running
 //	SIGUSR2  exits 0 without retiring
 //	SIGTERM  exits 0 (drained), unless roleEnv is "stubborn", which
 //	         ignores it
 const (
-	roleEnv   = "PROCFLEET_TEST_ROLE"
-	pidDirEnv = "PROCFLEET_TEST_PIDS"
+	roleEnv      = "PROCFLEET_TEST_ROLE"
+	pidDirEnv    = "PROCFLEET_TEST_PIDS"
+	answerDirEnv = "PROCFLEET_TEST_ANSWERS"
 )
 
 func TestHelperProcess(t *testing.T) {
@@ -66,10 +73,24 @@ func worker(role string) int {
 	for s := range sigs {
 		switch s {
 		case syscall.SIGUSR1:
-			if err := n.Retire(context.Background()); err != nil {
+			err := n.Retire(context.Background())
+			answer := "granted"
+			switch {
+			case errors.Is(err, platform.ErrRetireRefused):
+				answer = "refused " + err.Error()
+			case err != nil:
+				answer = "error " + err.Error()
+			}
+			path := filepath.Join(os.Getenv(answerDirEnv), strconv.Itoa(os.Getpid()))
+			if err := os.WriteFile(path+".tmp", []byte(answer), 0o644); err != nil {
 				return 3
 			}
-			return 1
+			if err := os.Rename(path+".tmp", path); err != nil {
+				return 3
+			}
+			if err == nil {
+				return 1
+			}
 		case syscall.SIGUSR2:
 			return 0
 		case syscall.SIGTERM:
@@ -82,22 +103,28 @@ func worker(role string) int {
 }
 
 type harness struct {
-	fleet    *procfleet.Fleet
-	pidDir   string
-	launches atomic.Int32
+	fleet     *procfleet.Fleet
+	pidDir    string
+	answerDir string
+	launches  atomic.Int32
 }
 
 func newHarness(t *testing.T, role string, max int, stop time.Duration) *harness {
+	return newHarnessMin(t, role, 0, max, stop)
+}
+
+func newHarnessMin(t *testing.T, role string, min, max int, stop time.Duration) *harness {
 	t.Helper()
-	h := &harness{pidDir: t.TempDir()}
+	h := &harness{pidDir: t.TempDir(), answerDir: t.TempDir()}
 	f, err := procfleet.New(procfleet.Config{
 		Command: func(n int) *exec.Cmd {
 			h.launches.Add(1)
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-			cmd.Env = append(os.Environ(), roleEnv+"="+role, pidDirEnv+"="+h.pidDir)
+			cmd.Env = append(os.Environ(), roleEnv+"="+role, pidDirEnv+"="+h.pidDir, answerDirEnv+"="+h.answerDir)
 			cmd.Stderr = os.Stderr
 			return cmd
 		},
+		Min:         min,
 		Max:         max,
 		StopTimeout: stop,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
@@ -144,16 +171,56 @@ func (h *harness) signalOne(t *testing.T, sig syscall.Signal) error {
 	return syscall.Kill(pids[0], sig)
 }
 
+// retireOne makes one worker ask to retire and returns the answer it got:
+// nil when granted (the worker then exits and is forgotten), else an error
+// that wraps platform.ErrRetireRefused if the worker's error did.
+func (h *harness) retireOne(t *testing.T, ctx context.Context) error {
+	pids := h.pids(t)
+	if len(pids) == 0 {
+		return errors.New("no worker to retire")
+	}
+	pid := pids[0]
+	path := filepath.Join(h.answerDir, strconv.Itoa(pid))
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		return err
+	}
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			os.Remove(path)
+			word, detail, _ := strings.Cut(string(b), " ")
+			switch word {
+			case "granted":
+				os.Remove(filepath.Join(h.pidDir, strconv.Itoa(pid)))
+				return nil
+			case "refused":
+				return fmt.Errorf("worker %d: %s: %w", pid, detail, platform.ErrRetireRefused)
+			}
+			return fmt.Errorf("worker %d: %s", pid, b)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("worker %d did not say how its retirement went: %w", pid, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 func TestConformance(t *testing.T) {
-	fleettest.Run(t, func(t *testing.T) fleettest.Setup {
-		h := newHarness(t, "worker", 3, 5*time.Second)
+	setup := func(t *testing.T, min int) fleettest.Setup {
+		h := newHarnessMin(t, "worker", min, 3, 5*time.Second)
 		return fleettest.Setup{
 			Fleet:  h.fleet,
 			Max:    3,
-			Retire: func(context.Context) error { return h.signalOne(t, syscall.SIGUSR1) },
+			Retire: func(ctx context.Context) error { return h.retireOne(t, ctx) },
 			Crash:  func(context.Context) error { return h.signalOne(t, syscall.SIGKILL) },
 			Settle: 5 * time.Second,
 		}
+	}
+	fleettest.Run(t, func(t *testing.T) fleettest.Setup {
+		s := setup(t, 0)
+		s.WithMin = setup
+		return s
 	})
 }
 
@@ -321,6 +388,9 @@ func TestConfigValidate(t *testing.T) {
 		"max too big":   {procfleet.Config{Command: cmd, Max: 5000}, "max 5000 out of range 1..1024"},
 		"negative stop": {procfleet.Config{Command: cmd, Max: 1, StopTimeout: -1}, "stop timeout -1ns out of range 0..5m0s"},
 		"crash delay":   {procfleet.Config{Command: cmd, Max: 1, CrashDelay: time.Hour}, "crash delay 1h0m0s out of range 0..30s"},
+		"min above max": {procfleet.Config{Command: cmd, Max: 2, Min: 3}, "min 3 out of range 0..2 (max)"},
+		"negative min":  {procfleet.Config{Command: cmd, Max: 2, Min: -1}, "min -1 out of range 0..2 (max)"},
+		"min is max":    {procfleet.Config{Command: cmd, Max: 2, Min: 2}, ""},
 		"ok":            {procfleet.Config{Command: cmd, Max: 1}, ""},
 	}
 	for name, tc := range tests {
@@ -348,5 +418,124 @@ func TestNotifierFromEnv(t *testing.T) {
 	t.Setenv(procfleet.FDEnv, "two")
 	if _, err := procfleet.NotifierFromEnv(); err == nil || !strings.Contains(err.Error(), "want a file descriptor number") {
 		t.Fatalf("bad fd: error %v", err)
+	}
+}
+
+// TestRefusedWorkerKeepsRunning: at the minimum, an idle worker that asks
+// to retire is told no and goes on; the fleet neither counts it out nor
+// starts another, which is what kept a fleet at its minimum from
+// restarting a worker every idle period.
+func TestRefusedWorkerKeepsRunning(t *testing.T) {
+	ctx := t.Context()
+	h := newHarnessMin(t, "worker", 1, 2, 5*time.Second)
+	if n, err := h.fleet.SetDesired(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("SetDesired(0) = %d, %v; want 1, the minimum", n, err)
+	}
+	waitSize(t, h.fleet, "1 running", func(r, p, d int) bool { return r == 1 && p == 0 })
+	pid := h.pids(t)[0]
+	for i := range 2 {
+		err := h.retireOne(t, ctx)
+		if !errors.Is(err, platform.ErrRetireRefused) {
+			t.Fatalf("retirement %d at the minimum: %v, want ErrRetireRefused", i+1, err)
+		}
+	}
+	time.Sleep(time.Second)
+	if !alive(pid) {
+		t.Fatalf("refused worker %d exited", pid)
+	}
+	if n := h.launches.Load(); n != 1 {
+		t.Fatalf("%d launches, want 1: a refused worker is neither replaced nor joined", n)
+	}
+	if sz, _ := h.fleet.Size(ctx); sz.Desired != 1 || sz.Running != 1 {
+		t.Fatalf("after refusals fleet is %+v, want desired 1, 1 running", sz)
+	}
+}
+
+// TestExitZeroAtMinIsReplaced: a worker that exits 0 without a granted
+// retirement is decided as if it had asked: at the minimum, desired stays
+// and the worker is replaced.
+func TestExitZeroAtMinIsReplaced(t *testing.T) {
+	ctx := t.Context()
+	h := newHarnessMin(t, "worker", 1, 2, 5*time.Second)
+	if _, err := h.fleet.SetDesired(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitSize(t, h.fleet, "1 running", func(r, p, d int) bool { return r == 1 })
+	if err := h.signalOne(t, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for h.launches.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a worker that left at the minimum was not replaced")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitSize(t, h.fleet, "the replacement running", func(r, p, d int) bool { return r == 1 && d == 1 })
+}
+
+// TestSurplusRetirementKeepsDesired: when the scaler has lowered desired
+// below the workers still busy, a worker that then retires was no longer
+// counted, so desired stays where the scaler put it.
+func TestSurplusRetirementKeepsDesired(t *testing.T) {
+	ctx := t.Context()
+	h := newHarness(t, "worker", 3, 5*time.Second)
+	if _, err := h.fleet.SetDesired(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitSize(t, h.fleet, "2 running", func(r, p, d int) bool { return r == 2 })
+	if _, err := h.fleet.SetDesired(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.retireOne(t, ctx); err != nil {
+		t.Fatalf("retiring a surplus worker: %v", err)
+	}
+	waitSize(t, h.fleet, "1 running", func(r, p, d int) bool { return r == 1 })
+	time.Sleep(time.Second)
+	sz, _ := h.fleet.Size(ctx)
+	if sz.Desired != 1 || sz.Running != 1 || h.launches.Load() != 2 {
+		t.Fatalf("after a surplus retirement fleet is %+v with %d launches; want desired 1 kept, 1 running, 2 launches", sz, h.launches.Load())
+	}
+}
+
+// TestNotifierSkipsStaleAnswers plays the fleet's side of the socket by
+// hand: a Retire whose context ends before the answer returns at once,
+// and the answer that comes later is not taken for the next request's.
+func TestNotifierSkipsStaleAnswers(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleetEnd := os.NewFile(uintptr(fds[0]), "fleet end")
+	defer fleetEnd.Close()
+	t.Setenv(procfleet.FDEnv, strconv.Itoa(fds[1]))
+	n, err := procfleet.NotifierFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	lines := bufio.NewScanner(fleetEnd)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := n.Retire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Retire without an answer = %v, want the context's deadline", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Retire took %s to give up after its context ended", took)
+	}
+	if !lines.Scan() || lines.Text() != "retire" {
+		t.Fatalf("fleet read %q, want retire", lines.Text())
+	}
+	// The late answer to the first request, then a refusal of the second.
+	go func() {
+		if lines.Scan() && lines.Text() == "retire" {
+			fleetEnd.WriteString("granted\nrefused desired 1 is the minimum\n")
+		}
+	}()
+	err = n.Retire(t.Context())
+	if !errors.Is(err, platform.ErrRetireRefused) || !strings.Contains(err.Error(), "desired 1 is the minimum") {
+		t.Fatalf("second Retire = %v, want the refusal (the stale grant skipped)", err)
 	}
 }

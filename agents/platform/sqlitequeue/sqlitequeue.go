@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,6 +94,13 @@ type Queue struct {
 	path string
 	name string
 	opts Options
+	// wal is the watch on the file's write-ahead log that wakes waiting
+	// receivers; made by the first Receive that waits.
+	walMu sync.Mutex
+	wal   *walWatch
+	// now is the clock every timestamp in the file comes from; tests
+	// replace it.
+	now func() time.Time
 }
 
 var _ platform.Queue = (*Queue)(nil)
@@ -142,7 +150,7 @@ func Open(path, name string, opts Options) (*Queue, error) {
 	// One connection per handle: goroutines of this process take turns in
 	// Go, which is cheaper than contending through SQLite's busy handler.
 	db.SetMaxOpenConns(1)
-	q := &Queue{db: db, path: path, name: name, opts: opts}
+	q := &Queue{db: db, path: path, name: name, opts: opts, now: time.Now}
 	if err := q.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open queue file %s: %w", path, err)
@@ -251,7 +259,7 @@ func (q *Queue) DeadLetter() (*Queue, error) {
 	return Open(q.path, q.name+DeadLetterSuffix, o)
 }
 
-func nowMS() int64 { return time.Now().UnixMilli() }
+func (q *Queue) nowMS() int64 { return q.now().UnixMilli() }
 
 // Send enqueues body.
 func (q *Queue) Send(ctx context.Context, body []byte) error {
@@ -265,7 +273,7 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("send: message id: %w", err)
 	}
-	now := nowMS()
+	now := q.nowMS()
 	if _, err := q.db.ExecContext(ctx,
 		`insert into messages (queue, id, body, sent_ms, visible_ms) values (?, ?, ?, ?, ?)`,
 		q.name, id.String(), body, now, now); err != nil {
@@ -273,6 +281,15 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 	}
 	return nil
 }
+
+// Waiting in Receive: how often a receiver looks at the file when nothing
+// wakes it, and how soon after its last look a wake-up may make it look
+// again (so a busy file does not keep idle receivers querying).
+const (
+	watchedPoll   = 250 * time.Millisecond // with a watch on the WAL file: a safety net
+	unwatchedPoll = 10 * time.Millisecond  // without one: polling is all there is
+	minLookGap    = 2 * time.Millisecond
+)
 
 // Receive returns up to max (1..10) messages, waiting up to wait for the first.
 func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]platform.Message, error) {
@@ -283,7 +300,10 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]pla
 		return nil, fmt.Errorf("receive: wait %s must not be negative", wait)
 	}
 	deadline := time.Now().Add(wait)
-	backoff := 5 * time.Millisecond
+	var w *walWatch
+	if wait > 0 {
+		w = q.watch()
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
@@ -291,7 +311,16 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]pla
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		msgs, err := q.tryReceive(ctx, max)
+		// Taken before looking, so a commit made while we look still wakes us.
+		var changed <-chan struct{}
+		poll := unwatchedPoll
+		if w != nil {
+			if changed = w.next(); changed != nil {
+				poll = watchedPoll
+			}
+		}
+		looked := time.Now()
+		msgs, next, err := q.tryReceive(ctx, max)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -302,35 +331,61 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]pla
 		if len(msgs) > 0 || left <= 0 {
 			return msgs, nil
 		}
-		timer.Reset(min(backoff, left))
+		pause := min(poll, left)
+		if !next.IsZero() {
+			// A message in flight becomes visible then: no commit announces it.
+			pause = min(pause, time.Until(next)+time.Millisecond)
+		}
+		timer.Reset(pause) // a pause of 0 or less fires at once
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
+		case <-changed:
+			if !timer.Stop() {
+				<-timer.C
+			}
+			if gap := minLookGap - time.Since(looked); gap > 0 {
+				timer.Reset(min(gap, time.Until(deadline)))
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-timer.C:
+				}
+			}
 		}
-		backoff = min(backoff*3/2, 50*time.Millisecond)
 	}
 }
 
 // tryReceive takes up to max visible messages, moving over-received ones to
-// the dead-letter queue first. It writes only when something is visible.
-func (q *Queue) tryReceive(ctx context.Context, max int) ([]platform.Message, error) {
-	now := nowMS()
-	var any bool
+// the dead-letter queue first. It writes only when something is visible;
+// when nothing is, next is when the first message in flight becomes
+// visible again (zero if none is in flight).
+func (q *Queue) tryReceive(ctx context.Context, max int) (msgs []platform.Message, next time.Time, err error) {
+	now := q.nowMS()
+	var first sql.NullInt64
 	if err := q.db.QueryRowContext(ctx,
-		`select exists (select 1 from messages where queue = ? and visible_ms <= ?)`,
-		q.name, now).Scan(&any); err != nil {
-		return nil, err
+		`select min(visible_ms) from messages where queue = ?`, q.name).Scan(&first); err != nil {
+		return nil, time.Time{}, err
 	}
-	if !any {
-		return nil, nil
+	if !first.Valid {
+		return nil, time.Time{}, nil
 	}
+	if first.Int64 > now {
+		return nil, time.UnixMilli(first.Int64), nil
+	}
+	msgs, err = q.take(ctx, max)
+	return msgs, time.Time{}, err
+}
+
+// take receives up to max visible messages in one write transaction.
+func (q *Queue) take(ctx context.Context, max int) ([]platform.Message, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	now = nowMS()
+	now := q.nowMS()
 	if q.opts.MaxReceives > 0 {
 		if _, err := tx.ExecContext(ctx,
 			`update messages set queue = ?, received = 0, visible_ms = ?
@@ -424,7 +479,7 @@ func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) err
 		return fmt.Errorf("extend: %w", err)
 	}
 	res, err := q.db.ExecContext(ctx, `update messages set visible_ms = ? where queue = ? and id = ? and received = ?`,
-		nowMS()+d.Milliseconds(), q.name, id, count)
+		q.nowMS()+d.Milliseconds(), q.name, id, count)
 	if err != nil {
 		return fmt.Errorf("extend in %s: %w", q.name, err)
 	}
@@ -438,20 +493,53 @@ func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) err
 	return nil
 }
 
-// Depth counts visible and in-flight messages exactly.
+// Depth counts visible and in-flight messages exactly, as of one moment.
+//
+// The count runs in one read transaction whose snapshot is fixed (by its
+// first read) before the clock is read, so every message in it was sent,
+// received or handed back at or before that reading: a message sent while
+// Depth runs is either not counted or counted as visible, never as in
+// flight. In flight also requires a receive (received > 0), since a
+// message nobody has received is visible by definition, whatever the
+// clocks of the processes that wrote it.
 func (q *Queue) Depth(ctx context.Context) (platform.Depth, error) {
-	var d platform.Depth
-	now := nowMS()
-	if err := q.db.QueryRowContext(ctx,
-		`select coalesce(sum(visible_ms <= ?), 0), coalesce(sum(visible_ms > ?), 0) from messages where queue = ?`,
-		now, now, q.name).Scan(&d.Visible, &d.InFlight); err != nil {
+	d, err := q.depth(ctx)
+	if err != nil {
 		return platform.Depth{}, fmt.Errorf("depth of %s: %w", q.name, err)
 	}
 	return d, nil
 }
 
+func (q *Queue) depth(ctx context.Context) (platform.Depth, error) {
+	tx, err := q.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // deferred: takes no write lock
+	if err != nil {
+		return platform.Depth{}, err
+	}
+	defer tx.Rollback()
+	var total, inFlight int
+	if err := tx.QueryRowContext(ctx, `select count(*) from messages where queue = ?`, q.name).Scan(&total); err != nil {
+		return platform.Depth{}, err
+	}
+	now := q.nowMS()
+	if err := tx.QueryRowContext(ctx,
+		`select count(*) from messages where queue = ? and received > 0 and visible_ms > ?`,
+		q.name, now).Scan(&inFlight); err != nil {
+		return platform.Depth{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return platform.Depth{}, err
+	}
+	return platform.Depth{Visible: total - inFlight, InFlight: inFlight}, nil
+}
+
 // Close closes the handle; the file and its messages stay.
 func (q *Queue) Close() error {
+	q.walMu.Lock()
+	if q.wal != nil {
+		q.wal.close()
+		q.wal = nil
+	}
+	q.walMu.Unlock()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("close queue %s: %w", q.name, err)
 	}

@@ -1,0 +1,78 @@
+package sqlitequeue
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestDepthCountsASendDuringItsClockReadingAsVisible: a message that another
+// process sends just after Depth has read its clock (here: sent from inside
+// the clock, through a second handle) must not be counted as in flight; no
+// message has ever been received, so nothing is in flight.
+func TestDepthCountsASendDuringItsClockReadingAsVisible(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q, err := Open(path, "requests", DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	other, err := Open(path, "requests", DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Send(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The clock of q stands in for a clock reading that another process's
+	// Send overtakes: it reads the time, then lets a Send stamped a few
+	// milliseconds later commit, and returns the earlier reading.
+	var sends atomic.Int32
+	q.now = func() time.Time {
+		at := time.Now()
+		time.Sleep(3 * time.Millisecond)
+		if err := other.Send(ctx, []byte("during")); err != nil {
+			t.Error(err)
+		}
+		sends.Add(1)
+		return at
+	}
+	for i := range 3 {
+		d, err := q.Depth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.InFlight != 0 {
+			t.Fatalf("Depth %d = %+v with no receiver ever: messages sent during Depth counted as in flight", i, d)
+		}
+		// Each Depth sees the messages committed before it started, and
+		// perhaps the one sent during it.
+		if sent := 1 + int(sends.Load()); d.Visible < sent-1 || d.Visible > sent {
+			t.Fatalf("Depth %d = %+v after %d sends", i, d, sent)
+		}
+	}
+	q.now = time.Now
+	if d, err := q.Depth(ctx); err != nil || d.Visible != 4 || d.InFlight != 0 {
+		t.Fatalf("Depth at rest = %+v, %v; want 4 visible", d, err)
+	}
+
+	// A received message is in flight until its visibility ends.
+	msgs, err := q.Receive(ctx, 1, 0)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Receive = %v, %v", msgs, err)
+	}
+	if d, err := q.Depth(ctx); err != nil || d.Visible != 3 || d.InFlight != 1 {
+		t.Fatalf("Depth after a receive = %+v, %v; want 3 visible, 1 in flight", d, err)
+	}
+	if err := q.Extend(ctx, msgs[0].Receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := q.Depth(ctx); err != nil || d.Visible != 4 || d.InFlight != 0 {
+		t.Fatalf("Depth after handing back = %+v, %v; want 4 visible", d, err)
+	}
+}
