@@ -29,15 +29,7 @@ func benchFaces(b *testing.B) []rgb {
 
 func BenchmarkDescribe(b *testing.B) {
 	e := loadEngine(b)
-	faces := benchFaces(b)
-	s := new(nn.Scratch)
-	i := 0
-	c0 := cpuTime()
-	for b.Loop() {
-		e.recognizer.describe(faces[i%len(faces)], s)
-		i++
-	}
-	report(b, c0, "descriptor")
+	benchEach(b, benchFaces(b), "descriptor", func(m rgb, s *nn.Scratch) { e.recognizer.describe(m, s) })
 }
 
 func BenchmarkDetect(b *testing.B) {
@@ -55,14 +47,22 @@ func BenchmarkDetect(b *testing.B) {
 		}
 		photos = append(photos, toRGB(img))
 	}
+	benchEach(b, photos, "detection", func(m rgb, s *nn.Scratch) {
+		e.detector.detect(m, DefaultDetectorInputSize, DefaultScoreThreshold, s)
+	})
+}
+
+// benchEach runs one net on the inputs in turn, sharing one scratch, and
+// reports the time per run.
+func benchEach(b *testing.B, inputs []rgb, what string, run func(rgb, *nn.Scratch)) {
 	s := new(nn.Scratch)
 	i := 0
 	c0 := cpuTime()
 	for b.Loop() {
-		e.detector.detect(photos[i%len(photos)], DefaultDetectorInputSize, DefaultScoreThreshold, s)
+		run(inputs[i%len(inputs)], s)
 		i++
 	}
-	report(b, c0, "detection")
+	report(b, c0, what)
 }
 
 // report gives wall and CPU milliseconds per operation.
@@ -77,15 +77,7 @@ func report(b *testing.B, cpu0 time.Duration, what string) {
 // aligned pipeline runs it once per detected face).
 func BenchmarkLandmarks(b *testing.B) {
 	e := loadEngine(b)
-	faces := benchFaces(b)
-	s := new(nn.Scratch)
-	i := 0
-	c0 := cpuTime()
-	for b.Loop() {
-		e.landmarker.landmarks(faces[i%len(faces)], s)
-		i++
-	}
-	report(b, c0, "landmarks")
+	benchEach(b, benchFaces(b), "landmarks", func(m rgb, s *nn.Scratch) { e.landmarker.landmarks(m, s) })
 }
 
 // BenchmarkDescribePhoto is the whole engine on a demo photo's JPEG bytes:

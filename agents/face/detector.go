@@ -25,12 +25,6 @@ var detectorAnchors = [5][2]float64{
 // weaker of two boxes.
 const detectorIoU = 0.4
 
-// separable is a depthwise 3×3 convolution followed by a pointwise one.
-type separable struct {
-	depthwise []float32
-	pointwise *nn.Conv2D
-}
-
 // detector is TinyFaceDetector: a Tiny-YOLOv2 with depthwise-separable
 // convolutions predicting 5 boxes per cell of a 13 × 13 (at input 416) grid.
 type detector struct {
@@ -39,43 +33,23 @@ type detector struct {
 	conv8 *nn.Conv2D
 }
 
-func conv(w tfjs.Weights, prefix string, k, cin, cout int) (*nn.Conv2D, error) {
-	f, err := w.Get(prefix+"/filters", k, k, cin, cout)
-	if err != nil {
-		return nil, err
-	}
-	b, err := w.Get(prefix+"/bias", cout)
-	if err != nil {
-		return nil, err
-	}
-	return nn.NewConv2D(f, k, k, cin, cout, 1, b), nil
-}
-
 func newDetector(w tfjs.Weights) (*detector, error) {
 	d := &detector{}
 	var err error
-	if d.conv0, err = conv(w, "conv0", 3, 3, 16); err != nil {
+	if d.conv0, err = conv(w, "conv0", 3, 3, 16, 1); err != nil {
 		return nil, err
 	}
 	chans := []int{16, 32, 64, 128, 256, 512}
 	for i := 1; i < len(chans); i++ {
 		cin, cout := chans[i-1], chans[i]
 		p := "conv" + string(rune('0'+i))
-		dw, err := w.Get(p+"/depthwise_filter", 3, 3, cin, 1)
+		sp, err := loadSeparable(w, p, cin, cout)
 		if err != nil {
 			return nil, err
 		}
-		pw, err := w.Get(p+"/pointwise_filter", 1, 1, cin, cout)
-		if err != nil {
-			return nil, err
-		}
-		b, err := w.Get(p+"/bias", cout)
-		if err != nil {
-			return nil, err
-		}
-		d.seps = append(d.seps, separable{depthwise: dw, pointwise: nn.NewConv2D(pw, 1, 1, cin, cout, 1, b)})
+		d.seps = append(d.seps, sp)
 	}
-	if d.conv8, err = conv(w, "conv8", 1, 512, 5*len(detectorAnchors)); err != nil {
+	if d.conv8, err = conv(w, "conv8", 1, 512, 5*len(detectorAnchors), 1); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -232,6 +232,33 @@ func TestGoldenDetector(t *testing.T) {
 	}
 }
 
+// describeDemo runs e on the JPEG bytes of the demo photo file.
+func describeDemo(t *testing.T, e *Engine, file string) Recognition {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(models.DefaultDir(), "demo", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.Describe(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// closestFace returns the face (of at least one) whose box overlaps rb most:
+// the Go face that matches a reference box, since faces of near-equal area
+// may come in another order.
+func closestFace(faces []Found, rb Box) Found {
+	f := faces[0]
+	for _, g := range faces[1:] {
+		if IoU(g.Box, rb) > IoU(f.Box, rb) {
+			f = g
+		}
+	}
+	return f
+}
+
 // TestGoDecodedPhotos runs the engine with margin crops (NoAlign) on the demo
 // photos' JPEG bytes (Go's decoder, Go's crop) and reports how far the
 // descriptors land from the reference's; the bound is looser than the net's
@@ -248,29 +275,15 @@ func TestGoDecodedPhotos(t *testing.T) {
 			continue
 		}
 		t.Run(c.File, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(models.DefaultDir(), "demo", c.File))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec, err := e.Describe(context.Background(), data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rec := describeDemo(t, e, c.File)
 			if len(rec.Faces) != len(c.Boxes) {
 				t.Fatalf("%d faces, reference %d", len(rec.Faces), len(c.Boxes))
 			}
 			for i, cr := range c.Crops {
 				var ref Descriptor
 				copy(ref[:], cr.Descriptor)
-				// The crop belongs to the reference's i-th box; find the Go
-				// face with the same box (near-equal areas may swap order).
-				rb := Box{c.Boxes[i].X, c.Boxes[i].Y, c.Boxes[i].W, c.Boxes[i].H}
-				f := rec.Faces[0]
-				for _, g := range rec.Faces[1:] {
-					if IoU(g.Box, rb) > IoU(f.Box, rb) {
-						f = g
-					}
-				}
+				// The crop belongs to the reference's i-th box.
+				f := closestFace(rec.Faces, Box{c.Boxes[i].X, c.Boxes[i].Y, c.Boxes[i].W, c.Boxes[i].H})
 				dist := Distance(f.Descriptor, ref)
 				t.Logf("face %d: max |Δ| %.3g, distance %.4f", i, maxAbsDiff(f.Descriptor, cr.Descriptor), dist)
 				if dist > 0.1 {
@@ -336,27 +349,14 @@ func TestGoDecodedAligned(t *testing.T) {
 			continue
 		}
 		t.Run(c.File, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(models.DefaultDir(), "demo", c.File))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec, err := e.Describe(context.Background(), data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rec := describeDemo(t, e, c.File)
 			if len(rec.Faces) != len(c.Aligned) {
 				t.Fatalf("%d faces, reference %d", len(rec.Faces), len(c.Aligned))
 			}
 			for i, a := range c.Aligned {
 				var ref Descriptor
 				copy(ref[:], a.Descriptor)
-				rb := Box{a.Detection.X, a.Detection.Y, a.Detection.W, a.Detection.H}
-				f := rec.Faces[0]
-				for _, g := range rec.Faces[1:] {
-					if IoU(g.Box, rb) > IoU(f.Box, rb) {
-						f = g
-					}
-				}
+				f := closestFace(rec.Faces, Box{a.Detection.X, a.Detection.Y, a.Detection.W, a.Detection.H})
 				dist := Distance(f.Descriptor, ref)
 				t.Logf("face %d: max |Δ| %.3g, distance %.4f", i, maxAbsDiff(f.Descriptor, a.Descriptor), dist)
 				if dist > 0.3 {

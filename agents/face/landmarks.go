@@ -12,34 +12,22 @@ const LandmarkManifest = "face_landmark_68_model-weights_manifest.json"
 
 const landmarkSize = 112
 
-// sepConv is the landmark net's depthwise-separable convolution ("same"
-// padding, no activation).
-type sepConv struct {
-	depthwise []float32
-	pointwise *nn.Conv2D
-}
-
 // landmarker is FaceLandmark68Net: four dense blocks of separable
 // convolutions on a 112 × 112 face, then a fully connected layer giving 68
 // (x, y) points.
 type landmarker struct {
 	stem   *nn.Conv2D // dense0/conv0, 3×3 stride 2, 3 → 32
-	blocks [4][4]sepConv
+	blocks [4][4]separable
 	fc     *nn.PackedB
 	fcBias []float32
 }
 
 func newLandmarker(w tfjs.Weights) (*landmarker, error) {
 	l := &landmarker{}
-	f, err := w.Get("dense0/conv0/filters", 3, 3, 3, 32)
-	if err != nil {
+	var err error
+	if l.stem, err = conv(w, "dense0/conv0", 3, 3, 32, 2); err != nil {
 		return nil, err
 	}
-	b, err := w.Get("dense0/conv0/bias", 32)
-	if err != nil {
-		return nil, err
-	}
-	l.stem = nn.NewConv2D(f, 3, 3, 3, 32, 2, b)
 	chans := []int{32, 64, 128, 256}
 	for d := range 4 {
 		for c := range 4 {
@@ -52,19 +40,9 @@ func newLandmarker(w tfjs.Weights) (*landmarker, error) {
 				cin = chans[d-1]
 			}
 			p := "dense" + string(rune('0'+d)) + "/conv" + string(rune('0'+c))
-			dw, err := w.Get(p+"/depthwise_filter", 3, 3, cin, 1)
-			if err != nil {
+			if l.blocks[d][c], err = loadSeparable(w, p, cin, cout); err != nil {
 				return nil, err
 			}
-			pw, err := w.Get(p+"/pointwise_filter", 1, 1, cin, cout)
-			if err != nil {
-				return nil, err
-			}
-			bias, err := w.Get(p+"/bias", cout)
-			if err != nil {
-				return nil, err
-			}
-			l.blocks[d][c] = sepConv{depthwise: dw, pointwise: nn.NewConv2D(pw, 1, 1, cin, cout, 1, bias)}
 		}
 	}
 	fw, err := w.Get("fc/weights", 256, 136)
@@ -90,7 +68,9 @@ func samePad2(x nn.Tensor) nn.Pad {
 	return nn.Pad{Top: t, Left: l, Bottom: b, Right: r}
 }
 
-func (sc sepConv) forward(x nn.Tensor, stride int, s *nn.Scratch) nn.Tensor {
+// forward applies the landmark net's separable convolution ("same" padding,
+// no activation).
+func (sc separable) forward(x nn.Tensor, stride int, s *nn.Scratch) nn.Tensor {
 	if stride == 1 {
 		x = nn.Depthwise3x3(x, sc.depthwise, nil)
 	} else {
@@ -127,15 +107,7 @@ func (l *landmarker) landmarks(m rgb, s *nn.Scratch) [68]point {
 		x = in
 	}
 	// 7×7 average (the map is 7×7 at this point), then the dense layer.
-	feat := make([]float32, x.C)
-	for i := 0; i < x.H*x.W; i++ {
-		for c, v := range x.Data[i*x.C : (i+1)*x.C] {
-			feat[c] += v
-		}
-	}
-	for c := range feat {
-		feat[c] /= float32(x.H * x.W)
-	}
+	feat := globalMean(x)
 	raw := append([]float32(nil), l.fcBias...)
 	nn.Gemm(1, feat, len(feat), l.fc, raw, len(raw))
 

@@ -113,15 +113,7 @@ func (r *recognizer) describe(m rgb, s *nn.Scratch) Descriptor {
 	}
 	defer s.Release(x)
 	// Global average over the map, then the fully connected layer.
-	mean := make([]float32, x.C)
-	for i := 0; i < x.H*x.W; i++ {
-		for c, v := range x.Data[i*x.C : (i+1)*x.C] {
-			mean[c] += v
-		}
-	}
-	for c := range mean {
-		mean[c] /= float32(x.H * x.W)
-	}
+	mean := globalMean(x)
 	var d Descriptor
 	nn.Gemm(1, mean, x.C, r.fc, d[:], DescriptorSize)
 	return d

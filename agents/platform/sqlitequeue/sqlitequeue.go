@@ -14,8 +14,11 @@
 // with a busy timeout, so readers never block writers and writers from
 // several processes take turns; every change is one statement or one
 // IMMEDIATE transaction, so a process killed at any point leaves the queue
-// consistent. Receive waits by polling with a short backoff (5 ms growing to
-// 50 ms), reading first and writing only when a message is there to take.
+// consistent. A waiting Receive sleeps until the kernel reports a write to
+// the file's write-ahead log (any commit, from any process; see walWatch),
+// until a message in flight is due back, or for at most 250 ms; then it
+// looks, reading first and writing only when a message is there to take.
+// Where no watch can be made it polls every 10 ms instead.
 package sqlitequeue
 
 import (
@@ -283,12 +286,19 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 }
 
 // Waiting in Receive: how often a receiver looks at the file when nothing
-// wakes it, and how soon after its last look a wake-up may make it look
-// again (so a busy file does not keep idle receivers querying).
+// wakes it, and the gap between looks after a wake-up. A commit is several
+// writes to the log, and its last write wakes a receiver a moment before
+// readers can see the commit; so a look after a wake-up that finds nothing
+// is followed by another one gap later, whatever else happens. The gap
+// doubles with each such miss (commits to the file's other queues), up to
+// maxLookGap, so a busy file does not keep a receiver of a quiet queue
+// looking; it starts again at minLookGap with every Receive and after a
+// quiet spell.
 const (
 	watchedPoll   = 250 * time.Millisecond // with a watch on the WAL file: a safety net
 	unwatchedPoll = 10 * time.Millisecond  // without one: polling is all there is
 	minLookGap    = 2 * time.Millisecond
+	maxLookGap    = 20 * time.Millisecond
 )
 
 // Receive returns up to max (1..10) messages, waiting up to wait for the first.
@@ -307,6 +317,7 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]pla
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
+	gap, woken := minLookGap, false
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -336,17 +347,25 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]pla
 			// A message in flight becomes visible then: no commit announces it.
 			pause = min(pause, time.Until(next)+time.Millisecond)
 		}
+		if woken {
+			pause = min(pause, gap)
+			gap = min(2*gap, maxLookGap)
+		}
+		woken = false
 		timer.Reset(pause) // a pause of 0 or less fires at once
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
 		case <-changed:
-			if !timer.Stop() {
-				<-timer.C
+			timer.Stop() // no stale fire to drain since Go 1.23
+			woken = true
+			since := time.Since(looked)
+			if since > maxLookGap {
+				gap = minLookGap
 			}
-			if gap := minLookGap - time.Since(looked); gap > 0 {
-				timer.Reset(min(gap, time.Until(deadline)))
+			if rest := gap - since; rest > 0 {
+				timer.Reset(min(rest, time.Until(deadline)))
 				select {
 				case <-ctx.Done():
 					return nil, ctx.Err()

@@ -27,7 +27,9 @@ type walWatch struct {
 }
 
 func newWALWatch(dbPath string) (*walWatch, error) {
-	w, err := fsnotify.NewWatcher()
+	// Buffered: a commit is several writes, each an event, and they are
+	// taken together below.
+	w, err := fsnotify.NewBufferedWatcher(64)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +44,7 @@ func newWALWatch(dbPath string) (*walWatch, error) {
 
 func (ww *walWatch) run() {
 	defer close(ww.done)
+	gone := func(ev fsnotify.Event) bool { return ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) }
 	for {
 		select {
 		case ev, ok := <-ww.w.Events:
@@ -49,7 +52,22 @@ func (ww *walWatch) run() {
 				ww.fire(true)
 				return
 			}
-			ww.fire(ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename))
+			lost := gone(ev)
+			// Take the other writes of the same commit with this one.
+		drain:
+			for {
+				select {
+				case ev, ok := <-ww.w.Events:
+					if !ok {
+						ww.fire(true)
+						return
+					}
+					lost = lost || gone(ev)
+				default:
+					break drain
+				}
+			}
+			ww.fire(lost)
 		case _, ok := <-ww.w.Errors:
 			// An overflowed event queue loses events, not the watch:
 			// waking everyone is the safe reading of it.

@@ -76,3 +76,36 @@ func TestDepthCountsASendDuringItsClockReadingAsVisible(t *testing.T) {
 		t.Fatalf("Depth after handing back = %+v, %v; want 4 visible", d, err)
 	}
 }
+
+// TestReceiveAfterTheWatchIsLost: when the watch on the log stops seeing
+// writes (the log was removed and made anew), a waiting Receive still gets
+// what another handle sends, through a new watch or by polling.
+func TestReceiveAfterTheWatchIsLost(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q, err := Open(path, "requests", DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	other, err := Open(path, "requests", DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i, body := range []string{"first", "second"} {
+		if w := q.watch(); w != nil && i == 1 {
+			w.fire(true) // as a Remove event does
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			if err := other.Send(ctx, []byte(body)); err != nil {
+				t.Error(err)
+			}
+		}()
+		msgs, err := q.Receive(ctx, 1, 5*time.Second)
+		if err != nil || len(msgs) != 1 || string(msgs[0].Body) != body {
+			t.Fatalf("Receive %d = %v, %v; want %q", i, msgs, err, body)
+		}
+	}
+}
