@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -308,18 +306,7 @@ func TestAWSCourse(t *testing.T) {
 // startEnv is start with extra environment variables.
 func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), args...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := spawn(t, name, env, args...)
 	t.Cleanup(func() {
 		if !p.exited() {
 			_ = p.cmd.Process.Signal(syscall.SIGTERM)

@@ -238,18 +238,7 @@ func (b *logBuffer) String() string {
 // test if still running, and its output is shown when the test failed.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), args...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	p.cmd.Env = append(os.Environ(), "FACECLOUD_LOG_LEVEL=debug")
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := spawn(t, name, []string{"FACECLOUD_LOG_LEVEL=debug"}, args...)
 	t.Cleanup(func() {
 		if !p.exited() {
 			_ = p.cmd.Process.Kill()
@@ -259,6 +248,26 @@ func start(t *testing.T, name string, args ...string) *proc {
 			t.Logf("--- %s output (last 60 lines):\n%s", name, tail(p.out.String(), 60))
 		}
 	})
+	return p
+}
+
+// spawn starts the binary with args and the extra environment variables,
+// collecting its output and noting when it exits; the caller decides how it
+// is stopped at the end of the test.
+func spawn(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary(t), args...)
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	p.cmd.Env = append(os.Environ(), env...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
 	return p
 }
 

@@ -13,23 +13,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-golden}
-cache=${XDG_CACHE_HOME:-$HOME/.cache}
-work=${FACECLOUD_REFERENCE_DIR:-$cache/facecloud/reference}
-models=${FACECLOUD_MODELS:-$cache/facecloud/face-api-1.7.15}
-dataset=${FACECLOUD_DATASET:-$root/../shared/datasets/cse546}
+. "$root/scripts/reference/common.sh"
 
-command -v node >/dev/null || { echo "golden.sh: node is not installed" >&2; exit 1; }
-[ -f "$dataset/face_images_100.zip" ] || { echo "golden.sh: no course dataset at $dataset (set FACECLOUD_DATASET)" >&2; exit 1; }
 if [ ! -f "$models/face_recognition_model.bin" ]; then
   (cd "$root" && go run ./agents/cmd/facecloud models fetch --dir "$models") >&2
 fi
-
-mkdir -p "$work"
-cp "$root/scripts/reference/package.json" "$root/scripts/reference/package-lock.json" "$root/scripts/reference/golden.mjs" "$work/"
-if ! cmp -s "$work/package-lock.json" "$work/node_modules/.package-lock.json.installed" 2>/dev/null; then
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  cp "$work/package-lock.json" "$work/node_modules/.package-lock.json.installed"
-fi
+install_reference
 
 # The ten distinct course faces (test_00..test_09; the rest repeat them).
 faces=$(mktemp -d)

@@ -9,24 +9,14 @@
 #
 # The pinned reference packages (scripts/reference/package*.json) are installed
 # with `npm ci` into a work directory outside the repository
-# ($FACECLOUD_REFERENCE_DIR, default: the user cache dir), as scripts/golden.sh does.
+# ($FACECLOUD_REFERENCE_DIR, default: the user cache dir) by
+# scripts/reference/common.sh, which scripts/golden.sh shares.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${XDG_CACHE_HOME:-$HOME/.cache}
-work=${FACECLOUD_REFERENCE_DIR:-$cache/facecloud/reference}
-models=${FACECLOUD_MODELS:-$cache/facecloud/face-api-1.7.15}
-dataset=${FACECLOUD_DATASET:-$root/../shared/datasets/cse546}
+. "$root/scripts/reference/common.sh"
 
-command -v node >/dev/null || { echo "robustness.sh: node is not installed" >&2; exit 1; }
-[ -f "$dataset/face_images_100.zip" ] || { echo "robustness.sh: no course dataset at $dataset (set FACECLOUD_DATASET)" >&2; exit 1; }
 (cd "$root" && go run ./agents/cmd/facecloud models fetch --dir "$models") >&2
-
-mkdir -p "$work"
-cp "$root/scripts/reference/package.json" "$root/scripts/reference/package-lock.json" "$root/scripts/reference/robustness.mjs" "$work/"
-if ! cmp -s "$work/package-lock.json" "$work/node_modules/.package-lock.json.installed" 2>/dev/null; then
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  cp "$work/package-lock.json" "$work/node_modules/.package-lock.json.installed"
-fi
+install_reference
 
 set_dir=$(mktemp -d)
 trap 'rm -rf "$set_dir"' EXIT

@@ -46,6 +46,42 @@ func subnetCIDR(vpc string, index int) (string, error) {
 	return netip.PrefixFrom(addr, bits).String(), nil
 }
 
+// subnets makes one public or private subnet per zone, routed by rt:
+// public ones take the VPC's first blocks and give instances public
+// addresses, private ones take the blocks after them.
+func (n *network) subnets(ctx *pulumi.Context, c Config, azs []string, prefix string, public bool, rt *ec2.RouteTable) ([]*ec2.Subnet, error) {
+	kind, first := "public", 0
+	if !public {
+		kind, first = "private", zones
+	}
+	var out []*ec2.Subnet
+	for i := 0; i < zones; i++ {
+		cidr, err := subnetCIDR(c.VpcCidr, first+i)
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("%s-%d", kind, i+1)
+		sn, err := ec2.NewSubnet(ctx, name, &ec2.SubnetArgs{
+			VpcId:               n.vpc.ID(),
+			CidrBlock:           pulumi.String(cidr),
+			AvailabilityZone:    pulumi.String(azs[i]),
+			MapPublicIpOnLaunch: pulumi.Bool(public),
+			Tags:                c.tags("Name", prefix+"-"+name),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s subnet %d: %w", kind, i+1, err)
+		}
+		if _, err := ec2.NewRouteTableAssociation(ctx, name, &ec2.RouteTableAssociationArgs{
+			SubnetId:     sn.ID(),
+			RouteTableId: rt.ID(),
+		}); err != nil {
+			return nil, fmt.Errorf("%s subnet %d route table: %w", kind, i+1, err)
+		}
+		out = append(out, sn)
+	}
+	return out, nil
+}
+
 // newNetwork builds the VPC. numberedNames adds the EC2 API endpoint that
 // private workers need to name themselves (course preset).
 func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool) (*network, error) {
@@ -85,28 +121,8 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 		return nil, fmt.Errorf("public route table: %w", err)
 	}
 	routeTables := pulumi.StringArray{publicRT.ID()}
-	for i := 0; i < zones; i++ {
-		cidr, err := subnetCIDR(c.VpcCidr, i)
-		if err != nil {
-			return nil, err
-		}
-		sn, err := ec2.NewSubnet(ctx, fmt.Sprintf("public-%d", i+1), &ec2.SubnetArgs{
-			VpcId:               n.vpc.ID(),
-			CidrBlock:           pulumi.String(cidr),
-			AvailabilityZone:    pulumi.String(azs.Names[i]),
-			MapPublicIpOnLaunch: pulumi.Bool(true),
-			Tags:                c.tags("Name", fmt.Sprintf("%s-public-%d", prefix, i+1)),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("public subnet %d: %w", i+1, err)
-		}
-		if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("public-%d", i+1), &ec2.RouteTableAssociationArgs{
-			SubnetId:     sn.ID(),
-			RouteTableId: publicRT.ID(),
-		}); err != nil {
-			return nil, fmt.Errorf("public subnet %d route table: %w", i+1, err)
-		}
-		n.public = append(n.public, sn)
+	if n.public, err = n.subnets(ctx, c, azs.Names, prefix, true, publicRT); err != nil {
+		return nil, err
 	}
 
 	if err := n.securityGroups(ctx, c, prefix); err != nil {
@@ -122,28 +138,10 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 			return nil, fmt.Errorf("private route table: %w", err)
 		}
 		routeTables = append(routeTables, privateRT.ID())
-		for i := 0; i < zones; i++ {
-			cidr, err := subnetCIDR(c.VpcCidr, zones+i)
-			if err != nil {
-				return nil, err
-			}
-			sn, err := ec2.NewSubnet(ctx, fmt.Sprintf("private-%d", i+1), &ec2.SubnetArgs{
-				VpcId:               n.vpc.ID(),
-				CidrBlock:           pulumi.String(cidr),
-				AvailabilityZone:    pulumi.String(azs.Names[i]),
-				MapPublicIpOnLaunch: pulumi.Bool(false),
-				Tags:                c.tags("Name", fmt.Sprintf("%s-private-%d", prefix, i+1)),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("private subnet %d: %w", i+1, err)
-			}
-			if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("private-%d", i+1), &ec2.RouteTableAssociationArgs{
-				SubnetId:     sn.ID(),
-				RouteTableId: privateRT.ID(),
-			}); err != nil {
-				return nil, fmt.Errorf("private subnet %d route table: %w", i+1, err)
-			}
-			n.private = append(n.private, sn)
+		if n.private, err = n.subnets(ctx, c, azs.Names, prefix, false, privateRT); err != nil {
+			return nil, err
+		}
+		for _, sn := range n.private {
 			n.workerSubnets = append(n.workerSubnets, sn.ID())
 		}
 		endpointSG, err := ec2.NewSecurityGroup(ctx, "endpoints", &ec2.SecurityGroupArgs{

@@ -32,21 +32,26 @@ func newQueues(ctx *pulumi.Context, c Config, names awsres.Names) (*queues, erro
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter queue: %w", err)
 	}
+	// The request and reply queues share the configured queue settings.
+	workQueue := func(name string) *sqs.QueueArgs {
+		return &sqs.QueueArgs{
+			Name:                     pulumi.String(name),
+			VisibilityTimeoutSeconds: secs(s.VisibilityTimeout),
+			ReceiveWaitTimeSeconds:   secs(s.ReceiveWait),
+			MessageRetentionSeconds:  secs(s.Retention),
+			MaxMessageSize:           pulumi.Int(s.MaxMessageBytes),
+			SqsManagedSseEnabled:     pulumi.Bool(true),
+			Tags:                     c.tags(),
+		}
+	}
 	// A message whose worker died mid-job comes back after the visibility
 	// timeout; after MaxReceives such returns it goes to the DLQ instead of
 	// crashing workers forever.
-	q.requests, err = sqs.NewQueue(ctx, "requests", &sqs.QueueArgs{
-		Name:                     pulumi.String(names.RequestQueue),
-		VisibilityTimeoutSeconds: secs(s.VisibilityTimeout),
-		ReceiveWaitTimeSeconds:   secs(s.ReceiveWait),
-		MessageRetentionSeconds:  secs(s.Retention),
-		MaxMessageSize:           pulumi.Int(s.MaxMessageBytes),
-		SqsManagedSseEnabled:     pulumi.Bool(true),
-		RedrivePolicy: q.deadLetters.Arn.ApplyT(func(arn string) string {
-			return s.RedrivePolicy(arn)
-		}).(pulumi.StringOutput),
-		Tags: c.tags(),
-	})
+	requests := workQueue(names.RequestQueue)
+	requests.RedrivePolicy = q.deadLetters.Arn.ApplyT(func(arn string) string {
+		return s.RedrivePolicy(arn)
+	}).(pulumi.StringOutput)
+	q.requests, err = sqs.NewQueue(ctx, "requests", requests)
 	if err != nil {
 		return nil, fmt.Errorf("request queue: %w", err)
 	}
@@ -58,15 +63,7 @@ func newQueues(ctx *pulumi.Context, c Config, names awsres.Names) (*queues, erro
 	}); err != nil {
 		return nil, fmt.Errorf("dead-letter queue redrive allow policy: %w", err)
 	}
-	q.replies, err = sqs.NewQueue(ctx, "replies", &sqs.QueueArgs{
-		Name:                     pulumi.String(names.ResponseQueue),
-		VisibilityTimeoutSeconds: secs(s.VisibilityTimeout),
-		ReceiveWaitTimeSeconds:   secs(s.ReceiveWait),
-		MessageRetentionSeconds:  secs(s.Retention),
-		MaxMessageSize:           pulumi.Int(s.MaxMessageBytes),
-		SqsManagedSseEnabled:     pulumi.Bool(true),
-		Tags:                     c.tags(),
-	})
+	q.replies, err = sqs.NewQueue(ctx, "replies", workQueue(names.ResponseQueue))
 	if err != nil {
 		return nil, fmt.Errorf("response queue: %w", err)
 	}

@@ -550,18 +550,23 @@ func queueURL(name string) string {
 	return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", mockRegion, mockAccount, name)
 }
 
-func checkWebUserData(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
-	web := m.one(t, "aws:ec2/instance:Instance", "web")
-	files := cloudInit(t, getString(web.Inputs, "userData"))
-	env := envOf(files["/etc/facecloud/agent.env"])
-	want := map[string]string{
+// backendEnv is the queue, store and fleet URLs both hosts' agent.env name.
+func backendEnv(names awsres.Names) map[string]string {
+	return map[string]string{
 		"FACECLOUD_REQUESTS": queueURL(names.RequestQueue),
 		"FACECLOUD_REPLIES":  queueURL(names.ResponseQueue),
 		"FACECLOUD_INPUT":    "s3://" + names.InputBucket + "?region=" + mockRegion,
 		"FACECLOUD_OUTPUT":   "s3://" + names.OutputBucket + "?region=" + mockRegion,
 		"FACECLOUD_FLEET":    "asg://" + names.WorkerGroup,
-		"FACECLOUD_PORT":     fmt.Sprint(tc.webPort),
 	}
+}
+
+func checkWebUserData(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
+	web := m.one(t, "aws:ec2/instance:Instance", "web")
+	files := cloudInit(t, getString(web.Inputs, "userData"))
+	env := envOf(files["/etc/facecloud/agent.env"])
+	want := backendEnv(names)
+	want["FACECLOUD_PORT"] = fmt.Sprint(tc.webPort)
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("web %s = %q, want %q", k, env[k], v)
@@ -601,14 +606,8 @@ func workerUserDataOf(t *testing.T, m *mockCloud) string {
 func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
 	files := cloudInit(t, workerUserDataOf(t, m))
 	env := envOf(files["/etc/facecloud/agent.env"])
-	want := map[string]string{
-		"FACECLOUD_REQUESTS": queueURL(names.RequestQueue),
-		"FACECLOUD_REPLIES":  queueURL(names.ResponseQueue),
-		"FACECLOUD_INPUT":    "s3://" + names.InputBucket + "?region=" + mockRegion,
-		"FACECLOUD_OUTPUT":   "s3://" + names.OutputBucket + "?region=" + mockRegion,
-		"FACECLOUD_FLEET":    "asg://" + names.WorkerGroup,
-		"FACECLOUD_MODELS":   modelDir,
-	}
+	want := backendEnv(names)
+	want["FACECLOUD_MODELS"] = modelDir
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("worker %s = %q, want %q", k, env[k], v)

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -79,11 +80,7 @@ func indent(n int, s string) string {
 // envFile renders a systemd EnvironmentFile, keys sorted so the same input
 // gives the same bytes (and so no needless instance refresh).
 func envFile(env map[string]string) (string, error) {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(env))
 	var b strings.Builder
 	for _, k := range keys {
 		v := env[k]

@@ -3,7 +3,8 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -144,11 +145,7 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 
 	// Instances get their tags from the launch template; these tag the group.
 	base := awsres.Tags(c.Project, c.Stack)
-	keys := make([]string, 0, len(base))
-	for k := range base {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(base))
 	var tags autoscaling.GroupTagArray
 	for _, k := range keys {
 		tags = append(tags, &autoscaling.GroupTagArgs{Key: pulumi.String(k), Value: pulumi.String(base[k]), PropagateAtLaunch: pulumi.Bool(false)})

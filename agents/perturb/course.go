@@ -3,7 +3,6 @@ package perturb
 import (
 	"archive/zip"
 	"crypto/sha256"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"image"
@@ -14,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/facecloud/facecloud/agents/client"
 	"github.com/facecloud/facecloud/agents/imageio"
 )
 
@@ -33,9 +33,9 @@ type Course struct {
 // LoadCourse reads face_images_100.zip and classification_100.csv from the
 // course dataset folder and keeps one file per distinct picture.
 func LoadCourse(dataset string) (*Course, error) {
-	labels, err := readLabels(filepath.Join(dataset, "classification_100.csv"))
+	labels, err := client.ReadLabelsFile(filepath.Join(dataset, "classification_100.csv"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("course dataset: %w", err)
 	}
 	zr, err := zip.OpenReader(filepath.Join(dataset, "face_images_100.zip"))
 	if err != nil {
@@ -80,27 +80,6 @@ func LoadCourse(dataset string) (*Course, error) {
 		return nil, errors.New("course dataset: no JPEG images in face_images_100.zip")
 	}
 	return c, nil
-}
-
-// readLabels reads an Image,Results CSV into stem → name.
-func readLabels(p string) (map[string]string, error) {
-	fh, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("course labels: %w", err)
-	}
-	defer fh.Close()
-	rows, err := csv.NewReader(fh).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("course labels %s: %w", p, err)
-	}
-	out := map[string]string{}
-	for i, r := range rows {
-		if i == 0 || len(r) != 2 {
-			continue
-		}
-		out[strings.TrimSpace(r[0])] = strings.TrimSpace(r[1])
-	}
-	return out, nil
 }
 
 // EnvDataset names the environment variable that points at the course

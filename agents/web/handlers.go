@@ -74,6 +74,15 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 	return pending{id: id, ch: ch, done: done}, nil
 }
 
+// enqueueRecognition checks one uploaded image and queues it for
+// recognition: the shared front half of the text and JSON endpoints.
+func (s *Server) enqueueRecognition(ctx context.Context, u upload, nearest bool) (pending, *httpError) {
+	if herr := s.check(ctx, &u); herr != nil {
+		return pending{}, herr
+	}
+	return s.enqueue(ctx, u, job.KindRecognize, "", nearest)
+}
+
 // postText is the course's contract: multipart field inputFile in,
 // "<stem>:<name>" out, without a newline, waiting as long as it takes (up
 // to cfg.TextWait).
@@ -90,11 +99,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	u := ups[0]
-	if herr := s.check(r.Context(), &u); herr != nil {
-		return herr
-	}
-	p, herr := s.enqueue(r.Context(), u, job.KindRecognize, "", nearest)
+	p, herr := s.enqueueRecognition(r.Context(), ups[0], nearest)
 	if herr != nil {
 		return herr
 	}
@@ -151,11 +156,7 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	u := ups[0]
-	if herr := s.check(r.Context(), &u); herr != nil {
-		return herr
-	}
-	p, herr := s.enqueue(r.Context(), u, job.KindRecognize, "", nearest)
+	p, herr := s.enqueueRecognition(r.Context(), ups[0], nearest)
 	if herr != nil {
 		return herr
 	}

@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
@@ -90,13 +91,7 @@ func testConfig() Config {
 // server starts a web agent on e's queues and store, served by httptest.
 func (e *env) server(cfg Config) (*Server, *httptest.Server) {
 	e.t.Helper()
-	s, err := New(cfg, Deps{
-		Requests: e.queue("requests"),
-		Replies:  e.queue("replies"),
-		Inputs:   e.store,
-		Outputs:  e.store,
-		Registry: prometheus.NewRegistry(),
-	})
+	s, err := New(cfg, e.deps())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -106,6 +101,46 @@ func (e *env) server(cfg Config) (*Server, *httptest.Server) {
 		s.Close()
 	})
 	return s, hs
+}
+
+// deps are the data directory's queues and store, with a fresh metrics
+// registry.
+func (e *env) deps() Deps {
+	return Deps{
+		Requests: e.queue("requests"),
+		Replies:  e.queue("replies"),
+		Inputs:   e.store,
+		Outputs:  e.store,
+		Registry: prometheus.NewRegistry(),
+	}
+}
+
+// listening is a Server running its own Serve on a loopback port, for the
+// tests of what Serve owns (graceful shutdown, connection timeouts), which
+// an httptest server around Handler would not exercise.
+type listening struct {
+	s      *Server
+	addr   string             // host:port it listens on
+	stop   context.CancelFunc // begins the graceful shutdown
+	served <-chan error       // Serve's result once it returns
+}
+
+func (e *env) listen(cfg Config) listening {
+	e.t.Helper()
+	s, err := New(cfg, e.deps())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { s.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	return listening{s: s, addr: ln.Addr().String(), stop: cancel, served: served}
 }
 
 // fakeWorker is a test double for the worker agent: it takes requests off

@@ -472,33 +472,20 @@ func TestGracefulShutdownDeliversLateAnswers(t *testing.T) {
 	w := &fakeWorker{answers: map[string]string{"late": "Paul"}}
 	w.hold.Store(true)
 	e.startWorker(w)
-	cfg := testConfig()
-	s, err := New(cfg, Deps{Requests: e.queue("requests"), Replies: e.queue("replies"), Inputs: e.store, Outputs: e.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	l := e.listen(testConfig())
 	answer := make(chan response, 1)
-	go func() { answer <- postImage(t, base, "late.png", pngImage(t, 32, 32)) }()
-	waitFor(t, "the call to wait", func() bool { return s.waiters.count() == 1 })
-	cancel() // shutdown begins while the call waits
+	go func() { answer <- postImage(t, "http://"+l.addr, "late.png", pngImage(t, 32, 32)) }()
+	waitFor(t, "the call to wait", func() bool { return l.s.waiters.count() == 1 })
+	l.stop() // shutdown begins while the call waits
 	time.Sleep(100 * time.Millisecond)
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", l.addr, time.Second); err == nil {
 		t.Error("new connections still accepted while draining")
 	}
 	w.hold.Store(false) // the answer arrives during the drain
 	if r := <-answer; r.status != 200 || r.body != "late:Paul" {
 		t.Fatalf("call answered during drain = %d %q, want 200 late:Paul", r.status, r.body)
 	}
-	if err := <-served; err != nil {
+	if err := <-l.served; err != nil {
 		t.Fatalf("Serve = %v, want nil after a clean drain", err)
 	}
 }
@@ -510,27 +497,16 @@ func TestShutdownAfterDrainTimeoutAnswers503(t *testing.T) {
 	e.startWorker(w)
 	cfg := testConfig()
 	cfg.DrainTimeout = 200 * time.Millisecond
-	s, err := New(cfg, Deps{Requests: e.queue("requests"), Replies: e.queue("replies"), Inputs: e.store, Outputs: e.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
+	l := e.listen(cfg)
 	answer := make(chan response, 1)
-	go func() { answer <- postImage(t, "http://"+ln.Addr().String(), "never.png", pngImage(t, 32, 32)) }()
-	waitFor(t, "the call to wait", func() bool { return s.waiters.count() == 1 })
-	cancel()
+	go func() { answer <- postImage(t, "http://"+l.addr, "never.png", pngImage(t, 32, 32)) }()
+	waitFor(t, "the call to wait", func() bool { return l.s.waiters.count() == 1 })
+	l.stop()
 	r := <-answer
 	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "shutting down") || !strings.Contains(r.body, "/v1/recognitions/") {
 		t.Fatalf("call cut by shutdown = %d %q, want 503 naming where to poll", r.status, r.body)
 	}
-	if err := <-served; err != nil {
+	if err := <-l.served; err != nil {
 		t.Fatalf("Serve = %v", err)
 	}
 }
@@ -539,7 +515,7 @@ func TestNewRejectsBadSetup(t *testing.T) {
 	e := newEnv(t)
 	bad := testConfig()
 	bad.MaxInFlight = 0
-	if _, err := New(bad, Deps{Requests: e.queue("requests"), Replies: e.queue("replies"), Inputs: e.store, Outputs: e.store}); err == nil || !strings.Contains(err.Error(), "1..100000") {
+	if _, err := New(bad, e.deps()); err == nil || !strings.Contains(err.Error(), "1..100000") {
 		t.Errorf("New with max in-flight 0 = %v, want a range error", err)
 	}
 	if _, err := New(testConfig(), Deps{Requests: e.queue("requests")}); err == nil {
@@ -603,23 +579,12 @@ func TestLongWaitOutlivesReadTimeout(t *testing.T) {
 	e.startWorker(w)
 	cfg := testConfig()
 	cfg.ReadTimeout = time.Second
-	s, err := New(cfg, Deps{Requests: e.queue("requests"), Replies: e.queue("replies"), Inputs: e.store, Outputs: e.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = s.Serve(ctx, ln) }()
+	l := e.listen(cfg)
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		w.hold.Store(false)
 	}()
-	r := do(t, http.MethodPost, "http://"+ln.Addr().String()+"/v1/recognitions?name=patient&wait=10s", "image/png", bytes.NewReader(pngImage(t, 32, 32)))
+	r := do(t, http.MethodPost, "http://"+l.addr+"/v1/recognitions?name=patient&wait=10s", "image/png", bytes.NewReader(pngImage(t, 32, 32)))
 	if r.status != 200 || decodeJSON[job.Result](t, r).Answer != "Paul" {
 		t.Fatalf("call waiting past the read timeout = %d %q, want 200 naming Paul", r.status, r.body)
 	}

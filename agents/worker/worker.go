@@ -298,9 +298,13 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, wg *sync.WaitGroup, s
 				case ctx.Err() != nil:
 					return nil
 				}
-				// E.g. an Auto Scaling group at its minimum size refuses
-				// to shrink: stay and take jobs, and try again later.
-				w.log.Warn("could not retire; staying in the fleet", "err", err)
+				// The fleet is at its minimum (refused), or could not be
+				// asked: stay and take jobs, and try again later.
+				if errors.Is(err, platform.ErrRetireRefused) {
+					w.log.Debug("fleet at its minimum; staying", "err", err)
+				} else {
+					w.log.Warn("could not retire; staying in the fleet", "err", err)
+				}
 				w.lastWork.Store(w.d.Now().UnixNano())
 			}
 			continue

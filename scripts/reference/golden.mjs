@@ -16,42 +16,8 @@
 // tf.tensor3d, the path face-api takes in Node without tfjs-node.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-
-const require = createRequire(import.meta.url);
-const tf = require('@tensorflow/tfjs');
-const wasm = require('@tensorflow/tfjs-backend-wasm');
-const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
-const jpeg = require('jpeg-js');
-const { PNG } = require('pngjs');
-
-function parseArgs(argv) {
-  const args = { cmd: argv[0] };
-  for (let i = 1; i < argv.length; i += 2) {
-    if (!argv[i].startsWith('--') || i + 1 >= argv.length) throw new Error(`bad argument ${argv[i]}`);
-    args[argv[i].slice(2)] = argv[i + 1];
-  }
-  return args;
-}
-
-// decode returns {width, height, data: Uint8Array RGB}.
-function decode(file) {
-  const buf = fs.readFileSync(file);
-  let img;
-  if (buf[0] === 0x89 && buf[1] === 0x50) {
-    img = PNG.sync.read(buf);
-  } else {
-    img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: true });
-  }
-  const rgb = new Uint8Array(img.width * img.height * 3);
-  for (let i = 0, j = 0; i < img.width * img.height; i++, j += 4) {
-    rgb[3 * i] = img.data[j];
-    rgb[3 * i + 1] = img.data[j + 1];
-    rgb[3 * i + 2] = img.data[j + 2];
-  }
-  return { width: img.width, height: img.height, data: rgb };
-}
+import { PNG, decode, faceapi, parseFlags, setup, tensor, tf } from './reference.mjs';
 
 function writePNG(file, width, height, rgb) {
   const png = new PNG({ width, height, colorType: 2 });
@@ -93,16 +59,6 @@ function cropBox(b, width, height, margin) {
   return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
 }
 
-async function setup(models) {
-  wasm.setThreadsCount(1);
-  wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
-  await tf.setBackend('wasm');
-  await tf.ready();
-  await faceapi.nets.tinyFaceDetector.loadFromDisk(models);
-  await faceapi.nets.faceRecognitionNet.loadFromDisk(models);
-  await faceapi.nets.faceLandmark68Net.loadFromDisk(models);
-}
-
 async function golden(args) {
   const out = args.out;
   const margin = Number(args.margin ?? '0.2');
@@ -114,7 +70,7 @@ async function golden(args) {
     const name = path.basename(file).replace(/\.[^.]+$/, '');
     const pixels = `pixels/face-${name}.png`;
     writePNG(path.join(out, pixels), img.width, img.height, img.data);
-    const t = tf.tensor3d(img.data, [img.height, img.width, 3], 'int32');
+    const t = tensor(img);
     cases.push({
       kind: 'face', file: path.basename(file), pixels, width: img.width, height: img.height,
       descriptor: (await describe(t)).map(round6), boxes: await detect(t, opts),
@@ -133,7 +89,7 @@ async function golden(args) {
   for (const file of images(args.samples).filter((f) => /^sample/.test(path.basename(f)))) {
     const img = decode(file);
     const name = path.basename(file).replace(/\.[^.]+$/, '');
-    const t = tf.tensor3d(img.data, [img.height, img.width, 3], 'int32');
+    const t = tensor(img);
     const boxes = await detect(t, opts);
     const crops = [];
     for (const [i, b] of boxes.slice(0, 2).entries()) {
@@ -187,8 +143,8 @@ async function golden(args) {
 async function bench(args) {
   const n = Number(args.iterations ?? '50');
   const opts = new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.5 });
-  const faces = images(args.faces).map(decode).map((img) => tf.tensor3d(img.data, [img.height, img.width, 3], 'int32'));
-  const photos = images(args.samples).filter((f) => /^sample/.test(path.basename(f))).map(decode).map((img) => tf.tensor3d(img.data, [img.height, img.width, 3], 'int32'));
+  const faces = images(args.faces).map(decode).map(tensor);
+  const photos = images(args.samples).filter((f) => /^sample/.test(path.basename(f))).map(decode).map(tensor);
   for (const t of faces.slice(0, 3)) await describe(t); // warm up
   await detect(photos[0], opts);
   const cpuMs = (u) => (u.user + u.system) / 1000;
@@ -208,8 +164,8 @@ async function bench(args) {
   }));
 }
 
-const args = parseArgs(process.argv.slice(2));
-await setup(args.models);
+const args = { cmd: process.argv[2], ...parseFlags(process.argv.slice(3)) };
+await setup(args.models, [faceapi.nets.tinyFaceDetector, faceapi.nets.faceRecognitionNet, faceapi.nets.faceLandmark68Net]);
 if (args.cmd === 'golden') await golden(args);
 else if (args.cmd === 'bench') await bench(args);
 else throw new Error(`unknown command ${args.cmd} (golden or bench)`);

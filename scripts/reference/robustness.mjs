@@ -11,41 +11,10 @@
 // Euclidean distance, "unknown" beyond the threshold.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const tf = require('@tensorflow/tfjs');
-const wasm = require('@tensorflow/tfjs-backend-wasm');
-const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
-const jpeg = require('jpeg-js');
-const { PNG } = require('pngjs');
-
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i += 2) {
-    if (!argv[i].startsWith('--') || i + 1 >= argv.length) throw new Error(`bad argument ${argv[i]}`);
-    args[argv[i].slice(2)] = argv[i + 1];
-  }
-  return args;
-}
-
-// tensor decodes a JPEG or PNG into an int32 [h, w, 3] tensor.
-function tensor(file) {
-  const buf = fs.readFileSync(file);
-  const img = buf[0] === 0x89 && buf[1] === 0x50
-    ? PNG.sync.read(buf)
-    : jpeg.decode(buf, { useTArray: true, formatAsRGBA: true });
-  const rgb = new Int32Array(img.width * img.height * 3);
-  for (let i = 0, j = 0; i < img.width * img.height; i++, j += 4) {
-    rgb[3 * i] = img.data[j];
-    rgb[3 * i + 1] = img.data[j + 1];
-    rgb[3 * i + 2] = img.data[j + 2];
-  }
-  return tf.tensor3d(rgb, [img.height, img.width, 3], 'int32');
-}
+import { decode, faceapi, parseFlags, setup, tensor, tf } from './reference.mjs';
 
 async function describe(file) {
-  const t = tensor(file);
+  const t = tensor(decode(file));
   const d = Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(t));
   t.dispose();
   return d;
@@ -54,13 +23,9 @@ async function describe(file) {
 const distance = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
 const round4 = (v) => Math.round(v * 1e4) / 1e4;
 
-const args = parseArgs(process.argv.slice(2));
+const args = parseFlags(process.argv.slice(2));
 const threshold = Number(args.threshold ?? '0.6');
-wasm.setThreadsCount(1);
-wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
-await tf.setBackend('wasm');
-await tf.ready();
-await faceapi.nets.faceRecognitionNet.loadFromDisk(args.models);
+await setup(args.models, [faceapi.nets.faceRecognitionNet]);
 
 const manifest = JSON.parse(fs.readFileSync(path.join(args.set, 'manifest.json'), 'utf8'));
 const gallery = [];

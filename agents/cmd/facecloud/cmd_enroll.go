@@ -52,16 +52,11 @@ flags:`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	usageErr := func(msg string) error {
-		fmt.Fprintln(env.stderr, "facecloud enroll: "+msg)
-		fs.Usage()
-		return errUsage
-	}
 	if *data == "" {
-		return usageErr("--data is required")
+		return usageError(env, fs, "--data is required")
 	}
 	if *workers < 1 || *workers > 256 {
-		return usageErr(fmt.Sprintf("--workers %d outside 1..256", *workers))
+		return usageError(env, fs, fmt.Sprintf("--workers %d outside 1..256", *workers))
 	}
 	modes := 0
 	for _, set := range []bool{*labels != "" || *images != "", *folders != "", *person != ""} {
@@ -70,16 +65,16 @@ flags:`)
 		}
 	}
 	if modes != 1 {
-		return usageErr("give exactly one of --images/--labels, --folders or --person")
+		return usageError(env, fs, "give exactly one of --images/--labels, --folders or --person")
 	}
 	var items []gallery.Labelled
 	switch {
 	case *labels != "" || *images != "":
 		if *labels == "" || *images == "" {
-			return usageErr("--images and --labels go together")
+			return usageError(env, fs, "--images and --labels go together")
 		}
 		if fs.NArg() > 0 {
-			return usageErr("no image arguments with --labels")
+			return usageError(env, fs, "no image arguments with --labels")
 		}
 		l, err := gallery.FromCSV(*images, *labels)
 		if err != nil {
@@ -88,7 +83,7 @@ flags:`)
 		items = l
 	case *folders != "":
 		if fs.NArg() > 0 {
-			return usageErr("no image arguments with --folders")
+			return usageError(env, fs, "no image arguments with --folders")
 		}
 		l, err := gallery.FromFolders(*folders)
 		if err != nil {
@@ -100,7 +95,7 @@ flags:`)
 			return err
 		}
 		if fs.NArg() == 0 {
-			return usageErr("--person needs image files or folders")
+			return usageError(env, fs, "--person needs image files or folders")
 		}
 		files, err := imageFiles(fs.Args())
 		if err != nil {

@@ -65,9 +65,7 @@ flags:`)
 		return errUsage
 	}
 	if *data == "" {
-		fmt.Fprintln(env.stderr, "facecloud local: --data is required")
-		fs.Usage()
-		return errUsage
+		return usageError(env, fs, "--data is required")
 	}
 	wf.cfg.Name = "local"
 	if err := wf.validate(); err != nil {

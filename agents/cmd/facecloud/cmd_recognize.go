@@ -67,20 +67,15 @@ flags:`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	usageErr := func(msg string) error {
-		fmt.Fprintln(env.stderr, "facecloud recognize: "+msg)
-		fs.Usage()
-		return errUsage
-	}
 	switch {
 	case *data == "":
-		return usageErr("--data is required")
+		return usageError(env, fs, "--data is required")
 	case fs.NArg() == 0:
-		return usageErr("give image files or folders")
+		return usageError(env, fs, "give image files or folders")
 	case math.IsNaN(*threshold) || *threshold < 0 || *threshold > 2:
-		return usageErr(fmt.Sprintf("--threshold %v outside 0..2", *threshold))
+		return usageError(env, fs, fmt.Sprintf("--threshold %v outside 0..2", *threshold))
 	case *workers < 1 || *workers > 256:
-		return usageErr(fmt.Sprintf("--workers %d outside 1..256", *workers))
+		return usageError(env, fs, fmt.Sprintf("--workers %d outside 1..256", *workers))
 	}
 	files, err := imageFiles(fs.Args())
 	if err != nil {

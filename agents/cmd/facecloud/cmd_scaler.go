@@ -58,9 +58,7 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 		*requests = localQueueURL(*data, RequestQueueName)
 	}
 	if *requests == "" || *fleetURL == "" {
-		fmt.Fprintln(env.stderr, "facecloud scaler: --fleet and one of --requests or --data are required")
-		fs.Usage()
-		return errUsage
+		return usageError(env, fs, "--fleet and one of --requests or --data are required")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -46,9 +46,7 @@ func runSubmit(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if cfg.URL == "" {
-		fmt.Fprintln(env.stderr, "facecloud submit: --url is required")
-		fs.Usage()
-		return errUsage
+		return usageError(env, fs, "--url is required")
 	}
 	if *labels != "" {
 		l, err := client.ReadLabelsFile(*labels)

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 
 	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,7 +118,7 @@ func webLimitFlags(fs *flag.FlagSet, e *envDefaults) *web.Config {
 	def := web.DefaultConfig()
 	cfg := def
 	fs.StringVar(&cfg.Addr, "addr", e.env.envOr("FACECLOUD_ADDR", def.Addr), "listen address HOST:PORT (env FACECLOUD_ADDR)")
-	cfg.MaxBodyBytes = envBytes(e, "FACECLOUD_MAX_BODY", def.MaxBodyBytes)
+	cfg.MaxBodyBytes = e.Bytes("FACECLOUD_MAX_BODY", def.MaxBodyBytes)
 	fs.Var(byteSize{&cfg.MaxBodyBytes}, "max-body", "largest request body and image, e.g. 10MiB (1KiB..1GiB; env FACECLOUD_MAX_BODY)")
 	fs.IntVar(&cfg.MaxPixels, "max-pixels", e.Int("FACECLOUD_MAX_PIXELS", def.MaxPixels), "largest image in pixels, checked before decoding (env FACECLOUD_MAX_PIXELS)")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", e.Int("FACECLOUD_MAX_INFLIGHT", def.MaxInFlight), "concurrent work requests before answering 503 (env FACECLOUD_MAX_INFLIGHT)")
@@ -130,7 +128,7 @@ func webLimitFlags(fs *flag.FlagSet, e *envDefaults) *web.Config {
 	fs.DurationVar(&cfg.PollInterval, "poll", e.Duration("FACECLOUD_POLL", def.PollInterval), "first interval of looking for a result in the store in case its reply was lost (env FACECLOUD_POLL)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain", e.Duration("FACECLOUD_DRAIN", def.DrainTimeout), "how long to let calls finish on shutdown (env FACECLOUD_DRAIN)")
 	fs.IntVar(&cfg.MaxEnrollImages, "max-enroll-images", def.MaxEnrollImages, "most images in one enrolment request")
-	fs.BoolVar(&cfg.Nearest, "nearest", envBool(e, "FACECLOUD_NEAREST", def.Nearest), "answer the nearest gallery name even beyond the threshold unless ?nearest=0 (env FACECLOUD_NEAREST)")
+	fs.BoolVar(&cfg.Nearest, "nearest", e.Bool("FACECLOUD_NEAREST", def.Nearest), "answer the nearest gallery name even beyond the threshold unless ?nearest=0 (env FACECLOUD_NEAREST)")
 	return &cfg
 }
 
@@ -185,38 +183,19 @@ func (b byteSize) String() string {
 }
 
 func (b byteSize) Set(s string) error {
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n > 1<<62 {
-		return fmt.Errorf("%q is not a size such as 10MiB", s)
+	n, err := parseSize(s)
+	if err != nil {
+		return err
 	}
-	*b.v = int64(n)
+	*b.v = n
 	return nil
 }
 
-// envBytes returns the size in variable name, or def when it is unset.
-func envBytes(e *envDefaults, name string, def int64) int64 {
-	v := e.env.getenv(name)
-	if v == "" {
-		return def
+// parseSize reads a size in bytes written like 10MiB or 500kB.
+func parseSize(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size such as 10MiB", s)
 	}
-	var n int64
-	if err := (byteSize{&n}).Set(v); err != nil {
-		e.bad = append(e.bad, fmt.Errorf("%s: %w", name, err))
-		return def
-	}
-	return n
-}
-
-// envBool returns the boolean in variable name, or def when it is unset.
-func envBool(e *envDefaults, name string, def bool) bool {
-	v := e.env.getenv(name)
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		e.bad = append(e.bad, errors.New(name+"="+strconv.Quote(v)+" is not true or false"))
-		return def
-	}
-	return b
+	return int64(n), nil
 }

@@ -28,44 +28,38 @@ type envDefaults struct {
 
 // Int returns the integer in variable name, or def when it is unset.
 func (e *envDefaults) Int(name string, def int) int {
-	v := e.env.getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.bad = append(e.bad, fmt.Errorf("%s=%q is not an integer", name, v))
-		return def
-	}
-	return n
+	return envValue(e, name, def, strconv.Atoi, "an integer")
 }
 
 // Duration returns the duration in variable name, or def when it is unset.
 func (e *envDefaults) Duration(name string, def time.Duration) time.Duration {
-	v := e.env.getenv(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.bad = append(e.bad, fmt.Errorf("%s=%q is not a duration such as 30s", name, v))
-		return def
-	}
-	return d
+	return envValue(e, name, def, time.ParseDuration, "a duration such as 30s")
 }
 
 // Bool returns the boolean in variable name, or def when it is unset.
 func (e *envDefaults) Bool(name string, def bool) bool {
+	return envValue(e, name, def, strconv.ParseBool, "a boolean such as true or false")
+}
+
+// Bytes returns the size (such as 10MiB) in variable name, or def when it
+// is unset.
+func (e *envDefaults) Bytes(name string, def int64) int64 {
+	return envValue(e, name, def, parseSize, "a size such as 10MiB")
+}
+
+// envValue parses variable name with parse, or returns def when it is unset
+// or malformed, remembering the malformed one as "is not <what>".
+func envValue[T any](e *envDefaults, name string, def T, parse func(string) (T, error), what string) T {
 	v := e.env.getenv(name)
 	if v == "" {
 		return def
 	}
-	b, err := strconv.ParseBool(v)
+	x, err := parse(v)
 	if err != nil {
-		e.bad = append(e.bad, fmt.Errorf("%s=%q is not a boolean such as true or false", name, v))
+		e.bad = append(e.bad, fmt.Errorf("%s=%q is not %s", name, v, what))
 		return def
 	}
-	return b
+	return x
 }
 
 // Err reports the malformed variables, if any.
@@ -170,9 +164,7 @@ flags:`)
 		}
 	}
 	if *requests == "" || *replies == "" || *input == "" || *output == "" {
-		fmt.Fprintln(env.stderr, "facecloud worker: give --data DIR, or all of --requests, --replies, --input and --output")
-		fs.Usage()
-		return errUsage
+		return usageError(env, fs, "give --data DIR, or all of --requests, --replies, --input and --output")
 	}
 	wf.cfg.Name = *name
 	if wf.cfg.Name == "" {

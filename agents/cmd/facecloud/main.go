@@ -110,6 +110,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// usageError prints "facecloud <command>: msg" and the command's usage, and
+// returns errUsage.
+func usageError(env *environment, fs *flag.FlagSet, msg string) error {
+	fmt.Fprintln(env.stderr, fs.Name()+": "+msg)
+	fs.Usage()
+	return errUsage
+}
+
 // envOr returns the environment variable's value, or def when it is unset.
 func (env *environment) envOr(name, def string) string {
 	if v := env.getenv(name); v != "" {

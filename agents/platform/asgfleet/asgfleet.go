@@ -213,7 +213,15 @@ func (f *Fleet) Retire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	decrement := s.Desired >= s.Running+s.Pending && s.Desired > s.Min
+	// While desired counts this instance, leaving lowers desired with it;
+	// at the group's minimum that would only have Auto Scaling launch a
+	// replacement, so the worker is told to stay. An instance beyond desired
+	// (the scaler lowered it while the worker was busy) just leaves.
+	counted := s.Desired >= s.Running+s.Pending
+	if counted && s.Desired <= s.Min {
+		return fmt.Errorf("retire %s from %s: %w: desired %d is the group's minimum", id, f.cfg.Group, platform.ErrRetireRefused, s.Desired)
+	}
+	decrement := counted
 	_, err = f.api.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
 		InstanceId:                     aws.String(id),
 		ShouldDecrementDesiredCapacity: aws.Bool(decrement),

@@ -118,30 +118,46 @@ func TestMotoMissingGroup(t *testing.T) {
 // Retire.
 func TestConformance(t *testing.T) {
 	fleettest.Run(t, func(t *testing.T) fleettest.Setup {
-		_, cfg, f := motoGroup(t, 3)
-		pick := func(ctx context.Context) (string, error) {
-			ids := groupInstances(t, ctx, cfg, f.Group())
-			if len(ids) == 0 {
-				return "", errors.New("no instance in service")
-			}
-			return ids[0], nil
-		}
-		return fleettest.Setup{
-			Fleet: f,
-			Max:   3,
-			Retire: func(ctx context.Context) error {
-				w, err := New(autoscaling.NewFromConfig(cfg), Config{Group: f.Group()}, pick)
-				if err != nil {
-					return err
-				}
-				return w.Retire(ctx)
-			},
-			// Crash is left out: moto replaces a lost instance within the
-			// terminating call, so the gap the suite waits to see never
-			// exists. TestMotoLostInstanceReplaced checks the replacement.
-			Settle: 2 * time.Second,
-		}
+		s := conformanceSetup(t, 0)
+		s.WithMin = conformanceSetup
+		return s
 	})
+}
+
+// conformanceSetup makes a moto group of 0..3 with a minimum of min. Its
+// Retire is a worker on one InService instance calling Retire. Crash is left
+// out: moto replaces a lost instance within the terminating call, so the gap
+// the suite waits to see never exists; TestMotoLostInstanceReplaced checks
+// the replacement instead.
+func conformanceSetup(t *testing.T, min int) fleettest.Setup {
+	_, cfg, f := motoGroup(t, 3)
+	if min > 0 {
+		if _, err := autoscaling.NewFromConfig(cfg).UpdateAutoScalingGroup(t.Context(), &autoscaling.UpdateAutoScalingGroupInput{
+			AutoScalingGroupName: aws.String(f.Group()),
+			MinSize:              aws.Int32(int32(min)),
+		}); err != nil {
+			t.Fatalf("set the group's minimum: %v", err)
+		}
+	}
+	pick := func(ctx context.Context) (string, error) {
+		ids := groupInstances(t, ctx, cfg, f.Group())
+		if len(ids) == 0 {
+			return "", errors.New("no instance in service")
+		}
+		return ids[0], nil
+	}
+	return fleettest.Setup{
+		Fleet: f,
+		Max:   3,
+		Retire: func(ctx context.Context) error {
+			w, err := New(autoscaling.NewFromConfig(cfg), Config{Group: f.Group()}, pick)
+			if err != nil {
+				return err
+			}
+			return w.Retire(ctx)
+		},
+		Settle: 2 * time.Second,
+	}
 }
 
 // TestMotoLostInstanceReplaced: an instance lost without retiring (here

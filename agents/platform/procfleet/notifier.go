@@ -108,9 +108,9 @@ func (n *Notifier) Retire(ctx context.Context) error {
 		line, err := n.r.ReadString('\n')
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("retire: waiting for the fleet's answer: %w", context.Cause(ctx))
+				return fmt.Errorf("waiting for the fleet's answer: %w", context.Cause(ctx))
 			}
-			return fmt.Errorf("retire: waiting for the fleet's answer: %w", err)
+			return fmt.Errorf("waiting for the fleet's answer: %w", err)
 		}
 		n.owed--
 		if n.owed > 0 {
@@ -121,9 +121,9 @@ func (n *Notifier) Retire(ctx context.Context) error {
 		case wordGranted:
 			return nil
 		case wordRefused:
-			return fmt.Errorf("retire: the fleet keeps this worker (%s): %w", detail, platform.ErrRetireRefused)
+			return fmt.Errorf("the fleet keeps this worker (%s): %w", detail, platform.ErrRetireRefused)
 		default:
-			return fmt.Errorf("retire: unexpected answer %q from the fleet", strings.TrimSpace(line))
+			return fmt.Errorf("unexpected answer %q from the fleet", strings.TrimSpace(line))
 		}
 	}
 }

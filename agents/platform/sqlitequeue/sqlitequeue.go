@@ -297,14 +297,14 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 const (
 	watchedPoll   = 250 * time.Millisecond // with a watch on the WAL file: a safety net
 	unwatchedPoll = 10 * time.Millisecond  // without one: polling is all there is
-	minLookGap    = 2 * time.Millisecond
+	minLookGap    = time.Millisecond
 	maxLookGap    = 20 * time.Millisecond
 )
 
-// Receive returns up to max (1..10) messages, waiting up to wait for the first.
-func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]platform.Message, error) {
-	if max < 1 || max > MaxBatch {
-		return nil, fmt.Errorf("receive: max %d out of range 1..%d", max, MaxBatch)
+// Receive returns up to n (1..10) messages, waiting up to wait for the first.
+func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platform.Message, error) {
+	if n < 1 || n > MaxBatch {
+		return nil, fmt.Errorf("receive: max %d out of range 1..%d", n, MaxBatch)
 	}
 	if wait < 0 {
 		return nil, fmt.Errorf("receive: wait %s must not be negative", wait)
@@ -331,7 +331,7 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]pla
 			}
 		}
 		looked := time.Now()
-		msgs, next, err := q.tryReceive(ctx, max)
+		msgs, next, err := q.tryReceive(ctx, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
