@@ -21,6 +21,9 @@ import (
 	"github.com/facecloud/facecloud/agents/worker"
 )
 
+// localIdleExit is how long a local worker waits for work before retiring.
+const localIdleExit = time.Minute
+
 func init() {
 	register(command{
 		name:    "local",
@@ -52,7 +55,9 @@ flags:`)
 	// CPU: two jobs per worker keep each busy across the queue round trip
 	// without piling NumCPU² jobs (and their memory) onto the machine.
 	var wf workerFlags
-	wf.register(fs, ed, env, "worker-", min(2, worker.DefaultConfig.Concurrency))
+	// Locally the fleet is elastic by default: a worker idle for a minute
+	// retires, down to --min-workers.
+	wf.register(fs, ed, env, "worker-", min(2, worker.DefaultConfig.Concurrency), localIdleExit)
 	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store (env FACECLOUD_DATA)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -83,11 +83,11 @@ type workerFlags struct {
 
 // register adds the worker flags to fs; prefix ("worker-" in local) is put
 // before the names that would clash with the web agent's.
-func (wf *workerFlags) register(fs *flag.FlagSet, ed *envDefaults, env *environment, prefix string, concurrency int) {
+func (wf *workerFlags) register(fs *flag.FlagSet, ed *envDefaults, env *environment, prefix string, concurrency int, idleExit time.Duration) {
 	def := worker.DefaultConfig
 	wf.cfg = def
 	fs.IntVar(&wf.cfg.Concurrency, prefix+"concurrency", ed.Int("FACECLOUD_WORKER_CONCURRENCY", concurrency), "jobs one worker runs at once (1..256; env FACECLOUD_WORKER_CONCURRENCY)")
-	fs.DurationVar(&wf.cfg.IdleExit, "idle-exit", ed.Duration("FACECLOUD_IDLE_EXIT", def.IdleExit), "a worker without a job for this long retires and exits; 0 never (0..24h; env FACECLOUD_IDLE_EXIT)")
+	fs.DurationVar(&wf.cfg.IdleExit, "idle-exit", ed.Duration("FACECLOUD_IDLE_EXIT", idleExit), "a worker without a job for this long retires and exits; 0 never (0..24h; env FACECLOUD_IDLE_EXIT)")
 	fs.DurationVar(&wf.cfg.Visibility, "visibility", ed.Duration("FACECLOUD_VISIBILITY", def.Visibility), "how long a request being worked on stays hidden from other workers per heartbeat (1s..12h)")
 	fs.DurationVar(&wf.cfg.Heartbeat, "heartbeat", ed.Duration("FACECLOUD_HEARTBEAT", def.Heartbeat), "how often a worker extends the visibility of its requests (at most half of --visibility)")
 	fs.IntVar(&wf.cfg.MaxReceives, "max-receives", ed.Int("FACECLOUD_MAX_RECEIVES", def.MaxReceives), "the request queue's redrive limit: on that delivery a transient failure is answered as failed (1..1000)")
@@ -132,7 +132,7 @@ flags:`)
 	}
 	ed := &envDefaults{env: env}
 	var wf workerFlags
-	wf.register(fs, ed, env, "", worker.DefaultConfig.Concurrency)
+	wf.register(fs, ed, env, "", worker.DefaultConfig.Concurrency, worker.DefaultConfig.IdleExit)
 	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "local data directory: queues in DIR/queue.db, store in DIR/store (env FACECLOUD_DATA)")
 	requests := fs.String("requests", env.getenv("FACECLOUD_REQUESTS"), "request queue URL (env FACECLOUD_REQUESTS)")
 	replies := fs.String("replies", env.getenv("FACECLOUD_REPLIES"), "reply queue URL (env FACECLOUD_REPLIES)")

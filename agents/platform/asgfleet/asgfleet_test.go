@@ -267,6 +267,7 @@ func TestRetireDecrementsOnlyWhenDesiredCountsIt(t *testing.T) {
 	tests := map[string]struct {
 		min, desired  int32
 		states        []types.LifecycleState
+		wantRefused   bool
 		wantDecrement bool
 		wantDesired   int32
 	}{
@@ -274,13 +275,21 @@ func TestRetireDecrementsOnlyWhenDesiredCountsIt(t *testing.T) {
 		"desired above instances":   {desired: 3, states: []types.LifecycleState{in, in}, wantDecrement: true, wantDesired: 2},
 		"scaler already lowered it": {desired: 0, states: []types.LifecycleState{in, in}, wantDesired: 0},
 		"desired below live":        {desired: 1, states: []types.LifecycleState{in, in}, wantDesired: 1},
-		"minimum keeps a worker":    {min: 1, desired: 1, states: []types.LifecycleState{in}, wantDesired: 1},
+		"surplus at the minimum":    {min: 1, desired: 1, states: []types.LifecycleState{in, in}, wantDesired: 1},
+		"minimum refuses":           {min: 1, desired: 1, states: []types.LifecycleState{in}, wantRefused: true, wantDesired: 1},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			api := &fakeASG{min: tc.min, max: 5, desired: tc.desired, states: tc.states, protected: true}
 			f, _ := New(api, Config{Group: "g", InstanceID: "i-00000000000000001"}, nil)
-			if err := f.Retire(context.Background()); err != nil {
+			err := f.Retire(context.Background())
+			if tc.wantRefused {
+				if !errors.Is(err, platform.ErrRetireRefused) || len(api.terminated) != 0 || api.desired != tc.wantDesired {
+					t.Fatalf("Retire = %v, terminated %v, desired %d; want refused, nothing terminated", err, api.terminated, api.desired)
+				}
+				return
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			if len(api.decrements) != 1 || api.decrements[0] != tc.wantDecrement || api.desired != tc.wantDesired {
