@@ -17,11 +17,11 @@
 package worker
 
 import (
-	"regexp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
