@@ -15,7 +15,13 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
 	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-log "go vet"
+log "gofmt and go vet"
+unformatted=$(gofmt -l agents stack e2e images scripts)
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-formatted:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 go vet ./...
 
 log "face model (npm pack, sha256-checked, cached)"

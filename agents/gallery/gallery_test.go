@@ -35,11 +35,11 @@ func axis(i int, s float32) face.Descriptor {
 	return d
 }
 
-// stubDescriber stands in for the face engine: it answers each image's
+// describerDouble stands in for the face engine: it answers each image's
 // bytes with a preset descriptor, or with no face.
-type stubDescriber map[string]face.Descriptor
+type describerDouble map[string]face.Descriptor
 
-func (s stubDescriber) Describe(_ context.Context, image []byte) (face.Recognition, error) {
+func (s describerDouble) Describe(_ context.Context, image []byte) (face.Recognition, error) {
 	d, ok := s[string(image)]
 	if !ok {
 		return face.Recognition{Width: 64, Height: 64}, nil
@@ -200,7 +200,7 @@ func TestReloader(t *testing.T) {
 func TestEnroll(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	d := stubDescriber{"paul.jpg bytes": axis(0, 1)}
+	d := describerDouble{"paul.jpg bytes": axis(0, 1)}
 	e, _, err := Enroll(ctx, st, d, "Paul", "", "paul.jpg", []byte("paul.jpg bytes"))
 	if err != nil {
 		t.Fatal(err)
