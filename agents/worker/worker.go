@@ -399,6 +399,10 @@ func (w *Worker) process(ctx context.Context, m platform.Message, req job.Reques
 	case err == nil:
 		var res job.Result
 		if derr := job.Decode(stored, &res); derr == nil && res.ID == req.ID {
+			// An earlier attempt may have stopped between the two puts.
+			if err := w.putAnswerObject(ctx, req, res); err != nil {
+				return err
+			}
 			if err := w.reply(ctx, m, req, res); err != nil {
 				return err
 			}
@@ -496,10 +500,8 @@ func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request
 	if err := w.d.Output.Put(ctx, job.ResultKey(req.ID), b, "application/json"); err != nil {
 		return fmt.Errorf("put result: %w", err)
 	}
-	if key, ok := w.answerKey(req, res); ok {
-		if err := w.d.Output.Put(ctx, key, []byte(res.Answer), "text/plain; charset=utf-8"); err != nil {
-			return fmt.Errorf("put answer object %s: %w", key, err)
-		}
+	if err := w.putAnswerObject(ctx, req, res); err != nil {
+		return err
 	}
 	if err := w.reply(ctx, m, req, res); err != nil {
 		return err
@@ -508,6 +510,18 @@ func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request
 		w.done.Add(1)
 	} else {
 		w.failed.Add(1)
+	}
+	return nil
+}
+
+// putAnswerObject stores res's answer under answerKey, when there is one.
+func (w *Worker) putAnswerObject(ctx context.Context, req job.Request, res job.Result) error {
+	key, ok := w.answerKey(req, res)
+	if !ok {
+		return nil
+	}
+	if err := w.d.Output.Put(ctx, key, []byte(res.Answer), "text/plain; charset=utf-8"); err != nil {
+		return fmt.Errorf("put answer object %s: %w", key, err)
 	}
 	return nil
 }

@@ -195,6 +195,33 @@ func TestAnswerObjects(t *testing.T) {
 	}
 }
 
+// A redelivered request whose result is stored but whose answer object is
+// missing (the worker died between the two puts) gets its answer object.
+func TestAnswerObjectRestoredOnRedelivery(t *testing.T) {
+	cfg := testConfig()
+	cfg.AnswerObjects = true
+	r := newRig(t, cfg)
+	req := r.submit(t, "test_00", "face:Paul", nil)
+	res := job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Answer: "Paul", Finished: time.Now()}
+	b, err := job.Encode(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.out.Put(context.Background(), job.ResultKey(req.ID), b, ""); err != nil {
+		t.Fatal(err)
+	}
+	r.runUntil(t, func() bool { return r.req.live() == 0 })
+	if got, err := r.out.Get(context.Background(), "test_00"); err != nil || string(got) != "Paul" {
+		t.Fatalf("answer object = %q, %v; want Paul", got, err)
+	}
+	r.rec.mu.Lock()
+	calls := r.rec.calls
+	r.rec.mu.Unlock()
+	if calls != 0 {
+		t.Errorf("the engine ran %d times for a stored result", calls)
+	}
+}
+
 func TestEnrolUsesRequestID(t *testing.T) {
 	r := newRig(t, testConfig())
 	req := r.submit(t, "ada1", "face:x", func(q *job.Request) { q.Kind, q.Person = job.KindEnroll, "Ada" })
