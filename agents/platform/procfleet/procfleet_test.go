@@ -213,7 +213,13 @@ func TestConformance(t *testing.T) {
 			Fleet:  h.fleet,
 			Max:    3,
 			Retire: func(ctx context.Context) error { return h.retireOne(t, ctx) },
-			Crash:  func(context.Context) error { return h.signalOne(t, syscall.SIGKILL) },
+			Crash: func(context.Context) error {
+				if err := h.signalOne(t, syscall.SIGKILL); err != nil {
+					return err
+				}
+				waitSize(t, h.fleet, "the crash to show", func(running, _, _ int) bool { return running < 2 })
+				return nil
+			},
 			Settle: 5 * time.Second,
 		}
 	}
