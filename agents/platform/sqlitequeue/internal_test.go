@@ -14,17 +14,7 @@ import (
 // message has ever been received, so nothing is in flight.
 func TestDepthCountsASendDuringItsClockReadingAsVisible(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "queue.db")
-	q, err := Open(path, "requests", DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	other, err := Open(path, "requests", DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	q, other := twoHandles(t)
 	if err := other.Send(ctx, []byte("before")); err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +72,7 @@ func TestDepthCountsASendDuringItsClockReadingAsVisible(t *testing.T) {
 // what another handle sends, through a new watch or by polling.
 func TestReceiveAfterTheWatchIsLost(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "queue.db")
-	q, err := Open(path, "requests", DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	other, err := Open(path, "requests", DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	q, other := twoHandles(t)
 	for i, body := range []string{"first", "second"} {
 		if w := q.watch(); w != nil && i == 1 {
 			w.fire(true) // as a Remove event does
@@ -108,4 +88,18 @@ func TestReceiveAfterTheWatchIsLost(t *testing.T) {
 			t.Fatalf("Receive %d = %v, %v; want %q", i, msgs, err, body)
 		}
 	}
+}
+
+// twoHandles opens one queue file twice, as two processes would.
+func twoHandles(t *testing.T) (q, other *Queue) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	for _, h := range []**Queue{&q, &other} {
+		var err error
+		if *h, err = Open(path, "requests", DefaultOptions); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { (*h).Close() })
+	}
+	return q, other
 }
