@@ -136,6 +136,7 @@ flags:`)
 		"--models", wf.modelsDir,
 		"--threshold", strconv.FormatFloat(wf.threshold, 'g', -1, 64),
 		"--gallery-refresh", wf.galleryRefresh.String(),
+		"--answer-objects=" + strconv.FormatBool(wf.cfg.AnswerObjects),
 	}
 	fleet, err := procfleet.New(procfleet.Config{
 		Command: func(n int) *exec.Cmd {
