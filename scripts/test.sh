@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: vet, unit and end-to-end tests (local system
 # and, through scripts/test-aws.sh, everything AWS-backed against moto's
-# server), and a short fuzz run of image decoding. It installs what the tests
+# server), the face engine's reference comparison once more on the portable
+# kernels that arm64 runs, and a short fuzz run of image decoding. It installs what the tests
 # need that a fresh machine lacks (the face model via npm, Chromium via
 # apt-get when run as root) and starts moto itself.
 set -euo pipefail
@@ -29,6 +30,9 @@ go run ./agents/cmd/facecloud models fetch
 
 log "go test (local system; AWS-backed tests run below against moto)"
 go test -count=1 -timeout 45m ./...
+
+log "face engine on the portable kernels (what arm64 / Graviton runs)"
+go test -count=1 -short -tags purego ./agents/face/...
 
 log "AWS-backed tests against moto"
 scripts/test-aws.sh
