@@ -2,9 +2,9 @@
 # Runs every test of the project: vet, unit and end-to-end tests (local system
 # and, through scripts/test-aws.sh, everything AWS-backed against moto's
 # server), the face engine's reference comparison once more on the portable
-# kernels that arm64 runs, and a short fuzz run of image decoding. It installs what the tests
-# need that a fresh machine lacks (the face model via npm, Chromium via
-# apt-get when run as root) and starts moto itself.
+# kernels that arm64 runs, and a short fuzz run of image decoding. It installs
+# what the tests need that a fresh machine lacks (the face model via npm,
+# Chromium via apt-get when run as root) and starts moto itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
