@@ -67,6 +67,18 @@ func (r *rig) submit(t *testing.T, name, image string, mutate func(*job.Request)
 	return req
 }
 
+// storeResult stores res as an earlier worker that died before replying would have.
+func (r *rig) storeResult(t *testing.T, res job.Result) {
+	t.Helper()
+	b, err := job.Encode(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.out.Put(context.Background(), job.ResultKey(res.ID), b, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runUntil runs the worker until cond holds, then stops it and returns Run's error.
 func (r *rig) runUntil(t *testing.T, cond func() bool) {
 	t.Helper()
@@ -202,22 +214,12 @@ func TestAnswerObjectRestoredOnRedelivery(t *testing.T) {
 	cfg.AnswerObjects = true
 	r := newRig(t, cfg)
 	req := r.submit(t, "test_00", "face:Paul", nil)
-	res := job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Answer: "Paul", Finished: time.Now()}
-	b, err := job.Encode(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.out.Put(context.Background(), job.ResultKey(req.ID), b, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.storeResult(t, job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Answer: "Paul", Finished: time.Now()})
 	r.runUntil(t, func() bool { return r.req.live() == 0 })
 	if got, err := r.out.Get(context.Background(), "test_00"); err != nil || string(got) != "Paul" {
 		t.Fatalf("answer object = %q, %v; want Paul", got, err)
 	}
-	r.rec.mu.Lock()
-	calls := r.rec.calls
-	r.rec.mu.Unlock()
-	if calls != 0 {
+	if calls, _ := r.rec.stats(); calls != 0 {
 		t.Errorf("the engine ran %d times for a stored result", calls)
 	}
 }
@@ -254,14 +256,7 @@ func TestRedeliveryResendsStoredResult(t *testing.T) {
 	r := newRig(t, testConfig())
 	req := r.submit(t, "test_01", "face:Ana", nil)
 	// A worker died after storing the result, before replying and deleting.
-	first := job.Result{V: job.Version, ID: req.ID, Name: "test_01", Status: job.StatusDone, Answer: "Ana", Worker: "earlier", Finished: time.Now()}
-	b, err := job.Encode(first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.out.Put(context.Background(), job.ResultKey(req.ID), b, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.storeResult(t, job.Result{V: job.Version, ID: req.ID, Name: "test_01", Status: job.StatusDone, Answer: "Ana", Worker: "earlier", Finished: time.Now()})
 	r.runUntil(t, func() bool { return r.req.live() == 0 })
 	if calls, _ := r.rec.stats(); calls != 0 {
 		t.Errorf("recognizer ran %d times for an answered request", calls)
