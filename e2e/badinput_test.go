@@ -132,6 +132,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 	if now := children(local.cmd.Process.Pid); len(now) != 1 || now[0] != workers[0] {
 		t.Errorf("worker processes %v, want the same one as before (%v)", now, workers)
 	}
+	local.syncLog(t)
 	if regexp.MustCompile(`worker crashed|panic`).MatchString(local.out.String()) {
 		t.Error("a worker crashed")
 	}

@@ -18,9 +18,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
 // scratch is removed after all tests; the binary and the unzipped dataset
@@ -95,21 +98,11 @@ var (
 	courseErr  error
 )
 
-// datasetDir is $FACECLOUD_DATASET or ../shared/datasets/cse546 beside the repo.
-func datasetDir() string {
-	if d := os.Getenv("FACECLOUD_DATASET"); d != "" {
-		return d
-	}
-	return filepath.Join(repoRoot(), "..", "shared", "datasets", "cse546")
-}
-
-// courseSet unzips the dataset once, or skips the test when it is absent.
+// courseSet unzips the dataset once, or skips (fails, with
+// FACECLOUD_REQUIRE_DATASET=1) the test when it is absent.
 func courseSet(t *testing.T) *course {
 	t.Helper()
-	ds := datasetDir()
-	if _, err := os.Stat(filepath.Join(ds, "face_images_1000.zip")); err != nil {
-		t.Skipf("course dataset not found at %s (set FACECLOUD_DATASET): %v", ds, err)
-	}
+	ds := testenv.Dataset(t)
 	courseOnce.Do(func() {
 		c := &course{
 			Gallery100: filepath.Join(scratch, "face_images_100"), Labels100: filepath.Join(ds, "classification_100.csv"),
@@ -207,11 +200,15 @@ func enrollCourse(t *testing.T, data string) {
 	}
 }
 
-// proc is a facecloud process under test; its stdout and stderr are kept.
+// proc is a facecloud process under test; its stdout and stderr (and
+// those of its children, which inherit them) are kept.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
 	out  *logBuffer
+	// logW is the write end of the output pipe, kept open here so the test
+	// can write sync markers into the same stream (see syncLog).
+	logW *os.File
 	done chan struct{}
 	err  error
 }
@@ -234,6 +231,19 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
+// cut removes the first occurrence of s and reports whether there was one.
+func (b *logBuffer) cut(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	before, after, found := bytes.Cut(b.buf.Bytes(), []byte(s))
+	if found {
+		rest := append(append([]byte{}, before...), after...)
+		b.buf.Reset()
+		b.buf.Write(rest)
+	}
+	return found
+}
+
 // start runs facecloud with args; the process is killed at the end of the
 // test if still running, and its output is shown when the test failed.
 func start(t *testing.T, name string, args ...string) *proc {
@@ -253,22 +263,60 @@ func start(t *testing.T, name string, args ...string) *proc {
 
 // spawn starts the binary with args and the extra environment variables,
 // collecting its output and noting when it exits; the caller decides how it
-// is stopped at the end of the test.
+// is stopped at the end of the test. The output goes through a pipe whose
+// write end the test keeps, so syncLog can tell when everything written so
+// far has been read.
 func spawn(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, out: &logBuffer{}, done: make(chan struct{})}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.logW = w
+	go func() { _, _ = io.Copy(p.out, r); r.Close() }()
 	p.cmd = exec.Command(binary(t), args...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
+	p.cmd.Stdout = w
+	p.cmd.Stderr = w
 	p.cmd.Env = append(os.Environ(), env...)
 	if err := p.cmd.Start(); err != nil {
+		w.Close()
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
+		// Everything the process wrote is read before anyone sees it exited.
+		p.flush()
+		w.Close()
 		close(p.done)
 	}()
 	return p
+}
+
+var syncSerial atomic.Int64
+
+// flush writes a marker into the output pipe and waits until the reader
+// has copied it into p.out: every line written into the pipe before it, by
+// the process or any of its children, is then in p.out. The marker is
+// removed again.
+func (p *proc) flush() {
+	marker := fmt.Sprintf("~~ e2e sync %d ~~\n", syncSerial.Add(1))
+	if _, err := p.logW.WriteString(marker); err != nil {
+		return
+	}
+	for !p.out.cut(marker) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// syncLog is flush for a running process: afterwards p.out holds every
+// line its processes wrote before the call.
+func (p *proc) syncLog(t *testing.T) {
+	t.Helper()
+	if p.exited() {
+		return // flushed on exit
+	}
+	p.flush()
 }
 
 func (p *proc) exited() bool {
@@ -454,4 +502,122 @@ func textAnswer(want map[string]string, file, body string) error {
 		return fmt.Errorf("%s: answer %q, want %q", s, got, want[s])
 	}
 	return nil
+}
+
+// The worker logs, at debug level, each request it takes (with its receive
+// count) and each it has replied to (before deleting it from the queue):
+// between the two it holds the request.
+var (
+	takenRE   = regexp.MustCompile(`msg="request taken".* worker=(\S+) id=(\S+) receive=(\d+)`)
+	repliedRE = regexp.MustCompile(`msg="request replied".* worker=(\S+) id=(\S+)`)
+)
+
+// holding returns the requests worker has taken and not replied to in log,
+// with the receive count of that delivery.
+func holding(log, worker string) map[string]int {
+	open := map[string]int{}
+	for _, m := range takenRE.FindAllStringSubmatch(log, -1) {
+		if m[1] == worker {
+			open[m[2]], _ = strconv.Atoi(m[3])
+		}
+	}
+	for _, m := range repliedRE.FindAllStringSubmatch(log, -1) {
+		if m[1] == worker {
+			delete(open, m[2])
+		}
+	}
+	return open
+}
+
+// deliveredAgain reports whether every request in held (id -> receive
+// count when it was held) was taken again, by any worker, in log.
+func deliveredAgain(log string, held map[string]int) bool {
+	again := map[string]bool{}
+	for _, m := range takenRE.FindAllStringSubmatch(log, -1) {
+		if n, _ := strconv.Atoi(m[3]); n > held[m[2]] {
+			again[m[2]] = true
+		}
+	}
+	for id := range held {
+		if !again[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// holder is a worker process that may be killed while holding requests:
+// its pid, its name in the logs and the process whose output has its logs.
+type holder struct {
+	pid  int
+	name string
+	logs *proc
+}
+
+// killHolder SIGKILLs one of the workers at a moment it provably holds
+// requests, and returns it with the requests it held (id -> receive count). It freezes each worker in
+// turn (SIGSTOP), reads everything that worker has logged so far, and kills
+// it if it has taken a request it has not replied to: such a request is
+// neither answered nor deleted, so the queue must give it to another
+// worker. Otherwise it thaws the worker and tries the next one, and between
+// rounds waits for new work to be taken.
+func killHolder(t *testing.T, workers []holder, timeout time.Duration) (holder, map[string]int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		before := takes(workers)
+		for _, w := range workers {
+			if !alive(w.pid) || syscall.Kill(w.pid, syscall.SIGSTOP) != nil {
+				continue
+			}
+			if err := waitState(w.pid, 'T'); err != nil {
+				t.Fatal(err)
+			}
+			w.logs.syncLog(t)
+			if ids := holding(w.logs.out.String(), w.name); len(ids) > 0 {
+				if err := syscall.Kill(w.pid, syscall.SIGKILL); err != nil {
+					t.Fatalf("kill %s (pid %d): %v", w.name, w.pid, err)
+				}
+				return w, ids
+			}
+			_ = syscall.Kill(w.pid, syscall.SIGCONT)
+		}
+		// Wait for a new take before looking again.
+		for takes(workers) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no worker was holding a request within %s (%d takes logged)", timeout, before)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// takes counts the requests the workers have logged as taken.
+func takes(workers []holder) int {
+	n := 0
+	seen := map[*proc]bool{}
+	for _, w := range workers {
+		if !seen[w.logs] {
+			seen[w.logs] = true
+			n += strings.Count(w.logs.out.String(), `msg="request taken"`)
+		}
+	}
+	return n
+}
+
+// waitState waits until pid's state (/proc/PID/stat) is state, e.g. 'T'
+// for stopped: a signal is delivered after kill(2) returns. A process that
+// is gone counts as done.
+func waitState(pid int, state byte) error {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] == state {
+			return nil
+		}
+	}
+	return fmt.Errorf("pid %d not in state %c within 10s", pid, state)
 }

@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// TestWebRestartKeepsResults kills the web agent (SIGKILL) while a worker is
-// busy with requests it accepted, starts a new one on the same data
-// directory, and fetches every accepted request's result by id.
+// TestWebRestartKeepsResults kills the web agent (SIGKILL) while requests
+// it accepted are provably not answered yet (the worker is frozen with
+// SIGSTOP from halfway through and thawed after the kill), starts a new
+// one on the same data directory, and fetches every accepted request's
+// result by id.
 func TestWebRestartKeepsResults(t *testing.T) {
 	c := courseSet(t)
 	data := t.TempDir()
@@ -28,10 +33,11 @@ func TestWebRestartKeepsResults(t *testing.T) {
 	const accept = 150
 	files := c.Files[:400]
 	var (
-		mu       sync.Mutex
-		accepted = map[string]string{} // id -> file
-		count    atomic.Int64
-		killOnce sync.Once
+		mu         sync.Mutex
+		accepted   = map[string]string{} // id -> file
+		count      atomic.Int64
+		killOnce   sync.Once
+		freezeOnce sync.Once
 	)
 	client := &http.Client{Timeout: time.Minute}
 	ctx := context.Background()
@@ -52,7 +58,12 @@ func TestWebRestartKeepsResults(t *testing.T) {
 				mu.Lock()
 				accepted[st.ID] = f
 				mu.Unlock()
-				if count.Add(1) >= accept {
+				switch n := count.Add(1); {
+				case n == accept/2:
+					// Freeze the worker: what is accepted from now on is
+					// surely not answered when the web agent dies.
+					freezeOnce.Do(func() { freeze(t, worker) })
+				case n >= accept:
 					killOnce.Do(web1.kill)
 				}
 			}
@@ -67,7 +78,20 @@ func TestWebRestartKeepsResults(t *testing.T) {
 	if len(accepted) < accept {
 		t.Fatalf("only %d requests accepted before the kill, want at least %d", len(accepted), accept)
 	}
-	t.Logf("%d requests accepted before the web agent was killed", len(accepted))
+	// With the worker frozen, count the accepted requests without a result.
+	pending := 0
+	for id := range accepted {
+		if _, err := os.Stat(filepath.Join(data, "store", "results", id+".json")); err != nil {
+			pending++
+		}
+	}
+	t.Logf("%d requests accepted before the web agent was killed, %d of them not answered yet", len(accepted), pending)
+	if pending < accept/2 {
+		t.Fatalf("only %d accepted requests were pending when the web agent was killed, want at least %d", pending, accept/2)
+	}
+	if err := worker.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 
 	web2 := start(t, "web-2", "web", "--addr", "127.0.0.1:0", "--data", data)
 	base = web2.baseURL(t)
@@ -100,4 +124,15 @@ func TestWebRestartKeepsResults(t *testing.T) {
 	}
 	web2.stop(t, time.Minute)
 	worker.stop(t, time.Minute)
+}
+
+// freeze stops p (SIGSTOP) and waits until it is stopped.
+func freeze(t *testing.T, p *proc) {
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Errorf("freeze %s: %v", p.name, err)
+		return
+	}
+	if err := waitState(p.cmd.Process.Pid, 'T'); err != nil {
+		t.Error(err)
+	}
 }

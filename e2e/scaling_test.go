@@ -69,6 +69,7 @@ func TestScaleFromZeroAndBack(t *testing.T) {
 		return err1 == nil && err2 == nil && err3 == nil && d == 0 && r == 0 && p == 0 && len(children(local.cmd.Process.Pid)) == 0
 	})
 	t.Logf("fleet back to zero %s after the burst was answered (idle exit 3s)", back.Round(time.Millisecond))
+	local.syncLog(t)
 	if !regexp.MustCompile(`msg="worker idle; retired"`).MatchString(local.out.String()) {
 		t.Error("no worker logged its retirement")
 	}

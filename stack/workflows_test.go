@@ -14,8 +14,9 @@ type workflow struct {
 	Name string         `yaml:"name"`
 	On   map[string]any `yaml:"on"`
 	Jobs map[string]struct {
-		RunsOn         string `yaml:"runs-on"`
-		TimeoutMinutes int    `yaml:"timeout-minutes"`
+		RunsOn         string            `yaml:"runs-on"`
+		TimeoutMinutes int               `yaml:"timeout-minutes"`
+		Env            map[string]string `yaml:"env"`
 		Steps          []struct {
 			Name string            `yaml:"name"`
 			Uses string            `yaml:"uses"`
@@ -85,11 +86,23 @@ func TestTestWorkflow(t *testing.T) {
 	if _, ok := w.On["push"]; !ok {
 		t.Errorf("test runs on %v, want push", w.On)
 	}
-	pulumi, tests := false, false
+	pulumi, tests, dataset, browser := false, false, false, false
 	for _, j := range w.Jobs {
 		for _, s := range j.Steps {
 			pulumi = pulumi || strings.HasPrefix(s.Uses, "pulumi/actions@")
-			tests = tests || strings.Contains(s.Run, ".ci/run") || strings.Contains(s.Run, "go test")
+			if strings.Contains(s.Run, ".ci/run") || strings.Contains(s.Run, "go test") {
+				tests = true
+				// What the tests need must be there before they run, or
+				// they fail (scripts/test.sh lets none skip).
+				if !dataset || !browser {
+					t.Errorf("test.yml runs the tests before fetching the dataset (%v) and providing a browser (%v)", dataset, browser)
+				}
+			}
+			dataset = dataset || strings.Contains(s.Run, "scripts/fetch-dataset.sh")
+			browser = browser || strings.Contains(s.Run, "FACECLOUD_CHROMIUM=")
+		}
+		if j.Env["FACECLOUD_DATASET"] == "" {
+			t.Error("test.yml does not tell the tests where the dataset is (FACECLOUD_DATASET)")
 		}
 	}
 	if !pulumi || !tests {

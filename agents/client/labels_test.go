@@ -1,10 +1,11 @@
 package client
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
 func TestReadLabels(t *testing.T) {
@@ -53,14 +54,7 @@ func TestReadLabels(t *testing.T) {
 }
 
 func TestReadLabelsFileCourse(t *testing.T) {
-	dir := os.Getenv("FACECLOUD_DATASET")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "datasets", "cse546")
-	}
-	path := filepath.Join(dir, "classification_1000.csv")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("course dataset not found at %s (set FACECLOUD_DATASET): %v", dir, err)
-	}
+	path := filepath.Join(testenv.Dataset(t), "classification_1000.csv")
 	got, err := ReadLabelsFile(path)
 	if err != nil {
 		t.Fatal(err)

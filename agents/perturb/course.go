@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -80,36 +79,4 @@ func LoadCourse(dataset string) (*Course, error) {
 		return nil, errors.New("course dataset: no JPEG images in face_images_100.zip")
 	}
 	return c, nil
-}
-
-// EnvDataset names the environment variable that points at the course
-// dataset folder.
-const EnvDataset = "FACECLOUD_DATASET"
-
-// FindDataset returns the course dataset folder: $FACECLOUD_DATASET, else
-// ../shared/datasets/cse546 beside the repository root (the folder holding
-// go.mod, searched upwards from the working directory). ok is false when it
-// holds no face_images_100.zip, and then dir says where it looked.
-func FindDataset() (dir string, ok bool) {
-	if d := os.Getenv(EnvDataset); d != "" {
-		return d, fileExists(filepath.Join(d, "face_images_100.zip"))
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "../shared/datasets/cse546", false
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if fileExists(filepath.Join(d, "go.mod")) {
-			dir = filepath.Join(filepath.Dir(d), "shared", "datasets", "cse546")
-			return dir, fileExists(filepath.Join(dir, "face_images_100.zip"))
-		}
-		if filepath.Dir(d) == d {
-			return filepath.Join(wd, "..", "shared", "datasets", "cse546"), false
-		}
-	}
-}
-
-func fileExists(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
 }

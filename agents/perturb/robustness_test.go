@@ -15,6 +15,8 @@ import (
 	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/models"
 	"github.com/facecloud/facecloud/agents/perturb"
+
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
 // referenceFile is what scripts/robustness.sh records from the reference.
@@ -66,10 +68,7 @@ func describe(t *testing.T, e *face.Engine, data []byte) face.Recognition {
 // requires the Go engine to name the right person at least as often as the
 // reference did.
 func TestRobustness(t *testing.T) {
-	dataset, ok := perturb.FindDataset()
-	if !ok {
-		t.Skipf("course dataset not found at %s (set %s)", dataset, perturb.EnvDataset)
-	}
+	dataset := testenv.Dataset(t)
 	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "robustness", "reference.json"))
 	if err != nil {
 		t.Fatalf("reference answers (run scripts/robustness.sh): %v", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/facecloud/facecloud/agents/imageio"
 )
 
 // Config holds the web agent's limits and timings. Zero values are not
@@ -56,8 +58,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:            ":8080",
-		MaxBodyBytes:    10 << 20,
-		MaxPixels:       40_000_000,
+		MaxBodyBytes:    int64(imageio.DefaultLimits.MaxBytes),
+		MaxPixels:       imageio.DefaultLimits.MaxPixels,
 		MaxInFlight:     1024,
 		RetryAfter:      time.Second,
 		TextWait:        10 * time.Minute,

@@ -3,40 +3,48 @@ package web
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
-// findChromium returns the browser to drive, or skips the test.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FACECLOUD_CHROMIUM"); p != "" {
-		return p
+// TestUploadPageInBrowser drives the upload page in headless Chromium:
+// choose a file, submit, and see the answer the page's script fetched, or
+// the reason the request failed.
+func TestUploadPageInBrowser(t *testing.T) {
+	chromium := testenv.Chromium(t)
+	tests := map[string]struct {
+		worker *fakeWorker
+		want   string
+	}{
+		"answered": {worker: &fakeWorker{answers: map[string]string{"test_00": "Paul"}}, want: "test_00: Paul"},
+		"failed":   {worker: &fakeWorker{fail: "no face to enrol"}, want: "failed: no face to enrol"},
 	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.startWorker(tc.worker)
+			_, hs := e.server(testConfig())
+			img := filepath.Join(t.TempDir(), "test_00.png")
+			if err := os.WriteFile(img, pngImage(t, 64, 64), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			answer, result := uploadInBrowser(t, chromium, hs.URL+"/", img)
+			if answer != tc.want {
+				t.Fatalf("page shows %q (result %s), want %q", answer, result, tc.want)
+			}
+		})
 	}
-	t.Skip("chromium not found (apt-get install chromium, or set FACECLOUD_CHROMIUM): skipping the upload page test in a browser")
-	return ""
 }
 
-// TestUploadPageInBrowser drives the upload page in headless Chromium:
-// choose a file, submit, and see the answer the page's script fetched.
-func TestUploadPageInBrowser(t *testing.T) {
-	chromium := findChromium(t)
-	e := newEnv(t)
-	e.startWorker(&fakeWorker{answers: map[string]string{"test_00": "Paul"}})
-	_, hs := e.server(testConfig())
-	img := filepath.Join(t.TempDir(), "test_00.png")
-	if err := os.WriteFile(img, pngImage(t, 64, 64), 0o644); err != nil {
-		t.Fatal(err)
-	}
+// uploadInBrowser opens the upload page at url, submits img and returns
+// the answer line and the result the page shows.
+func uploadInBrowser(t *testing.T, chromium, url, img string) (answer, result string) {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox,
@@ -52,7 +60,7 @@ func TestUploadPageInBrowser(t *testing.T) {
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
 	err := chromedp.Do(browser,
-		chromedp.Navigate(hs.URL+"/"),
+		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.ID("inputFile")),
 		chromedp.SetUploadFiles(chromedp.ID("inputFile"), []string{img}),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
@@ -61,15 +69,11 @@ func TestUploadPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("driving the upload page: %v", err)
 	}
-	answer, err := chromedp.Run(browser, chromedp.Text(chromedp.ID("answer")))
-	if err != nil {
+	if answer, err = chromedp.Run(browser, chromedp.Text(chromedp.ID("answer"))); err != nil {
 		t.Fatalf("reading the answer: %v", err)
 	}
-	result, err := chromedp.Run(browser, chromedp.Text(chromedp.ID("result")))
-	if err != nil {
+	if result, err = chromedp.Run(browser, chromedp.Text(chromedp.ID("result"))); err != nil {
 		t.Fatalf("reading the result: %v", err)
 	}
-	if answer != "test_00: Paul" {
-		t.Fatalf("page shows %q (result %s), want \"test_00: Paul\"", answer, result)
-	}
+	return answer, result
 }

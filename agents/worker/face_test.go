@@ -18,19 +18,18 @@ import (
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/models"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
+
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
 // courseImages reads a zip of the course dataset into stem -> bytes, and its
 // labels; it skips the test when the dataset is absent.
 func courseImages(t *testing.T, set string) (map[string][]byte, map[string]string) {
 	t.Helper()
-	ds := os.Getenv("FACECLOUD_DATASET")
-	if ds == "" {
-		ds = filepath.Join("..", "..", "..", "shared", "datasets", "cse546")
-	}
+	ds := testenv.Dataset(t)
 	zr, err := zip.OpenReader(filepath.Join(ds, "face_images_"+set+".zip"))
 	if err != nil {
-		t.Skipf("course dataset not found at %s (set FACECLOUD_DATASET): %v", ds, err)
+		t.Fatal(err)
 	}
 	defer zr.Close()
 	images := map[string][]byte{}

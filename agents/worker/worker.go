@@ -359,6 +359,9 @@ func (w *Worker) handle(ctx context.Context, m platform.Message) {
 		return
 	}
 	log := w.log.With("id", req.ID, "receive", m.ReceiveCount)
+	// Taken and (in reply) replied are what a watcher needs to tell which
+	// requests this worker holds at a given moment.
+	log.Debug("request taken", "kind", req.Kind)
 
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
@@ -458,8 +461,6 @@ func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, erro
 		res.Answer = req.Person
 	case len(rec.Faces) == 0:
 		res.Answer = AnswerNoFace
-	case rec.Faces[0].Name == "":
-		res.Answer = AnswerUnknown
 	default:
 		res.Answer = rec.Faces[0].Name
 	}
@@ -550,6 +551,7 @@ func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request,
 	if err := w.d.Replies.Send(ctx, b); err != nil {
 		return fmt.Errorf("send reply (%w): %w", errStored, err)
 	}
+	w.log.Debug("request replied", "id", req.ID)
 	if err := w.d.Requests.Delete(ctx, m.Receipt); err != nil {
 		// The answer is out; a redelivery will re-send it from the store.
 		w.log.Warn("delete answered request", "id", req.ID, "err", err)

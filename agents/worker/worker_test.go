@@ -145,7 +145,7 @@ func TestAnswers(t *testing.T) {
 	}{
 		"known face":         {image: "face:Paul", status: job.StatusDone, answer: "Paul"},
 		"no face":            {image: "noface", status: job.StatusDone, answer: AnswerNoFace},
-		"unnamed face":       {image: "face:", status: job.StatusDone, answer: AnswerUnknown},
+		"unmatched face":     {image: "face:unknown", status: job.StatusDone, answer: AnswerUnknown},
 		"undecodable":        {image: "bad", status: job.StatusFailed, errPart: "decode image: unexpected EOF"},
 		"engine panics":      {image: "panic", status: job.StatusFailed, errPart: "internal error while processing the image"},
 		"missing input":      {image: "", status: job.StatusFailed, errPart: "does not exist"},
@@ -183,7 +183,7 @@ func TestAnswerObjects(t *testing.T) {
 		want    string // "" means no answer object
 	}{
 		"course layout":    {enabled: true, name: "test_00", image: "face:Paul", want: "Paul"},
-		"unknown face":     {enabled: true, name: "test_01", image: "face:", want: AnswerUnknown},
+		"unknown face":     {enabled: true, name: "test_01", image: "face:unknown", want: AnswerUnknown},
 		"off by default":   {enabled: false, name: "test_02", image: "face:Paul"},
 		"failed job":       {enabled: true, name: "test_03", image: "bad"},
 		"not a plain stem": {enabled: true, name: "..", image: "face:Paul"},

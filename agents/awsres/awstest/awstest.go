@@ -30,6 +30,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
 // Environment of AWS-backed tests.
@@ -51,10 +52,7 @@ func Endpoint(t testing.TB) string {
 	t.Helper()
 	ep := os.Getenv(EnvEndpoint)
 	if ep == "" {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("%s is unset but %s=1: AWS-backed tests must not be skipped (run scripts/test-aws.sh)", EnvEndpoint, EnvRequire)
-		}
-		t.Skipf("AWS-backed test: set %s to a moto server (scripts/test-aws.sh does)", EnvEndpoint)
+		testenv.Missing(t, EnvRequire, "AWS-backed test: set %s to a moto server (scripts/test-aws.sh does)", EnvEndpoint)
 	}
 	return ep
 }

@@ -42,14 +42,17 @@ same person keeps one entry.
 flags:`)
 		fs.PrintDefaults()
 	}
-	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory; the gallery lives in DIR/store (env FACECLOUD_DATA)")
-	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory (env FACECLOUD_MODELS)")
+	data := fs.String("data", "", "data directory; the gallery lives in DIR/store")
+	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory")
 	images := fs.String("images", "", "folder of the images named in --labels")
 	labels := fs.String("labels", "", "CSV with columns Image,Results")
 	folders := fs.String("folders", "", "folder with one subfolder of images per person")
 	person := fs.String("person", "", "name of the person in the image arguments")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "images described at once (1..256)")
-	if err := parseFlags(fs, args); err != nil {
+	var maxBody int64
+	var maxPixels int
+	imageLimitFlags(fs, &maxBody, &maxPixels)
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if *data == "" {
@@ -116,7 +119,7 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	d := engineDescriber{engine: engine, limits: imageio.DefaultLimits}
+	d := engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)}
 
 	type outcome struct {
 		stem, person string

@@ -46,23 +46,19 @@ drains, workers finish their jobs, and no process is left behind.
 flags:`)
 		fs.PrintDefaults()
 	}
-	ed := &envDefaults{env: env}
-	wcfg := webLimitFlags(fs, ed)
+	wcfg := webLimitFlags(fs)
 	scfg := scaler.DefaultConfig
-	scalerFlags(fs, ed, &scfg)
-	fs.IntVar(&scfg.Policy.Max, "max-workers", ed.Int("FACECLOUD_MAX_WORKERS", min(runtime.NumCPU(), 100)), "most worker processes (1..100; default the number of CPUs; env FACECLOUD_MAX_WORKERS)")
+	scalerFlags(fs, &scfg)
+	fs.IntVar(&scfg.Policy.Max, "max-workers", min(runtime.NumCPU(), 100), "most worker processes (1..100; default the number of CPUs)")
 	// One engine call uses one core, and local starts up to a worker per
 	// CPU: two jobs per worker keep each busy across the queue round trip
 	// without piling NumCPU² jobs (and their memory) onto the machine.
 	var wf workerFlags
 	// Locally the fleet is elastic by default: a worker idle for a minute
 	// retires, down to --min-workers.
-	wf.register(fs, ed, env, "worker-", min(2, worker.DefaultConfig.Concurrency), localIdleExit)
-	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store (env FACECLOUD_DATA)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := ed.Err(); err != nil {
+	wf.register(fs, env, "worker-", min(2, worker.DefaultConfig.Concurrency), localIdleExit)
+	data := fs.String("data", "", "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store")
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -137,6 +133,10 @@ flags:`)
 		"--threshold", strconv.FormatFloat(wf.threshold, 'g', -1, 64),
 		"--gallery-refresh", wf.galleryRefresh.String(),
 		"--answer-objects=" + strconv.FormatBool(wf.cfg.AnswerObjects),
+		// The web agent's upload limits, so that what it accepts its
+		// workers decode.
+		"--max-body", strconv.FormatInt(wcfg.MaxBodyBytes, 10),
+		"--max-pixels", strconv.Itoa(wcfg.MaxPixels),
 	}
 	fleet, err := procfleet.New(procfleet.Config{
 		Command: func(n int) *exec.Cmd {

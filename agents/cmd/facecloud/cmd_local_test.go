@@ -29,7 +29,7 @@ func TestAgentCommandsRefuseBadConfig(t *testing.T) {
 		"local without data":        {args: []string{"local"}, code: 2, want: "--data is required"},
 		"local min above max":       {args: []string{"local", "--data", "D", "--min-workers", "3", "--max-workers", "2"}, code: 1, want: "min workers 3 out of range 0..2"},
 		"local bad target":          {args: []string{"local", "--data", "D", "--target-backlog", "0"}, code: 1, want: "target backlog per worker 0 out of range 1..10000"},
-		"local bad env":             {args: []string{"local", "--data", "D"}, env: map[string]string{"FACECLOUD_MAX_WORKERS": "many"}, code: 1, want: `FACECLOUD_MAX_WORKERS="many" is not an integer`},
+		"local bad env":             {args: []string{"local", "--data", "D"}, env: map[string]string{"FACECLOUD_MAX_WORKERS": "many"}, code: 1, want: `FACECLOUD_MAX_WORKERS="many" is not a whole number`},
 		"local bad worker settings": {args: []string{"local", "--data", "D", "--max-receives", "0"}, code: 1, want: "max receives 0 out of range 1..1000"},
 	}
 	for name, tc := range tests {

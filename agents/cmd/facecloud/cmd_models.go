@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"time"
@@ -34,16 +33,16 @@ flags:
 `, models.Package)
 		fs.PrintDefaults()
 	}
-	dir := fs.String("dir", modelsDirDefault(env), "model cache directory (env "+models.EnvDir+")")
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	dir := fs.String("dir", modelsDirDefault(env), "model cache directory")
+	if len(args) == 0 {
 		fs.Usage()
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		return parseFlags(env, fs, args)
 	}
 	sub := args[0]
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(env, fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -74,7 +73,10 @@ flags:
 
 // modelsDirDefault is $FACECLOUD_MODELS or the user cache directory.
 func modelsDirDefault(env *environment) string {
-	return env.envOr(models.EnvDir, models.DefaultDir())
+	if d := env.getenv(models.EnvDir); d != "" {
+		return d
+	}
+	return models.DefaultDir()
 }
 
 // loadEngine fetches the model files if needed and loads the engine once.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/gallery"
-	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
 )
 
@@ -58,13 +57,16 @@ exit status is 1.
 flags:`)
 		fs.PrintDefaults()
 	}
-	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "data directory; the gallery lives in DIR/store (env FACECLOUD_DATA)")
-	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory (env FACECLOUD_MODELS)")
+	data := fs.String("data", "", "data directory; the gallery lives in DIR/store")
+	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory")
 	threshold := fs.Float64("threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
 	nearest := fs.Bool("nearest", false, "always answer the nearest gallery name, even beyond --threshold")
 	asJSON := fs.Bool("json", false, "print one JSON object per image: faces, boxes, names, distances and timings")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "images recognised at once (1..256)")
-	if err := parseFlags(fs, args); err != nil {
+	var maxBody int64
+	var maxPixels int
+	imageLimitFlags(fs, &maxBody, &maxPixels)
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -98,7 +100,7 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	d := engineDescriber{engine: engine, limits: imageio.DefaultLimits}
+	d := engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)}
 
 	recognize := func(path string) recognition {
 		r := recognition{File: path, Name: job.Stem(path)}

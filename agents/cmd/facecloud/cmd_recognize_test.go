@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/models"
-	"github.com/facecloud/facecloud/agents/perturb"
+
+	"github.com/facecloud/facecloud/internal/testenv"
 )
 
 // runCLI runs facecloud in-process and returns its exit status and output.
@@ -79,10 +80,7 @@ func unzip(t *testing.T, zipPath, dir string) string {
 // its 1000 requests with the CLI: every answer must agree with
 // classification_1000.csv.
 func TestCourseWorkload(t *testing.T) {
-	dataset, ok := perturb.FindDataset()
-	if !ok {
-		t.Skipf("course dataset not found at %s (set %s)", dataset, perturb.EnvDataset)
-	}
+	dataset := testenv.Dataset(t)
 	modelsDir := needModels(t)
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")

@@ -25,11 +25,11 @@ func init() {
 }
 
 // scalerFlags are the policy flags shared by scaler and local.
-func scalerFlags(fs *flag.FlagSet, ed *envDefaults, cfg *scaler.Config) {
+func scalerFlags(fs *flag.FlagSet, cfg *scaler.Config) {
 	def := scaler.DefaultConfig
-	fs.DurationVar(&cfg.Interval, "interval", ed.Duration("FACECLOUD_SCALER_INTERVAL", def.Interval), "time between two polls of queue depth and fleet size (100ms..5m; env FACECLOUD_SCALER_INTERVAL)")
-	fs.IntVar(&cfg.Policy.Min, "min-workers", ed.Int("FACECLOUD_MIN_WORKERS", def.Policy.Min), "fewest workers kept running (0..max; env FACECLOUD_MIN_WORKERS)")
-	fs.IntVar(&cfg.Policy.TargetBacklog, "target-backlog", ed.Int("FACECLOUD_TARGET_BACKLOG", def.Policy.TargetBacklog), "queued or in-flight requests per worker the fleet is sized for (1..10000; env FACECLOUD_TARGET_BACKLOG)")
+	fs.DurationVar(&cfg.Interval, "interval", def.Interval, "time between two polls of queue depth and fleet size (100ms..5m)")
+	fs.IntVar(&cfg.Policy.Min, "min-workers", def.Policy.Min, "fewest workers kept running (0..max)")
+	fs.IntVar(&cfg.Policy.TargetBacklog, "target-backlog", def.Policy.TargetBacklog, "queued or in-flight requests per worker the fleet is sized for (1..10000)")
 	fs.DurationVar(&cfg.Policy.ScaleOutCooldown, "scale-out-cooldown", def.Policy.ScaleOutCooldown, "least time between two raises of the desired count (0..1h)")
 	fs.DurationVar(&cfg.Policy.ScaleInCooldown, "scale-in-cooldown", def.Policy.ScaleInCooldown, "least time after a change before unstarted workers are dropped (0..1h)")
 }
@@ -41,17 +41,13 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 		fs.PrintDefaults()
 	}
 	cfg := scaler.DefaultConfig
-	ed := &envDefaults{env: env}
-	scalerFlags(fs, ed, &cfg)
-	fs.IntVar(&cfg.Policy.Max, "max-workers", ed.Int("FACECLOUD_MAX_WORKERS", cfg.Policy.Max), "most workers (1..100; env FACECLOUD_MAX_WORKERS)")
-	requests := fs.String("requests", env.getenv("FACECLOUD_REQUESTS"), "request queue URL (env FACECLOUD_REQUESTS)")
-	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "local data directory: the request queue is DIR/queue.db (env FACECLOUD_DATA)")
-	fleetURL := fs.String("fleet", env.getenv("FACECLOUD_FLEET"), "worker fleet URL, e.g. asg://GROUP (env FACECLOUD_FLEET)")
-	metricsAddr := fs.String("metrics", env.getenv("FACECLOUD_METRICS_ADDR"), "serve Prometheus /metrics on HOST:PORT; empty: off (env FACECLOUD_METRICS_ADDR)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := ed.Err(); err != nil {
+	scalerFlags(fs, &cfg)
+	fs.IntVar(&cfg.Policy.Max, "max-workers", cfg.Policy.Max, "most workers (1..100)")
+	requests := fs.String("requests", "", "request queue URL")
+	data := fs.String("data", "", "local data directory: the request queue is DIR/queue.db")
+	fleetURL := fs.String("fleet", "", "worker fleet URL, e.g. asg://GROUP")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on HOST:PORT; empty: off")
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if *requests == "" && *data != "" {

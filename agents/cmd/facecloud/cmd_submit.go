@@ -32,9 +32,9 @@ func runSubmit(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: facecloud submit --url URL [flags] FILE|DIR...\n\nPosts each image to URL as the course's workload generator does and prints its summary.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	def := client.DefaultConfig(env.envOr("FACECLOUD_URL", ""))
+	def := client.DefaultConfig("")
 	cfg := def
-	fs.StringVar(&cfg.URL, "url", def.URL, "web agent's text endpoint, e.g. http://127.0.0.1:8080/ (env FACECLOUD_URL)")
+	fs.StringVar(&cfg.URL, "url", def.URL, "web agent's text endpoint, e.g. http://127.0.0.1:8080/")
 	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "requests in flight at once (1..10000)")
 	fs.StringVar(&cfg.Field, "field", def.Field, "multipart field name of the image")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "limit per HTTP attempt; 0 waits as long as it takes")
@@ -42,7 +42,7 @@ func runSubmit(ctx context.Context, env *environment, args []string) error {
 	labels := fs.String("labels", "", "CSV with columns Image,Results: check each answer against its label")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	verbose := fs.Bool("v", false, "print every answer as the course's generator does")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if cfg.URL == "" {

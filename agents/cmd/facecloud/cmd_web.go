@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -28,14 +27,14 @@ type webBackends struct {
 
 // webBackendFlags registers --requests, --replies, --input, --output,
 // --gallery and --data (a shortcut for the local data directory's layout).
-func webBackendFlags(fs *flag.FlagSet, env *environment) *webBackends {
+func webBackendFlags(fs *flag.FlagSet) *webBackends {
 	b := &webBackends{}
-	fs.StringVar(&b.requests, "requests", env.envOr("FACECLOUD_REQUESTS", ""), "request queue URL (env FACECLOUD_REQUESTS)")
-	fs.StringVar(&b.replies, "replies", env.envOr("FACECLOUD_REPLIES", ""), "reply queue URL (env FACECLOUD_REPLIES)")
-	fs.StringVar(&b.input, "input", env.envOr("FACECLOUD_INPUT", ""), "input store URL (env FACECLOUD_INPUT)")
-	fs.StringVar(&b.output, "output", env.envOr("FACECLOUD_OUTPUT", ""), "output store URL (env FACECLOUD_OUTPUT)")
-	fs.StringVar(&b.gallery, "gallery", env.envOr("FACECLOUD_GALLERY", ""), "gallery store URL; default the output store (env FACECLOUD_GALLERY)")
-	fs.StringVar(&b.data, "data", env.envOr("FACECLOUD_DATA", ""), "local data directory: fills every URL not given with DIR/queue.db and DIR/store (env FACECLOUD_DATA)")
+	fs.StringVar(&b.requests, "requests", "", "request queue URL")
+	fs.StringVar(&b.replies, "replies", "", "reply queue URL")
+	fs.StringVar(&b.input, "input", "", "input store URL")
+	fs.StringVar(&b.output, "output", "", "output store URL")
+	fs.StringVar(&b.gallery, "gallery", "", "gallery store URL; default the output store")
+	fs.StringVar(&b.data, "data", "", "local data directory: fills every URL not given with DIR/queue.db and DIR/store")
 	return b
 }
 
@@ -111,41 +110,45 @@ func (b *webBackends) open(ctx context.Context, env *environment) (deps web.Deps
 	return deps, closeAll, nil
 }
 
-// webLimitFlags registers the web agent's limits on fs, with defaults from
-// FACECLOUD_* variables, and returns the config they fill; e collects
-// malformed variables.
-func webLimitFlags(fs *flag.FlagSet, e *envDefaults) *web.Config {
+// webLimitFlags registers the web agent's limits and timings on fs and
+// returns the config they fill.
+func webLimitFlags(fs *flag.FlagSet) *web.Config {
 	def := web.DefaultConfig()
 	cfg := def
-	fs.StringVar(&cfg.Addr, "addr", e.env.envOr("FACECLOUD_ADDR", def.Addr), "listen address HOST:PORT (env FACECLOUD_ADDR)")
-	cfg.MaxBodyBytes = e.Bytes("FACECLOUD_MAX_BODY", def.MaxBodyBytes)
-	fs.Var(byteSize{&cfg.MaxBodyBytes}, "max-body", "largest request body and image, e.g. 10MiB (1KiB..1GiB; env FACECLOUD_MAX_BODY)")
-	fs.IntVar(&cfg.MaxPixels, "max-pixels", e.Int("FACECLOUD_MAX_PIXELS", def.MaxPixels), "largest image in pixels, checked before decoding (env FACECLOUD_MAX_PIXELS)")
-	fs.IntVar(&cfg.MaxInFlight, "max-inflight", e.Int("FACECLOUD_MAX_INFLIGHT", def.MaxInFlight), "concurrent work requests before answering 503 (env FACECLOUD_MAX_INFLIGHT)")
-	fs.DurationVar(&cfg.TextWait, "wait", e.Duration("FACECLOUD_WAIT", def.TextWait), "how long POST / waits for an answer before 504 (env FACECLOUD_WAIT)")
-	fs.DurationVar(&cfg.APIWait, "api-wait", e.Duration("FACECLOUD_API_WAIT", def.APIWait), "how long /v1 calls wait before 202 unless ?wait= says (env FACECLOUD_API_WAIT)")
-	fs.DurationVar(&cfg.MaxWait, "max-wait", e.Duration("FACECLOUD_MAX_WAIT", def.MaxWait), "largest ?wait= allowed (env FACECLOUD_MAX_WAIT)")
-	fs.DurationVar(&cfg.PollInterval, "poll", e.Duration("FACECLOUD_POLL", def.PollInterval), "first interval of looking for a result in the store in case its reply was lost (env FACECLOUD_POLL)")
-	fs.DurationVar(&cfg.DrainTimeout, "drain", e.Duration("FACECLOUD_DRAIN", def.DrainTimeout), "how long to let calls finish on shutdown (env FACECLOUD_DRAIN)")
+	fs.StringVar(&cfg.Addr, "addr", def.Addr, "listen address HOST:PORT")
+	imageLimitFlags(fs, &cfg.MaxBodyBytes, &cfg.MaxPixels)
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", def.MaxInFlight, "concurrent work requests before answering 503")
+	fs.DurationVar(&cfg.TextWait, "wait", def.TextWait, "how long POST / waits for an answer before 504")
+	fs.DurationVar(&cfg.APIWait, "api-wait", def.APIWait, "how long /v1 calls wait before 202 unless ?wait= says")
+	fs.DurationVar(&cfg.MaxWait, "max-wait", def.MaxWait, "largest ?wait= allowed")
+	fs.DurationVar(&cfg.PollInterval, "poll", def.PollInterval, "first interval of looking for a result in the store in case its reply was lost")
+	fs.DurationVar(&cfg.DrainTimeout, "drain", def.DrainTimeout, "how long to let calls finish on shutdown")
 	fs.IntVar(&cfg.MaxEnrollImages, "max-enroll-images", def.MaxEnrollImages, "most images in one enrolment request")
-	fs.BoolVar(&cfg.Nearest, "nearest", e.Bool("FACECLOUD_NEAREST", def.Nearest), "answer the nearest gallery name even beyond the threshold unless ?nearest=0 (env FACECLOUD_NEAREST)")
+	fs.BoolVar(&cfg.Nearest, "nearest", def.Nearest, "answer the nearest gallery name even beyond the threshold unless ?nearest=0")
 	return &cfg
 }
 
 func runWeb(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "web")
-	e := &envDefaults{env: env}
-	cfg := webLimitFlags(fs, e)
-	backends := webBackendFlags(fs, env)
-	if err := parseFlags(fs, args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: facecloud web (--data DIR | --requests URL --replies URL --input URL --output URL) [flags]
+
+Serves the HTTP API: checks each upload, stores it, queues its request and
+answers the call with the worker's result (POST /, /v1/recognitions,
+/v1/gallery, /healthz, /readyz, /metrics). Stops on SIGTERM after the calls
+in progress are answered (up to --drain).
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	cfg := webLimitFlags(fs)
+	backends := webBackendFlags(fs)
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "facecloud web: unexpected arguments %q\n", fs.Args())
 		return errUsage
-	}
-	if err := e.Err(); err != nil {
-		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -170,32 +173,4 @@ func runWeb(ctx context.Context, env *environment, args []string) error {
 	}
 	defer srv.Close()
 	return srv.Run(ctx)
-}
-
-// byteSize is a flag of a size in bytes written like 10MiB or 500kB.
-type byteSize struct{ v *int64 }
-
-func (b byteSize) String() string {
-	if b.v == nil {
-		return ""
-	}
-	return humanize.IBytes(uint64(*b.v))
-}
-
-func (b byteSize) Set(s string) error {
-	n, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	*b.v = n
-	return nil
-}
-
-// parseSize reads a size in bytes written like 10MiB or 500kB.
-func parseSize(s string) (int64, error) {
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size such as 10MiB", s)
-	}
-	return int64(n), nil
 }

@@ -12,58 +12,10 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/gallery"
-	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
 	"github.com/facecloud/facecloud/agents/worker"
 )
-
-// envDefaults reads flag defaults from FACECLOUD_* environment variables and
-// remembers malformed ones, so the command can refuse them after parsing
-// instead of silently using the built-in default.
-type envDefaults struct {
-	env *environment
-	bad []error
-}
-
-// Int returns the integer in variable name, or def when it is unset.
-func (e *envDefaults) Int(name string, def int) int {
-	return envValue(e, name, def, strconv.Atoi, "an integer")
-}
-
-// Duration returns the duration in variable name, or def when it is unset.
-func (e *envDefaults) Duration(name string, def time.Duration) time.Duration {
-	return envValue(e, name, def, time.ParseDuration, "a duration such as 30s")
-}
-
-// Bool returns the boolean in variable name, or def when it is unset.
-func (e *envDefaults) Bool(name string, def bool) bool {
-	return envValue(e, name, def, strconv.ParseBool, "a boolean such as true or false")
-}
-
-// Bytes returns the size (such as 10MiB) in variable name, or def when it
-// is unset.
-func (e *envDefaults) Bytes(name string, def int64) int64 {
-	return envValue(e, name, def, parseSize, "a size such as 10MiB")
-}
-
-// envValue parses variable name with parse, or returns def when it is unset
-// or malformed, remembering the malformed one as "is not <what>".
-func envValue[T any](e *envDefaults, name string, def T, parse func(string) (T, error), what string) T {
-	v := e.env.getenv(name)
-	if v == "" {
-		return def
-	}
-	x, err := parse(v)
-	if err != nil {
-		e.bad = append(e.bad, fmt.Errorf("%s=%q is not %s", name, v, what))
-		return def
-	}
-	return x
-}
-
-// Err reports the malformed variables, if any.
-func (e *envDefaults) Err() error { return errors.Join(e.bad...) }
 
 func init() {
 	register(command{
@@ -83,17 +35,17 @@ type workerFlags struct {
 
 // register adds the worker flags to fs; prefix ("worker-" in local) is put
 // before the names that would clash with the web agent's.
-func (wf *workerFlags) register(fs *flag.FlagSet, ed *envDefaults, env *environment, prefix string, concurrency int, idleExit time.Duration) {
+func (wf *workerFlags) register(fs *flag.FlagSet, env *environment, prefix string, concurrency int, idleExit time.Duration) {
 	def := worker.DefaultConfig
 	wf.cfg = def
-	fs.IntVar(&wf.cfg.Concurrency, prefix+"concurrency", ed.Int("FACECLOUD_WORKER_CONCURRENCY", concurrency), "jobs one worker runs at once (1..256; env FACECLOUD_WORKER_CONCURRENCY)")
-	fs.DurationVar(&wf.cfg.IdleExit, "idle-exit", ed.Duration("FACECLOUD_IDLE_EXIT", idleExit), "a worker without a job for this long retires and exits; 0 never (0..24h; env FACECLOUD_IDLE_EXIT)")
-	fs.DurationVar(&wf.cfg.Visibility, "visibility", ed.Duration("FACECLOUD_VISIBILITY", def.Visibility), "how long a request being worked on stays hidden from other workers per heartbeat (1s..12h)")
-	fs.DurationVar(&wf.cfg.Heartbeat, "heartbeat", ed.Duration("FACECLOUD_HEARTBEAT", def.Heartbeat), "how often a worker extends the visibility of its requests (at most half of --visibility)")
-	fs.IntVar(&wf.cfg.MaxReceives, "max-receives", ed.Int("FACECLOUD_MAX_RECEIVES", def.MaxReceives), "the request queue's redrive limit: on that delivery a transient failure is answered as failed (1..1000)")
+	fs.IntVar(&wf.cfg.Concurrency, prefix+"concurrency", concurrency, "jobs one worker runs at once (1..256)")
+	fs.DurationVar(&wf.cfg.IdleExit, "idle-exit", idleExit, "a worker without a job for this long retires and exits; 0 never (0..24h)")
+	fs.DurationVar(&wf.cfg.Visibility, "visibility", def.Visibility, "how long a request being worked on stays hidden from other workers per heartbeat (1s..12h)")
+	fs.DurationVar(&wf.cfg.Heartbeat, "heartbeat", def.Heartbeat, "how often a worker extends the visibility of its requests (at most half of --visibility)")
+	fs.IntVar(&wf.cfg.MaxReceives, "max-receives", def.MaxReceives, "the request queue's redrive limit: on that delivery a transient failure is answered as failed (1..1000)")
 	fs.DurationVar(&wf.cfg.DrainTimeout, prefix+"drain", def.DrainTimeout, "how long a stopping worker lets its jobs finish before giving them back to the queue (1s..1h)")
-	fs.BoolVar(&wf.cfg.AnswerObjects, "answer-objects", ed.Bool("FACECLOUD_ANSWER_OBJECTS", def.AnswerObjects), "also store each answer as a text object named after the image's file name without extension, as the course's output bucket does (env FACECLOUD_ANSWER_OBJECTS)")
-	fs.StringVar(&wf.modelsDir, "models", modelsDirDefault(env), "model cache directory (env FACECLOUD_MODELS)")
+	fs.BoolVar(&wf.cfg.AnswerObjects, "answer-objects", def.AnswerObjects, "also store each answer as a text object named after the image's file name without extension, as the course's output bucket does")
+	fs.StringVar(&wf.modelsDir, "models", modelsDirDefault(env), "model directory")
 	fs.Float64Var(&wf.threshold, "threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
 	fs.DurationVar(&wf.galleryRefresh, "gallery-refresh", 2*time.Second, "how often the gallery is re-listed for new enrolments (100ms..10m)")
 }
@@ -130,20 +82,20 @@ jobs in hand; with --idle-exit, retires itself after that long without work.
 flags:`)
 		fs.PrintDefaults()
 	}
-	ed := &envDefaults{env: env}
 	var wf workerFlags
-	wf.register(fs, ed, env, "", worker.DefaultConfig.Concurrency, worker.DefaultConfig.IdleExit)
-	data := fs.String("data", env.getenv("FACECLOUD_DATA"), "local data directory: queues in DIR/queue.db, store in DIR/store (env FACECLOUD_DATA)")
-	requests := fs.String("requests", env.getenv("FACECLOUD_REQUESTS"), "request queue URL (env FACECLOUD_REQUESTS)")
-	replies := fs.String("replies", env.getenv("FACECLOUD_REPLIES"), "reply queue URL (env FACECLOUD_REPLIES)")
-	input := fs.String("input", env.getenv("FACECLOUD_INPUT"), "input store URL (env FACECLOUD_INPUT)")
-	output := fs.String("output", env.getenv("FACECLOUD_OUTPUT"), "output store URL; the gallery lives there too (env FACECLOUD_OUTPUT)")
-	fleetURL := fs.String("fleet", env.getenv("FACECLOUD_FLEET"), "fleet to retire from when idle, e.g. asg://GROUP; empty: just exit (env FACECLOUD_FLEET)")
-	name := fs.String("name", env.getenv("FACECLOUD_WORKER_NAME"), "this worker's name in results and logs (default host-pid; env FACECLOUD_WORKER_NAME)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := ed.Err(); err != nil {
+	wf.register(fs, env, "", worker.DefaultConfig.Concurrency, worker.DefaultConfig.IdleExit)
+	var maxBody int64
+	var maxPixels int
+	imageLimitFlags(fs, &maxBody, &maxPixels)
+	data := fs.String("data", "", "local data directory: queues in DIR/queue.db, store in DIR/store")
+	requests := fs.String("requests", "", "request queue URL")
+	replies := fs.String("replies", "", "reply queue URL")
+	input := fs.String("input", "", "input store URL")
+	output := fs.String("output", "", "output store URL")
+	galleryURL := fs.String("gallery", "", "gallery store URL; default the output store (the web agent's --gallery)")
+	fleetURL := fs.String("fleet", "", "fleet to retire from when idle, e.g. asg://GROUP; empty: just exit")
+	name := fs.String("name", "", "this worker's name in results and logs (default host-pid)")
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -198,6 +150,13 @@ flags:`)
 		}
 		defer out.Close()
 	}
+	galleryStore := out
+	if *galleryURL != "" && *galleryURL != *output {
+		if galleryStore, err = openStore(ctx, env, *galleryURL); err != nil {
+			return err
+		}
+		defer galleryStore.Close()
+	}
 	// A worker started by a local fleet (facecloud local) tells it over a
 	// pipe when it is ready and when it retires.
 	notifier, err := procfleet.NotifierFromEnv()
@@ -227,7 +186,7 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	reloader := gallery.NewReloader(out)
+	reloader := gallery.NewReloader(galleryStore)
 	if _, err := reloader.Refresh(ctx); err != nil {
 		return fmt.Errorf("load gallery: %w", err)
 	}
@@ -241,8 +200,8 @@ flags:`)
 	w, err := worker.New(wf.cfg, worker.Deps{
 		Requests: reqQ, Replies: repQ, Input: in, Output: out,
 		Recognizer: &worker.FaceRecognizer{
-			Describer: engineDescriber{engine: engine, limits: imageio.DefaultLimits},
-			Gallery:   reloader, Store: out, Threshold: wf.threshold, Logger: log,
+			Describer: engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)},
+			Gallery:   reloader, Store: galleryStore, Threshold: wf.threshold, Logger: log,
 		},
 		Retirer: retirer, Logger: log,
 	})

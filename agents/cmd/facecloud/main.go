@@ -30,6 +30,9 @@ type command struct {
 type environment struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// sawFlags, when set, is shown every flag set a command parses (tests
+	// walk the commands' flags with it).
+	sawFlags func(*flag.FlagSet)
 }
 
 var commands = map[string]command{}
@@ -90,40 +93,6 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'facecloud <command> -h' for a command's flags.")
-}
-
-// newFlagSet returns a flag set that reports errors instead of exiting.
-func newFlagSet(env *environment, name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("facecloud "+name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	return fs
-}
-
-// parseFlags parses args, mapping parse failures to errUsage.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	return nil
-}
-
-// usageError prints "facecloud <command>: msg" and the command's usage, and
-// returns errUsage.
-func usageError(env *environment, fs *flag.FlagSet, msg string) error {
-	fmt.Fprintln(env.stderr, fs.Name()+": "+msg)
-	fs.Usage()
-	return errUsage
-}
-
-// envOr returns the environment variable's value, or def when it is unset.
-func (env *environment) envOr(name, def string) string {
-	if v := env.getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // newLogger logs text for people (the default) or JSON for machines

@@ -13,8 +13,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -148,7 +150,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		// The end of the listing is io.EOF itself. A failed request can
 		// wrap io.EOF too (a connection closed under it), and must not pass
 		// for the end: that would turn an outage into an empty listing.
-		if err == errEOF { //nolint:errorlint // see above
+		if err == io.EOF { //nolint:errorlint // see above
 			break
 		}
 		if err != nil {
@@ -161,7 +163,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	// Buckets list in lexicographic order already (S3 and fileblob both);
 	// sorting again costs little and makes the contract independent of it.
-	sortStrings(keys)
+	slices.Sort(keys)
 	return keys, nil
 }
 
