@@ -388,7 +388,8 @@ func (s *sim) setUp() error {
 // atRest reports whether every request is answered and the fleet has
 // settled: nothing starting, no worker above the minimum.
 func (s *sim) atRest() bool {
-	if s.answered < len(s.reqs) {
+	// A message may still come back to the queue after its worker was lost.
+	if s.answered < len(s.reqs) || len(s.queue.visible) > 0 || s.queue.inFlight > 0 {
 		return false
 	}
 	live := 0
