@@ -169,10 +169,6 @@ func (c Config) Validate() error {
 	if c.GalleryRefresh < 100*time.Millisecond || c.GalleryRefresh > 10*time.Minute {
 		bad("gallery refresh %s out of range 100ms..10m", c.GalleryRefresh)
 	}
-	if c.Options.NoResultObject && c.Options.AnswerObjects {
-		// Not contradictory, but the answer object is the course's output; keep it.
-		_ = 0
-	}
 	if n := len(c.Workload.Arrivals); n < 1 || n > MaxRequests {
 		bad("workload has %d requests; allowed 1..%d", n, MaxRequests)
 	}
