@@ -44,6 +44,7 @@ var oneShotEnv = map[string][]string{
 	"enroll":    {"data", "models", "max-body", "max-pixels"},
 	"recognize": {"data", "models", "threshold", "max-body", "max-pixels"},
 	"models":    {"dir"},
+	"simulate":  {},
 }
 
 // agentCommands are the long-running commands: every flag has a variable.
