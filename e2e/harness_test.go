@@ -279,6 +279,9 @@ func spawn(t *testing.T, name string, env []string, args ...string) *proc {
 	p.cmd.Stdout = w
 	p.cmd.Stderr = w
 	p.cmd.Env = append(os.Environ(), env...)
+	// Its own process group, as a command started from a shell has: a test
+	// can signal the whole group the way a terminal's Ctrl-C does.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		w.Close()
 		t.Fatalf("start %s: %v", name, err)

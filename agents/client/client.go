@@ -16,17 +16,14 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/facecloud/facecloud/agents/imagefiles"
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
-
-	"github.com/facecloud/facecloud/agents/job"
 )
 
 // Config says where and how to submit.
@@ -188,25 +185,60 @@ func New(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg, http: rc}, nil
 }
 
+// ErrUnreachable means nothing answers HTTP at the client's URL.
+var ErrUnreachable = errors.New("cannot connect")
+
+// Reachable checks, before a run, that something answers HTTP at the URL:
+// any answer will do. It tries a few times over about two seconds (a
+// service may be starting) and then fails with ErrUnreachable and the
+// reason, so a run against a server that is down ends at once with one
+// line instead of retrying every request.
+func (c *Client) Reachable(ctx context.Context) error {
+	const tries = 4
+	var last error
+	for i := range tries {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.cfg.URL, err)
+		}
+		cl := *c.http.HTTPClient
+		cl.Timeout = 5 * time.Second
+		resp, err := cl.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		last = err
+		if i < tries-1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return fmt.Errorf("%w to %s: %s (is the web agent running there?)", ErrUnreachable, c.cfg.URL, oneLine(errors.Unwrap(last).Error()))
+}
+
 // Close releases idle connections.
 func (c *Client) Close() { c.http.HTTPClient.CloseIdleConnections() }
 
-// Submit posts one image file and judges the answer.
-func (c *Client) Submit(ctx context.Context, file string) Outcome {
+// Submit posts one image and judges the answer.
+func (c *Client) Submit(ctx context.Context, file imagefiles.File) Outcome {
 	start := time.Now()
 	o := c.submit(ctx, file)
 	o.Latency = time.Since(start)
 	return o
 }
 
-func (c *Client) submit(ctx context.Context, file string) Outcome {
-	o := Outcome{File: file, Stem: job.Stem(file), Verdict: Failed}
-	data, err := os.ReadFile(file)
+func (c *Client) submit(ctx context.Context, file imagefiles.File) Outcome {
+	o := Outcome{File: file.Name, Stem: file.Stem(), Verdict: Failed}
+	data, err := file.Read(0)
 	if err != nil {
 		o.Reason = fmt.Sprintf("read image: %v", err)
 		return o
 	}
-	body, contentType := c.multipartBody(filepath.Base(file), data)
+	body, contentType := c.multipartBody(file.Base(), data)
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, body)
 	if err != nil {
 		o.Reason = fmt.Sprintf("build request: %v", err)
@@ -277,7 +309,7 @@ func (c *Client) judge(o *Outcome) {
 // done (if not nil, from one goroutine at a time) as each finishes, and
 // returns the summary and outcomes in the order of files. Cancelling ctx
 // stops new submissions; unsent files count as failed.
-func (c *Client) Run(ctx context.Context, files []string, done func(Outcome)) (Summary, []Outcome) {
+func (c *Client) Run(ctx context.Context, files []imagefiles.File, done func(Outcome)) (Summary, []Outcome) {
 	start := time.Now()
 	outcomes := make([]Outcome, len(files))
 	next := make(chan int)
@@ -312,7 +344,7 @@ feed:
 	close(next)
 	wg.Wait()
 	for i := sent; i < len(files); i++ {
-		outcomes[i] = Outcome{File: files[i], Stem: job.Stem(files[i]), Verdict: Failed, Reason: "not sent: " + context.Cause(ctx).Error()}
+		outcomes[i] = Outcome{File: files[i].Name, Stem: files[i].Stem(), Verdict: Failed, Reason: "not sent: " + context.Cause(ctx).Error()}
 	}
 	return summarize(outcomes, time.Since(start), c.cfg.Labels != nil), outcomes
 }
@@ -360,54 +392,4 @@ func oneLine(s string) string {
 		s = s[:300] + "..."
 	}
 	return s
-}
-
-// imageExts are the file types Files picks from directories.
-var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true, ".bmp": true, ".tif": true, ".tiff": true}
-
-// Files expands paths: files are taken as given, directories contribute
-// their image files (by extension, recursively, sorted by path).
-func Files(paths []string) ([]string, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("no images given")
-	}
-	var out []string
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("image path: %w", err)
-		}
-		if !info.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && imageExts[strings.ToLower(filepath.Ext(path))] {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", p, err)
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("directory %s holds no image files (%s)", p, strings.Join(sortedExts(), ", "))
-		}
-		sort.Strings(found)
-		out = append(out, found...)
-	}
-	return out, nil
-}
-
-func sortedExts() []string {
-	exts := make([]string, 0, len(imageExts))
-	for e := range imageExts {
-		exts = append(exts, e)
-	}
-	sort.Strings(exts)
-	return exts
 }

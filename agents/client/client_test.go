@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/facecloud/facecloud/agents/imagefiles"
 )
 
 // fakeWeb is a test double for the web agent's POST / route: it answers
@@ -91,7 +93,7 @@ func newFakeWeb() *fakeWeb {
 }
 
 // writeImages writes n small files test_00.jpg... into a new directory.
-func writeImages(t *testing.T, n int) (dir string, files []string) {
+func writeImages(t *testing.T, n int) (dir string, files []imagefiles.File) {
 	t.Helper()
 	dir = t.TempDir()
 	for i := range n {
@@ -99,7 +101,7 @@ func writeImages(t *testing.T, n int) (dir string, files []string) {
 		if err := os.WriteFile(p, []byte(fmt.Sprintf("image %d", i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, p)
+		files = append(files, imagefiles.OSFile(p))
 	}
 	return dir, files
 }
@@ -211,8 +213,8 @@ func TestRun(t *testing.T) {
 			}
 			byStem := map[string]Outcome{}
 			for i, o := range outcomes {
-				if o.File != files[i] {
-					t.Fatalf("outcome %d is for %s, want %s", i, o.File, files[i])
+				if o.File != files[i].Name {
+					t.Fatalf("outcome %d is for %s, want %s", i, o.File, files[i].Name)
 				}
 				byStem[o.Stem] = o
 			}
@@ -294,7 +296,7 @@ func TestRunUnreadableFileFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, outcomes := c.Run(context.Background(), []string{filepath.Join(t.TempDir(), "gone.jpg")}, nil)
+	s, outcomes := c.Run(context.Background(), []imagefiles.File{imagefiles.OSFile(filepath.Join(t.TempDir(), "gone.jpg"))}, nil)
 	if s.Failed != 1 || !strings.Contains(outcomes[0].Reason, "read image") {
 		t.Fatalf("summary %+v reason %q, want one failure reading the image", s, outcomes[0].Reason)
 	}
@@ -356,38 +358,6 @@ func TestPercentile(t *testing.T) {
 				t.Fatalf("percentileMS(p%d) = %v, want %v", tc.p, got, tc.want)
 			}
 		})
-	}
-}
-
-func TestFiles(t *testing.T) {
-	dir, files := writeImages(t, 3)
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sub := filepath.Join(dir, "sub")
-	if err := os.Mkdir(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	deep := filepath.Join(sub, "z.PNG")
-	if err := os.WriteFile(deep, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Files([]string{dir, files[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := append(append([]string{deep}, files...), files[0]) // sorted by path: sub/ before test_
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("Files = %v, want %v", got, want)
-	}
-	if _, err := Files(nil); err == nil {
-		t.Error("Files(nil) succeeded, want an error")
-	}
-	if _, err := Files([]string{filepath.Join(dir, "missing")}); err == nil {
-		t.Error("Files(missing) succeeded, want an error")
-	}
-	if _, err := Files([]string{t.TempDir()}); err == nil || !strings.Contains(err.Error(), "no image files") {
-		t.Errorf("Files(empty dir) = %v, want a no-image-files error", err)
 	}
 }
 

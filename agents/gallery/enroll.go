@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/facecloud/facecloud/agents/face"
+	"github.com/facecloud/facecloud/agents/imagefiles"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
 )
@@ -50,19 +50,10 @@ func Enroll(ctx context.Context, store platform.Store, d Describer, person, id, 
 	return e, rec, nil
 }
 
-// Labelled is an image file and the person in it.
+// Labelled is an image and the person in it.
 type Labelled struct {
 	Person string
-	Path   string
-}
-
-// imageExts are the file extensions enrolment and recognition pick up from
-// folders.
-var imageExts = []string{".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-
-// IsImageName reports whether a file name has an image extension.
-func IsImageName(name string) bool {
-	return slices.Contains(imageExts, strings.ToLower(filepath.Ext(name)))
+	Image  imagefiles.File
 }
 
 // FromFolders lists root/<person>/<image> for every person folder; files
@@ -86,13 +77,13 @@ func FromFolders(root string) ([]Labelled, error) {
 		}
 		n := 0
 		for _, f := range files {
-			if f.Type().IsRegular() && !strings.HasPrefix(f.Name(), ".") && IsImageName(f.Name()) {
-				out = append(out, Labelled{Person: p.Name(), Path: filepath.Join(root, p.Name(), f.Name())})
+			if f.Type().IsRegular() && !strings.HasPrefix(f.Name(), ".") && imagefiles.IsImageName(f.Name()) {
+				out = append(out, Labelled{Person: p.Name(), Image: imagefiles.OSFile(filepath.Join(root, p.Name(), f.Name()))})
 				n++
 			}
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("enrol folders: folder %s has no images (%s)", p.Name(), strings.Join(imageExts, " "))
+			return nil, fmt.Errorf("enrol folders: folder %s has no images ", p.Name())
 		}
 	}
 	if len(out) == 0 {
@@ -102,7 +93,8 @@ func FromFolders(root string) ([]Labelled, error) {
 }
 
 // FromCSV reads labels in the course's format, a header `Image,Results` and
-// rows `test_00,Paul`, and finds each image in imagesDir by name; a name
+// rows `test_00,Paul`, and finds each image in imagesDir (a folder, or a
+// .zip archive read in place) by name; a name
 // without extension matches the one image file with that stem.
 func FromCSV(imagesDir, labelsPath string) ([]Labelled, error) {
 	fh, err := os.Open(labelsPath)
@@ -110,7 +102,7 @@ func FromCSV(imagesDir, labelsPath string) ([]Labelled, error) {
 		return nil, fmt.Errorf("labels: %w", err)
 	}
 	defer fh.Close()
-	byStem, byName, err := indexImages(imagesDir)
+	byStem, byName, err := imagefiles.Index(imagesDir)
 	if err != nil {
 		return nil, err
 	}
@@ -161,32 +153,17 @@ func FromCSV(imagesDir, labelsPath string) ([]Labelled, error) {
 			case 1:
 				p = paths[0]
 			default:
-				return nil, fmt.Errorf("labels %s line %d: image %s is ambiguous in %s: %s", labelsPath, line, img, imagesDir, strings.Join(paths, ", "))
+				var names []string
+				for _, f := range paths {
+					names = append(names, f.Name)
+				}
+				return nil, fmt.Errorf("labels %s line %d: image %s is ambiguous in %s: %s", labelsPath, line, img, imagesDir, strings.Join(names, ", "))
 			}
 		}
-		out = append(out, Labelled{Person: person, Path: p})
+		out = append(out, Labelled{Person: person, Image: p})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("labels %s: no rows after the header", labelsPath)
 	}
 	return out, nil
-}
-
-// indexImages maps the image files of dir by stem and by full name.
-func indexImages(dir string) (byStem map[string][]string, byName map[string]string, err error) {
-	files, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("images: %w", err)
-	}
-	byStem, byName = map[string][]string{}, map[string]string{}
-	for _, f := range files {
-		if !f.Type().IsRegular() || !IsImageName(f.Name()) {
-			continue
-		}
-		p := filepath.Join(dir, f.Name())
-		byName[f.Name()] = p
-		stem := job.Stem(f.Name())
-		byStem[stem] = append(byStem[stem], p)
-	}
-	return byStem, byName, nil
 }

@@ -270,7 +270,7 @@ func TestFromCSV(t *testing.T) {
 			}
 			var parts []string
 			for _, l := range got {
-				parts = append(parts, l.Person+":"+filepath.Base(l.Path))
+				parts = append(parts, l.Person+":"+l.Image.Base())
 			}
 			if s := strings.Join(parts, " "); s != tc.want {
 				t.Errorf("FromCSV = %s, want %s", s, tc.want)
@@ -293,7 +293,7 @@ func TestFromFolders(t *testing.T) {
 	}
 	var parts []string
 	for _, l := range got {
-		parts = append(parts, l.Person+":"+filepath.Base(l.Path))
+		parts = append(parts, l.Person+":"+l.Image.Base())
 	}
 	if s := strings.Join(parts, " "); s != "Emily Blunt:c.jpeg Paul:a.jpg Paul:b.png" {
 		t.Errorf("FromFolders = %s", s)

@@ -3,6 +3,8 @@ package web
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/facecloud/facecloud/agents/imageio"
@@ -87,7 +89,13 @@ func (c Config) Validate() error {
 	durIn := func(name string, d, lo, hi time.Duration) {
 		check(d >= lo && d <= hi, "%s %s out of range %s..%s", name, d, lo, hi)
 	}
-	check(c.Addr != "", "addr is empty, want HOST:PORT such as :8080")
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		hint := "HOST:PORT such as 127.0.0.1:8080, or :8080 for every interface"
+		if _, nerr := strconv.Atoi(c.Addr); nerr == nil {
+			hint = fmt.Sprintf("HOST:PORT: for port %s write 127.0.0.1:%s (this machine only) or :%s (every interface)", c.Addr, c.Addr, c.Addr)
+		}
+		errs = append(errs, fmt.Errorf("addr %q is not an address; want %s", c.Addr, hint))
+	}
 	check(c.MaxBodyBytes >= 1<<10 && c.MaxBodyBytes <= 1<<30, "max body %d bytes out of range 1KiB..1GiB", c.MaxBodyBytes)
 	check(c.MaxPixels >= 256 && c.MaxPixels <= 500_000_000, "max pixels %d out of range 256..500000000", c.MaxPixels)
 	check(c.MaxInFlight >= 1 && c.MaxInFlight <= 100_000, "max in-flight %d out of range 1..100000", c.MaxInFlight)

@@ -109,7 +109,7 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 				out.Results = append(out.Results, res)
 				continue
 			case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):
-				return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
+				return clientGone(err)
 			}
 		}
 		out.Pending = append(out.Pending, pendingStatus(p.id))

@@ -92,7 +92,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	case errors.Is(err, errStopping):
 		return refuse(http.StatusServiceUnavailable, "", "server shutting down before request %s was answered; GET /v1/recognitions/%s later", p.id, p.id)
 	case err != nil:
-		return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
+		return clientGone(err)
 	}
 	if res.Status == job.StatusFailed {
 		return refuse(http.StatusInternalServerError, "", "request %s failed: %s", p.id, res.Error)
@@ -155,7 +155,7 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, p pending, w
 			writeJSON(w, http.StatusOK, res)
 			return nil
 		case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):
-			return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
+			return clientGone(err)
 		}
 	}
 	st := pendingStatus(p.id)

@@ -67,3 +67,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// client has gone.
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// StatusClientClosedRequest is the status counted for a call whose client
+// went away before its answer (nginx's 499): not a server error, so an
+// alarm on 5xx does not fire on impatient clients. The client never sees
+// it.
+const StatusClientClosedRequest = 499
+
+// clientGone is the error of a call whose client went away.
+func clientGone(err error) *httpError {
+	return refuse(StatusClientClosedRequest, "", "client went away: %v", err)
+}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,8 @@ type Server struct {
 	slots   chan struct{}
 	decodes chan struct{}
 
+	// draining refuses new work (503) while the calls in progress finish.
+	draining atomic.Bool
 	// stop ends waits: cancelled by Close, or by Run when draining runs out.
 	stop       context.Context
 	cancelStop context.CancelFunc
@@ -130,11 +133,15 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx ends. Then it stops accepting connections
-// and lets requests in progress finish for up to cfg.DrainTimeout — the
-// reply consumer keeps running, so waiting calls whose answers arrive now
-// still get them; calls still waiting after that are answered 503 with
-// their id. Serve returns nil after a clean drain.
+// Serve serves on ln until ctx ends. Then it drains: new work requests
+// are refused with 503 (they were not accepted: the client may retry),
+// while the calls in progress run to their answer — the reply consumer
+// keeps running, so waiting calls get the answers workers send meanwhile —
+// for up to cfg.DrainTimeout. Serve returns as soon as the last call in
+// progress is answered, not after the whole timeout. Calls still waiting
+// when it runs out, or when Close is called meanwhile (a second interrupt),
+// are answered 503 with their id to fetch later. Serve returns nil after a
+// drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -151,24 +158,45 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("web: serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.log.Info("web agent draining", "timeout", s.cfg.DrainTimeout)
-	drain, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
-	defer cancel()
-	err := hs.Shutdown(drain)
-	if err == nil {
-		s.log.Info("web agent stopped")
-		return nil
+	s.draining.Store(true)
+	inFlight := len(s.slots)
+	s.log.Info("web agent draining: new requests are refused, calls in progress finish", "in_flight", inFlight, "timeout", s.cfg.DrainTimeout)
+	drained := s.waitIdle(s.cfg.DrainTimeout)
+	if !drained {
+		// Out of time (or told to stop now): answer the remaining waits
+		// 503 with their id.
+		s.log.Warn("web agent stops with calls still waiting; they are answered 503 with their id", "in_flight", len(s.slots))
+		s.cancelStop()
 	}
-	// Out of time: answer the remaining waits 503 (with their id), give
-	// the handlers a moment to write that, then cut what is left.
-	s.cancelStop()
-	last, cancelLast := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancelLast()
+	last, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if err := hs.Shutdown(last); err != nil {
 		_ = hs.Close()
 	}
-	s.log.Warn("web agent stopped with calls still waiting", "err", err)
+	s.log.Info("web agent stopped", "drained", drained)
 	return nil
+}
+
+// Draining reports whether the server has begun to drain.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// waitIdle waits until no call is in progress, for up to timeout or until
+// Close; it reports whether the calls all finished.
+func (s *Server) waitIdle(timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(s.slots) > 0 {
+		select {
+		case <-deadline.C:
+			return false
+		case <-s.stop.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 func (s *Server) routes() http.Handler {
@@ -210,7 +238,15 @@ func (s *Server) limited(writeErr func(http.ResponseWriter, *httpError), h func(
 			return
 		}
 		defer func() { <-s.slots }()
+		if s.draining.Load() {
+			w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter.Seconds())))
+			writeErr(w, refuse(http.StatusServiceUnavailable, "shutting_down", "server shutting down: this request was not accepted; retry, or send it to another host"))
+			return
+		}
 		if err := h(w, r); err != nil {
+			if err.status == StatusClientClosedRequest {
+				s.log.Debug("client went away before its answer", "route", r.URL.Path, "err", err.msg)
+			}
 			if err.reason != "" {
 				s.metrics.rejected.WithLabelValues(err.reason).Inc()
 			}

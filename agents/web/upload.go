@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
+	"unicode/utf8"
 
 	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
@@ -19,6 +22,7 @@ var fileFields = []string{"inputFile", "myfile", "file"}
 
 // upload is one image taken from a request, checked and ready to store.
 type upload struct {
+	field    string // the multipart field it came in; empty for a raw body
 	filename string
 	name     string // job.Name: the file name's stem
 	data     []byte
@@ -57,6 +61,10 @@ func bodyError(err error) *httpError {
 	if errors.As(err, &tooLarge) {
 		return refuse(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of %d bytes", tooLarge.Limit)
 	}
+	// The body ends early only when the connection does: the client is gone.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		return clientGone(fmt.Errorf("while sending the body: %w", err))
+	}
 	return refuse(http.StatusBadRequest, "bad_body", "cannot read request body: %v", err)
 }
 
@@ -92,7 +100,7 @@ func readMultipart(r *http.Request, all bool, max int) ([]upload, *httpError) {
 		if err != nil {
 			return nil, bodyError(err)
 		}
-		ups = append(ups, upload{filename: part.FileName(), data: data})
+		ups = append(ups, upload{field: part.FormName(), filename: part.FileName(), data: data})
 	}
 	if len(ups) == 0 {
 		return nil, refuse(http.StatusBadRequest, "missing_field",
@@ -162,7 +170,7 @@ func (s *Server) check(ctx context.Context, u *upload) *httpError {
 	select {
 	case s.decodes <- struct{}{}:
 	case <-ctx.Done():
-		return refuse(http.StatusServiceUnavailable, "", "client went away: %v", context.Cause(ctx))
+		return clientGone(context.Cause(ctx))
 	}
 	_, err := imageio.Decode(u.data, imageio.Limits{MaxBytes: int(s.cfg.MaxBodyBytes), MaxPixels: s.cfg.MaxPixels})
 	<-s.decodes
@@ -173,6 +181,10 @@ func (s *Server) check(ctx context.Context, u *upload) *httpError {
 		return refuse(http.StatusRequestEntityTooLarge, "too_large", "%s: %v", label, err)
 	case errors.Is(err, imageio.ErrEmpty):
 		return refuse(http.StatusBadRequest, "empty", "%s: %v", label, err)
+	case errors.Is(err, imageio.ErrUnsupported) && u.field != "" && u.filename == "" && looksLikeFileName(u.data):
+		// curl -F inputFile=photo.jpg sends the text "photo.jpg", not the file.
+		return refuse(http.StatusUnsupportedMediaType, "not_image",
+			"field %s holds the text %q, not a file; with curl, put @ before the file name: -F %s=@%s", u.field, truncate(string(u.data), 60), u.field, truncate(string(u.data), 60))
 	case errors.Is(err, imageio.ErrUnsupported):
 		return refuse(http.StatusUnsupportedMediaType, "not_image", "%s: %v", label, err)
 	case errors.Is(err, imageio.ErrTooManyPixels):
@@ -184,6 +196,15 @@ func (s *Server) check(ctx context.Context, u *upload) *httpError {
 	default:
 		return refuse(http.StatusUnprocessableEntity, "undecodable", "%s: %v", label, err)
 	}
+}
+
+// looksLikeFileName reports whether data is a short line of text, as a form
+// field holding a file's name rather than the file is.
+func looksLikeFileName(data []byte) bool {
+	if len(data) == 0 || len(data) > 1024 || !utf8.Valid(data) {
+		return false
+	}
+	return !strings.ContainsFunc(string(data), func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 func truncate(s string, n int) string {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -88,6 +87,7 @@ func TestBadInput(t *testing.T) {
 		"text: empty file":            {req{"POST", "/", "", form(filePart{"inputFile", "a.png", nil})}, 400, "empty", ""},
 		"text: not multipart":         {req{"POST", "/", "", raw("text/plain", []byte("hello"))}, 415, "multipart/form-data", ""},
 		"text: text file":             {req{"POST", "/", "", form(filePart{"inputFile", "notes.jpg", []byte("just some text, not an image at all")})}, 415, "notes.jpg", ""},
+		"text: forgotten @":           {req{"POST", "/", "", form(filePart{"inputFile", "", []byte("photo.jpg")})}, 415, "-F inputFile=@photo.jpg", ""},
 		"text: corrupt image":         {req{"POST", "/", "", form(filePart{"inputFile", "cut.png", truncated})}, 422, "cut.png", ""},
 		"text: pixel bomb":            {req{"POST", "/", "", form(filePart{"inputFile", "bomb.png", pixelBomb()})}, 422, "bomb.png", ""},
 		"text: too small":             {req{"POST", "/", "", form(filePart{"inputFile", "dot.png", pngImage(t, 2, 2)})}, 422, "dot.png", ""},
@@ -477,9 +477,10 @@ func TestGracefulShutdownDeliversLateAnswers(t *testing.T) {
 	go func() { answer <- postImage(t, "http://"+l.addr, "late.png", pngImage(t, 32, 32)) }()
 	waitFor(t, "the call to wait", func() bool { return l.s.waiters.count() == 1 })
 	l.stop() // shutdown begins while the call waits
-	time.Sleep(100 * time.Millisecond)
-	if _, err := net.DialTimeout("tcp", l.addr, time.Second); err == nil {
-		t.Error("new connections still accepted while draining")
+	waitFor(t, "the drain to begin", l.s.Draining)
+	// New work is refused, clearly, while the waiting call goes on.
+	if r := postImage(t, "http://"+l.addr, "new.png", pngImage(t, 32, 32)); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "shutting down") || !strings.Contains(r.body, "not accepted") {
+		t.Errorf("new request while draining = %d %q, want 503 saying it was not accepted", r.status, r.body)
 	}
 	w.hold.Store(false) // the answer arrives during the drain
 	if r := <-answer; r.status != 200 || r.body != "late:Paul" {
@@ -529,7 +530,8 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		"default":           {func(c *Config) {}, ""},
-		"empty addr":        {func(c *Config) { c.Addr = "" }, "addr is empty"},
+		"empty addr":        {func(c *Config) { c.Addr = "" }, `addr "" is not an address`},
+		"port alone":        {func(c *Config) { c.Addr = "18556" }, "127.0.0.1:18556"},
 		"tiny body":         {func(c *Config) { c.MaxBodyBytes = 10 }, "1KiB..1GiB"},
 		"pixels":            {func(c *Config) { c.MaxPixels = 0 }, "256..500000000"},
 		"text wait":         {func(c *Config) { c.TextWait = 0 }, "text wait 0s out of range 1s..24h0m0s"},
@@ -609,4 +611,37 @@ func BenchmarkPostText(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestClientGoneIsNotAServerError: a client that hangs up while its call
+// waits is counted under 499, not as a 5xx an alarm would fire on.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	e := newEnv(t)
+	w := &fakeWorker{}
+	w.hold.Store(true)
+	e.startWorker(w)
+	s, hs := e.server(testConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		body, ct := multipartBody(t, filePart{"inputFile", "gone.png", pngImage(t, 32, 32)})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/", body)
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitFor(t, "the call to wait", func() bool { return s.waiters.count() == 1 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled call got an answer")
+	}
+	waitFor(t, "the call to be counted", func() bool {
+		return counter(s.metrics.requests, "root", "post", "499") == 1
+	})
+	if n := counter(s.metrics.requests, "root", "post", "503"); n != 0 {
+		t.Errorf("a client that went away was counted as 503 (%v times)", n)
+	}
 }

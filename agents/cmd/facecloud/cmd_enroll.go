@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 
 	"github.com/facecloud/facecloud/agents/gallery"
-	"github.com/facecloud/facecloud/agents/imageio"
+	"github.com/facecloud/facecloud/agents/imagefiles"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
 )
@@ -29,22 +27,24 @@ var errSomeFailed = errors.New("some images failed")
 func runEnroll(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "enroll")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: facecloud enroll --data DIR (--images DIR --labels FILE.csv | --folders DIR | --person NAME IMG|DIR...)
+		fmt.Fprintln(fs.Output(), `usage: facecloud enroll --data DIR (--images DIR|ZIP --labels FILE.csv | --folders DIR | --person NAME IMG|DIR|ZIP...)
 
 Describes each labelled image's largest face and stores it in the gallery of
 DIR/store (gallery/<person>/<id>.json). Enrolling the same image again for the
 same person keeps one entry.
 
-  --images DIR --labels FILE.csv   the course's format: CSV "Image,Results", image names without extension
+  --images DIR|ZIP --labels FILE.csv
+                                   the course's format: CSV "Image,Results", image names without
+                                   extension; the images in a folder or a .zip archive read in place
   --folders DIR                    one folder per person: DIR/<person>/*.jpg
-  --person NAME IMG|DIR...         images (or folders of images) of one person
+  --person NAME IMG|DIR|ZIP...     images (or folders or .zip archives of images) of one person
 
 flags:`)
 		fs.PrintDefaults()
 	}
 	data := fs.String("data", "", "data directory; the gallery lives in DIR/store")
 	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory")
-	images := fs.String("images", "", "folder of the images named in --labels")
+	images := fs.String("images", "", "folder or .zip archive of the images named in --labels")
 	labels := fs.String("labels", "", "CSV with columns Image,Results")
 	folders := fs.String("folders", "", "folder with one subfolder of images per person")
 	person := fs.String("person", "", "name of the person in the image arguments")
@@ -98,14 +98,14 @@ flags:`)
 			return err
 		}
 		if fs.NArg() == 0 {
-			return usageError(env, fs, "--person needs image files or folders")
+			return usageError(env, fs, "--person needs image files, folders or .zip archives")
 		}
-		files, err := imageFiles(fs.Args())
+		files, err := imagefiles.List(fs.Args())
 		if err != nil {
 			return err
 		}
 		for _, f := range files {
-			items = append(items, gallery.Labelled{Person: *person, Path: f})
+			items = append(items, gallery.Labelled{Person: *person, Image: f})
 		}
 	}
 
@@ -129,7 +129,7 @@ flags:`)
 	people := map[string]int{}
 	err = inOrder(ctx, items, *workers, func(it gallery.Labelled) outcome {
 		e, err := enrollFile(ctx, store, d, it)
-		return outcome{job.Stem(it.Path), e.Person, err}
+		return outcome{it.Image.Stem(), e.Person, err}
 	}, func(o outcome) error {
 		if o.err != nil {
 			failed++
@@ -152,25 +152,10 @@ flags:`)
 
 // enrollFile enrols one labelled image under an id derived from its bytes.
 func enrollFile(ctx context.Context, store platform.Store, d engineDescriber, it gallery.Labelled) (gallery.Entry, error) {
-	data, err := readImage(it.Path, d.limits)
+	data, err := it.Image.Read(d.limits.MaxBytes)
 	if err != nil {
 		return gallery.Entry{}, err
 	}
-	e, _, err := gallery.Enroll(ctx, store, d, it.Person, "", filepath.Base(it.Path), data)
+	e, _, err := gallery.Enroll(ctx, store, d, it.Person, "", it.Image.Base(), data)
 	return e, err
-}
-
-// readImage reads a file, refusing one over the byte limit before reading it.
-func readImage(path string, lim imageio.Limits) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if fi.Size() > int64(lim.MaxBytes) {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", imageio.ErrTooLarge, fi.Size(), lim.MaxBytes)
-	}
-	return os.ReadFile(path)
 }

@@ -6,15 +6,18 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/facecloud/facecloud/agents/models"
+	"github.com/facecloud/facecloud/agents/platform/datadir"
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
 	"github.com/facecloud/facecloud/agents/scaler"
 	"github.com/facecloud/facecloud/agents/web"
@@ -82,9 +85,12 @@ flags:`)
 	if err != nil {
 		return fmt.Errorf("find this program to start workers: %w", err)
 	}
-	if err := os.MkdirAll(*data, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	// One reply consumer per data directory; workers of this local share it.
+	lock, err := datadir.Acquire(*data, "local")
+	if err != nil {
+		return err
 	}
+	defer lock.Release()
 	log := newLogger(env)
 
 	// Fetch the model once here, so a first burst does not find every new
@@ -166,20 +172,43 @@ flags:`)
 	log.Info("facecloud local running", "url", "http://"+ln.Addr().String()+"/", "data", *data,
 		"min_workers", scfg.Policy.Min, "max_workers", scfg.Policy.Max, "worker_concurrency", wf.cfg.Concurrency, "idle_exit", wf.cfg.IdleExit)
 
-	// The scaler stops as soon as we are asked to stop, so no new worker
-	// starts; the web agent drains while the workers still answer; then
-	// the workers are stopped (SIGTERM: they finish their jobs) and reaped.
-	scalerCtx, stopScaler := context.WithCancel(ctx)
+	// Asked to stop (Ctrl-C, SIGTERM), the web agent drains: it refuses
+	// new requests and answers the calls in progress, while the scaler
+	// keeps sizing the fleet (even from zero) and the workers, whose
+	// shutdown the fleet owns, keep taking the queued jobs. Once the last
+	// call is answered the scaler stops and the workers are told to stop:
+	// they finish the jobs in hand and exit. A second Ctrl-C ends the drain
+	// at once: waiting calls get 503 with their id to fetch later.
+	scalerCtx, stopScaler := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopScaler()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = loop.Run(scalerCtx) })
+	served := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-served:
+			return
+		}
+		log.Info("stopping: answering the calls in progress first; interrupt again to stop at once")
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		select {
+		case <-again:
+			log.Warn("second interrupt: stopping now; calls still waiting get 503 with their id")
+			_ = srv.Close()
+		case <-served:
+		}
+	}()
 	serveErr := srv.Serve(ctx, ln)
+	close(served)
 	if serveErr != nil {
 		log.Error("web agent failed; stopping", "err", serveErr)
 	}
 	stopScaler()
 	wg.Wait()
-	log.Info("stopping workers")
+	log.Info("stopping workers: they finish the jobs in hand")
 	if err := fleet.Close(); err != nil {
 		log.Warn("stopping workers", "err", err)
 	}

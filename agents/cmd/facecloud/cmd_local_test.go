@@ -30,6 +30,9 @@ func TestAgentCommandsRefuseBadConfig(t *testing.T) {
 		"local min above max":       {args: []string{"local", "--data", "D", "--min-workers", "3", "--max-workers", "2"}, code: 1, want: "min workers 3 out of range 0..2"},
 		"local bad target":          {args: []string{"local", "--data", "D", "--target-backlog", "0"}, code: 1, want: "target backlog per worker 0 out of range 1..10000"},
 		"local bad env":             {args: []string{"local", "--data", "D"}, env: map[string]string{"FACECLOUD_MAX_WORKERS": "many"}, code: 1, want: `FACECLOUD_MAX_WORKERS="many" is not a whole number`},
+		"unknown flag":              {args: []string{"web", "--bogus"}, code: 2, want: "unknown flag --bogus (run facecloud web -h"},
+		"duration without unit":     {args: []string{"web", "--wait", "10"}, code: 2, want: `--wait "10" is not a duration such as 30s`},
+		"port without host":         {args: []string{"web", "--data", "D", "--addr", "18556"}, code: 1, want: "write 127.0.0.1:18556"},
 		"local bad worker settings": {args: []string{"local", "--data", "D", "--max-receives", "0"}, code: 1, want: "max receives 0 out of range 1..1000"},
 	}
 	for name, tc := range tests {

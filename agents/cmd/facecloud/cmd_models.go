@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/facecloud/facecloud/agents/face"
@@ -27,7 +28,7 @@ func runModels(ctx context.Context, env *environment, args []string) error {
   fetch   make DIR hold the pinned model files of %s, fetching the package
           with npm pack when a file is missing or its sha256 is wrong
   verify  check every pinned file's sha256 without fetching
-  path    print DIR
+  path    print DIR (the package's demo photos are in DIR/demo)
 
 flags:
 `, models.Package)
@@ -65,6 +66,7 @@ flags:
 		return nil
 	case "path":
 		fmt.Fprintln(env.stdout, *dir)
+		fmt.Fprintf(env.stderr, "(the model files are there; the package's demo photos, to try the service with, are in %s)\n", filepath.Join(*dir, "demo"))
 		return nil
 	}
 	fmt.Fprintf(env.stderr, "facecloud models: unknown subcommand %q (fetch, verify or path)\n", sub)

@@ -3,16 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/facecloud/facecloud/agents/gallery"
+	"github.com/facecloud/facecloud/agents/imagefiles"
 	"github.com/facecloud/facecloud/agents/job"
 )
 
@@ -46,7 +47,7 @@ type recognition struct {
 func runRecognize(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "recognize")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: facecloud recognize --data DIR [flags] IMG|DIR...
+		fmt.Fprintln(fs.Output(), `usage: facecloud recognize --data DIR [flags] IMG|DIR|ZIP...
 
 Prints one line per image, "<file name without extension>:<name>", in the
 order given (folders in name order). The name is the largest face's nearest
@@ -73,13 +74,16 @@ flags:`)
 	case *data == "":
 		return usageError(env, fs, "--data is required")
 	case fs.NArg() == 0:
-		return usageError(env, fs, "give image files or folders")
+		return usageError(env, fs, "give image files, folders or .zip archives")
 	case math.IsNaN(*threshold) || *threshold < 0 || *threshold > 2:
 		return usageError(env, fs, fmt.Sprintf("--threshold %v outside 0..2", *threshold))
 	case *workers < 1 || *workers > 256:
 		return usageError(env, fs, fmt.Sprintf("--workers %d outside 1..256", *workers))
 	}
-	files, err := imageFiles(fs.Args())
+	if err := existingDataDir(*data); err != nil {
+		return err
+	}
+	files, err := imagefiles.List(fs.Args())
 	if err != nil {
 		return err
 	}
@@ -102,9 +106,9 @@ flags:`)
 	}
 	d := engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)}
 
-	recognize := func(path string) recognition {
-		r := recognition{File: path, Name: job.Stem(path)}
-		data, err := readImage(path, d.limits)
+	recognize := func(f imagefiles.File) recognition {
+		r := recognition{File: f.Name, Name: f.Stem()}
+		data, err := f.Read(d.limits.MaxBytes)
 		if err == nil {
 			rec, derr := d.Describe(ctx, data)
 			err = derr
@@ -212,38 +216,19 @@ func inOrder[T, R any](ctx context.Context, items []T, n int, fn func(T) R, emit
 	return nil
 }
 
-// imageFiles expands the arguments: files as given, folders to their image
-// files (by extension) in name order, not recursing.
-func imageFiles(args []string) ([]string, error) {
-	var files []string
-	for _, a := range args {
-		fi, err := os.Stat(a)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			files = append(files, a)
-			continue
-		}
-		entries, err := os.ReadDir(a)
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, e := range entries {
-			if e.Type().IsRegular() && gallery.IsImageName(e.Name()) {
-				names = append(names, e.Name())
-			}
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("folder %s has no image files", a)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			files = append(files, filepath.Join(a, n))
-		}
+// existingDataDir refuses a data directory that does not exist, for the
+// commands that only read one: a typo must not create an empty gallery.
+func existingDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("data directory %s does not exist (enrol into it with facecloud enroll --data %s, or check the path)", dir, dir)
+	case err != nil:
+		return fmt.Errorf("data directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("data directory %s is not a folder", dir)
 	}
-	return files, nil
+	return nil
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/facecloud/facecloud/agents/client"
+	"github.com/facecloud/facecloud/agents/imagefiles"
 )
 
 func init() {
@@ -29,7 +31,7 @@ var errSubmitFailed = errors.New("some requests failed or were answered wrongly"
 func runSubmit(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "submit")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: facecloud submit --url URL [flags] FILE|DIR...\n\nPosts each image to URL as the course's workload generator does and prints its summary.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: facecloud submit --url URL [flags] IMG|DIR|ZIP...\n\nPosts each image to URL as the course's workload generator does and prints its summary.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	def := client.DefaultConfig("")
@@ -55,16 +57,23 @@ func runSubmit(ctx context.Context, env *environment, args []string) error {
 		}
 		cfg.Labels = l
 	}
-	files, err := client.Files(fs.Args())
+	files, err := imagefiles.List(fs.Args())
 	if err != nil {
 		return err
 	}
-	cfg.Logger = newLogger(env)
+	if *verbose {
+		// Each retry, as it happens; otherwise failures are summed up at
+		// the end.
+		cfg.Logger = newLogger(env)
+	}
 	c, err := client.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if err := c.Reachable(ctx); err != nil {
+		return err
+	}
 
 	bar := newProgressBar(env.stderr, len(files))
 	summary, outcomes := c.Run(ctx, files, func(o client.Outcome) {
@@ -117,20 +126,38 @@ func newProgressBar(w io.Writer, n int) *progressbar.ProgressBar {
 	)
 }
 
-// reportProblems lists the first few failed or wrong requests, one line each.
+// reportProblems sums up the failed or wrong requests: how many for each
+// reason, with the first request of each, most frequent first.
 func reportProblems(w io.Writer, outcomes []client.Outcome, limit int) {
-	shown, total := 0, 0
+	type group struct {
+		reason, first string
+		n             int
+	}
+	var groups []*group
+	byReason := map[string]*group{}
 	for _, o := range outcomes {
 		if o.Verdict == client.Correct {
 			continue
 		}
-		total++
-		if shown < limit {
-			fmt.Fprintf(w, "%s %s: %s\n", o.Verdict, o.File, o.Reason)
-			shown++
+		key := string(o.Verdict) + ": " + o.Reason
+		g := byReason[key]
+		if g == nil {
+			g = &group{reason: key, first: o.File}
+			byReason[key] = g
+			groups = append(groups, g)
 		}
+		g.n++
 	}
-	if total > shown {
-		fmt.Fprintf(w, "... and %d more\n", total-shown)
+	sort.SliceStable(groups, func(i, j int) bool { return groups[i].n > groups[j].n })
+	for i, g := range groups {
+		if i == limit {
+			fmt.Fprintf(w, "... and %d more kinds of problem\n", len(groups)-limit)
+			break
+		}
+		if g.n == 1 {
+			fmt.Fprintf(w, "%s (%s)\n", g.reason, g.first)
+		} else {
+			fmt.Fprintf(w, "%d requests %s (first: %s)\n", g.n, g.reason, g.first)
+		}
 	}
 }

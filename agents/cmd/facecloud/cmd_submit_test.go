@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -85,7 +86,7 @@ func TestSubmitCommand(t *testing.T) {
 			args:   []string{"--labels", labels, dir},
 			code:   1,
 			stdout: []string{"Total number of correct predictions : 2\n", "Total number of wrong predictions: 1\n"},
-			stderr: []string{`wrong ` + filepath.Join(dir, "test_01.jpg") + `: answer "Paul", label says "Emily"`, "1 wrong of 3"},
+			stderr: []string{`wrong: answer "Paul", label says "Emily" (` + filepath.Join(dir, "test_01.jpg") + `)`, "1 wrong of 3"},
 		},
 		"verbose prints like the course generator": {
 			names:  map[string]string{"test_00": "Paul", "test_01": "Emily", "test_02": "Bob"},
@@ -132,5 +133,28 @@ func TestSubmitCommandJSON(t *testing.T) {
 	}
 	if s.Requests != 3 || s.Correct != 3 || !s.Labelled || s.P99MS <= 0 || s.DurationSeconds <= 0 {
 		t.Fatalf("summary %+v", s)
+	}
+}
+
+// TestSubmitToClosedPort: with nothing listening at the URL, submit ends at
+// once with one line that says it cannot connect, instead of retrying each
+// request.
+func TestSubmitToClosedPort(t *testing.T) {
+	dir, _ := submitTestFiles(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/"
+	ln.Close() // nothing listens there any more
+	code, stdout, stderr := runSubmitCLI(t, "--url", url, "--retries", "5", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "cannot connect to "+url) {
+		t.Errorf("stderr is not one line saying it cannot connect:\n%s", stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q, want nothing", stdout)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/platform/datadir"
 	"github.com/facecloud/facecloud/agents/web"
 )
 
@@ -155,6 +156,14 @@ flags:`)
 	}
 	if err := backends.resolve(); err != nil {
 		return err
+	}
+	if backends.data != "" {
+		// One reply consumer per data directory.
+		lock, err := datadir.Acquire(backends.data, "web")
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 	}
 	log := newLogger(env)
 	deps, closeAll, err := backends.open(ctx, env)

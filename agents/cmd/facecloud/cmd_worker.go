@@ -128,6 +128,35 @@ flags:`)
 	}
 	log := newLogger(env).With("agent", "worker")
 
+	// A worker started by a local fleet (facecloud local) tells it over a
+	// pipe when it is ready and when it retires.
+	notifier, err := procfleet.NotifierFromEnv()
+	if err != nil {
+		return err
+	}
+	var retirer platform.Retirer
+	if notifier != nil {
+		defer notifier.Close()
+		retirer = notifier
+		// The fleet owns this worker's shutdown: Ctrl-C in a terminal
+		// reaches the whole process group, but the fleet's owner drains
+		// first, with this worker still taking the queued jobs, and then
+		// says stop.
+		var cancel context.CancelFunc
+		signals := ctx
+		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			select {
+			case <-notifier.Stopping():
+			case <-signals.Done():
+				log.Info("signal noted; this worker stops when its fleet says so (after the web agent has drained)")
+				<-notifier.Stopping()
+			}
+			log.Info("worker stopping: " + notifier.StopReason())
+			cancel()
+		}()
+	}
 	reqQ, err := openQueue(ctx, env, *requests)
 	if err != nil {
 		return err
@@ -156,17 +185,6 @@ flags:`)
 			return err
 		}
 		defer galleryStore.Close()
-	}
-	// A worker started by a local fleet (facecloud local) tells it over a
-	// pipe when it is ready and when it retires.
-	notifier, err := procfleet.NotifierFromEnv()
-	if err != nil {
-		return err
-	}
-	var retirer platform.Retirer
-	if notifier != nil {
-		defer notifier.Close()
-		retirer = notifier
 	}
 	if *fleetURL != "" {
 		fleet, err := openFleet(ctx, env, *fleetURL)

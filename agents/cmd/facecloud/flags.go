@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -45,6 +47,7 @@ var oneShotEnv = map[string][]string{
 	"recognize": {"data", "models", "threshold", "max-body", "max-pixels"},
 	"models":    {"dir"},
 	"simulate":  {},
+	"version":   {},
 }
 
 // agentCommands are the long-running commands: every flag has a variable.
@@ -97,13 +100,44 @@ func parseFlags(env *environment, fs *flag.FlagSet, args []string) error {
 	if env.sawFlags != nil {
 		env.sawFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+	// The flag package would print its terse error and the whole usage;
+	// print one line that names the flag and says what to do instead.
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return err
+	case err != nil:
+		fmt.Fprintf(out, "%s: %s (run %s -h for the flags)\n", fs.Name(), flagError(fs, err), fs.Name())
 		return errUsage
 	}
 	return errors.Join(bad...)
+}
+
+// flagErrorRE takes apart the flag package's "invalid value" errors.
+var flagErrorRE = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-(\S+): `)
+
+// flagError rewrites a parse error of the flag package so that it names
+// the flag and says what its value should look like.
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := flagErrorRE.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			return fmt.Sprintf("--%s %q is not %s", f.Name, m[1], valueHint(f))
+		}
+	}
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return "unknown flag --" + strings.TrimLeft(name, "-")
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return "--" + strings.TrimLeft(name, "-") + " needs a value"
+	}
+	return msg
 }
 
 // valueHint says what a flag's value looks like, for error messages.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -77,7 +78,10 @@ func run(ctx context.Context, env *environment, args []string) int {
 	case errors.Is(err, errUsage):
 		return 2
 	default:
-		fmt.Fprintf(env.stderr, "facecloud %s: %v\n", c.name, err)
+		// Errors of the package a command wraps may already start with
+		// the command's name ("models: ..."): say it once.
+		msg := strings.TrimPrefix(err.Error(), c.name+": ")
+		fmt.Fprintf(env.stderr, "facecloud %s: %s\n", c.name, msg)
 		return 1
 	}
 }

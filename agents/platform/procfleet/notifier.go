@@ -3,6 +3,7 @@ package procfleet
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -20,14 +21,23 @@ import (
 const answerTimeout = 30 * time.Second
 
 // Notifier is the worker's side of the fleet: it says when the worker is
-// ready, and asks to retire. It is the worker's platform.Retirer locally.
+// ready, asks to retire, and tells the worker when the fleet wants it to
+// stop (Stopping). It is the worker's platform.Retirer locally.
 type Notifier struct {
+	f *os.File
+	// mu serialises Ready and Retire.
 	mu sync.Mutex
-	f  *os.File
-	r  *bufio.Reader
+	// answers carries the fleet's answers to retire requests, read by the
+	// one reader goroutine.
+	answers chan string
 	// owed counts answers the fleet still owes to retire requests whose
 	// wait was cut short; they are skipped before reading the next one.
 	owed int
+	// stopping is closed when the fleet says stop, or when its end of the
+	// socket is gone (the fleet's process died).
+	stopping chan struct{}
+	// why says which, once stopping is closed.
+	why string
 }
 
 var _ platform.Retirer = (*Notifier)(nil)
@@ -49,16 +59,52 @@ func NotifierFromEnv() (*Notifier, error) {
 		return nil, fmt.Errorf("%s=%d: not an open file descriptor: %w", FDEnv, fd, err)
 	}
 	unix.CloseOnExec(fd)
-	// Non-blocking, so that the runtime's poller serves it and waiting for
-	// an answer can be cut short when the context ends.
+	// Non-blocking, so that the runtime's poller serves it and Close wakes
+	// the reader.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("%s=%d: %w", FDEnv, fd, err)
 	}
-	f := os.NewFile(uintptr(fd), "fleet")
-	return &Notifier{f: f, r: bufio.NewReader(f)}, nil
+	n := &Notifier{f: os.NewFile(uintptr(fd), "fleet"), answers: make(chan string, 16), stopping: make(chan struct{})}
+	go n.read()
+	return n, nil
 }
 
-func (n *Notifier) sendLocked(word string) error {
+// read takes the fleet's lines: answers go to Retire, "stop" (or the end
+// of the socket) closes stopping.
+func (n *Notifier) read() {
+	defer close(n.answers)
+	s := bufio.NewScanner(n.f)
+	stop := func(why string) {
+		select {
+		case <-n.stopping:
+		default:
+			n.why = why
+			close(n.stopping)
+		}
+	}
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		if line == wordStop {
+			stop("the fleet asked it to stop")
+			continue
+		}
+		n.answers <- line
+	}
+	stop("the fleet is gone")
+}
+
+// Stopping is closed when the fleet wants the worker to stop: it said so,
+// or it is gone. The worker then takes no new job, finishes those in hand
+// and exits.
+func (n *Notifier) Stopping() <-chan struct{} { return n.stopping }
+
+// StopReason says why Stopping was closed.
+func (n *Notifier) StopReason() string {
+	<-n.stopping
+	return n.why
+}
+
+func (n *Notifier) send(word string) error {
 	if _, err := n.f.WriteString(word + "\n"); err != nil {
 		return fmt.Errorf("tell the fleet %q: %w", word, err)
 	}
@@ -69,7 +115,7 @@ func (n *Notifier) sendLocked(word string) error {
 func (n *Notifier) Ready() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.sendLocked(wordReady)
+	return n.send(wordReady)
 }
 
 // Retire asks the fleet to let the worker go and waits for its answer.
@@ -83,47 +129,35 @@ func (n *Notifier) Retire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := n.sendLocked(wordRetire); err != nil {
+	if err := n.send(wordRetire); err != nil {
 		return err
 	}
 	n.owed++
 	ctx, cancel := context.WithTimeout(ctx, answerTimeout)
 	defer cancel()
-	// A read deadline in the past wakes the read below when ctx ends.
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	for {
+		var line string
 		select {
 		case <-ctx.Done():
-			n.f.SetReadDeadline(time.Now())
-		case <-done:
-		}
-	})
-	defer func() {
-		close(done)
-		wg.Wait()
-		n.f.SetReadDeadline(time.Time{})
-	}()
-	for {
-		line, err := n.r.ReadString('\n')
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("waiting for the fleet's answer: %w", context.Cause(ctx))
+			return fmt.Errorf("waiting for the fleet's answer: %w", context.Cause(ctx))
+		case l, ok := <-n.answers:
+			if !ok {
+				return errors.New("waiting for the fleet's answer: the fleet is gone")
 			}
-			return fmt.Errorf("waiting for the fleet's answer: %w", err)
+			line = l
 		}
 		n.owed--
 		if n.owed > 0 {
 			continue // the answer to an earlier request we stopped waiting for
 		}
-		word, detail, _ := strings.Cut(strings.TrimSpace(line), " ")
+		word, detail, _ := strings.Cut(line, " ")
 		switch word {
 		case wordGranted:
 			return nil
 		case wordRefused:
 			return fmt.Errorf("the fleet keeps this worker (%s): %w", detail, platform.ErrRetireRefused)
 		default:
-			return fmt.Errorf("unexpected answer %q from the fleet", strings.TrimSpace(line))
+			return fmt.Errorf("unexpected answer %q from the fleet", line)
 		}
 	}
 }
@@ -137,4 +171,5 @@ const (
 	wordRetire  = "retire"  // worker → fleet: may I leave?
 	wordGranted = "granted" // fleet → worker: yes, exit now
 	wordRefused = "refused" // fleet → worker: no (followed by why)
+	wordStop    = "stop"    // fleet → worker: finish the jobs in hand and exit
 )

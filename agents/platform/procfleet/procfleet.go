@@ -25,11 +25,17 @@
 // so. Each replacement waits a pause that doubles with each loss in a row
 // (up to 30 s), so a worker that cannot start does not spin.
 //
-// Children stay in the scaler's process group, so Ctrl-C in a terminal
-// reaches them as it reaches the scaler, and they drain; Close sends
-// SIGTERM itself as well, waits, then SIGKILLs whoever is left and reaps
-// every child. On Linux each child also gets SIGTERM if the scaler dies
-// without closing the fleet (PR_SET_PDEATHSIG).
+// The fleet owns its workers' shutdown: a worker started by a fleet stops
+// when the fleet says "stop" over the socket (Close does), or when the
+// fleet's end of the socket is gone, and not on SIGINT or SIGTERM. So
+// Ctrl-C in a terminal (SIGINT to the whole process group) or a SIGTERM
+// sent to every process at once reaches the fleet's owner, which drains
+// first (facecloud local answers its waiting calls, with the workers still
+// taking the queued jobs) and then closes the fleet. Close waits for the
+// workers to finish the jobs in hand, then SIGKILLs whoever is left, and
+// reaps every child. On Linux each child also gets SIGTERM if the owner
+// dies without closing the fleet (PR_SET_PDEATHSIG); the closed socket is
+// what stops a worker then.
 package procfleet
 
 import (
@@ -122,6 +128,7 @@ type Fleet struct {
 type worker struct {
 	n        int
 	cmd      *exec.Cmd
+	conn     *os.File // the fleet's end of the worker's socket
 	started  time.Time
 	ready    bool
 	retiring bool
@@ -246,7 +253,7 @@ func (f *Fleet) launchLocked() error {
 		return fmt.Errorf("worker %d: start %s: %w", n, cmd.Path, err)
 	}
 	w.Close() // the child holds its end now
-	wk := &worker{n: n, cmd: cmd, started: time.Now()}
+	wk := &worker{n: n, cmd: cmd, conn: r, started: time.Now()}
 	f.workers[n] = wk
 	f.log.Info("worker launched", "worker", n, "pid", cmd.Process.Pid)
 	f.reaped.Add(1)
@@ -374,8 +381,9 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-// Close stops every worker: SIGTERM, then SIGKILL after StopTimeout, and
-// returns once all are reaped.
+// Close stops every worker: it tells each over its socket to stop (finish
+// the jobs in hand and exit), SIGKILLs those still running after
+// StopTimeout, and returns once all are reaped.
 func (f *Fleet) Close() error {
 	f.mu.Lock()
 	if f.closing {
@@ -387,13 +395,15 @@ func (f *Fleet) Close() error {
 	if f.retry != nil {
 		f.retry.Stop()
 	}
-	procs := make([]*os.Process, 0, len(f.workers))
+	conns := make([]*os.File, 0, len(f.workers))
 	for _, w := range f.workers {
-		procs = append(procs, w.cmd.Process)
+		conns = append(conns, w.conn)
 	}
 	f.mu.Unlock()
-	for _, p := range procs {
-		p.Signal(syscall.SIGTERM)
+	for _, c := range conns {
+		// A worker that is gone or does not read must not hold up the rest.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.WriteString(wordStop + "\n")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -35,8 +35,8 @@ import (
 //	         with status 1 (as a worker whose command reports "retired" as
 //	         an error would); refused, it keeps running
 //	SIGUSR2  exits 0 without retiring
-//	SIGTERM  exits 0 (drained), unless roleEnv is "stubborn", which
-//	         ignores it
+//	stop     (the fleet's word, or its socket closing) exits 0 (drained),
+//	         unless roleEnv is "stubborn", which ignores it
 const (
 	roleEnv      = "PROCFLEET_TEST_ROLE"
 	pidDirEnv    = "PROCFLEET_TEST_PIDS"
@@ -56,7 +56,7 @@ func worker(role string) int {
 		return 2
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM) // SIGTERM: ignored, as a worker of a fleet does
 	n, err := procfleet.NotifierFromEnv()
 	if err != nil || n == nil {
 		fmt.Fprintln(os.Stderr, "worker: no fleet:", err)
@@ -70,7 +70,18 @@ func worker(role string) int {
 	if err := n.Ready(); err != nil {
 		return 3
 	}
-	for s := range sigs {
+	stopping := n.Stopping()
+	for {
+		var s os.Signal
+		select {
+		case s = <-sigs:
+		case <-stopping:
+			if role != "stubborn" {
+				return 0
+			}
+			stopping = nil
+			continue
+		}
 		switch s {
 		case syscall.SIGUSR1:
 			err := n.Retire(context.Background())
@@ -93,13 +104,8 @@ func worker(role string) int {
 			}
 		case syscall.SIGUSR2:
 			return 0
-		case syscall.SIGTERM:
-			if role != "stubborn" {
-				return 0
-			}
 		}
 	}
-	return 0
 }
 
 type harness struct {
@@ -543,5 +549,48 @@ func TestNotifierSkipsStaleAnswers(t *testing.T) {
 	err = n.Retire(t.Context())
 	if !errors.Is(err, platform.ErrRetireRefused) || !strings.Contains(err.Error(), "desired 1 is the minimum") {
 		t.Fatalf("second Retire = %v, want the refusal (the stale grant skipped)", err)
+	}
+}
+
+// TestNotifierStopping: the worker learns that it should stop from the
+// fleet's word, or from the fleet's end of the socket closing (its process
+// died), and a retire request in flight then fails instead of hanging.
+func TestNotifierStopping(t *testing.T) {
+	tests := map[string]struct {
+		fleet func(end *os.File)
+		why   string
+	}{
+		"stop word":  {fleet: func(end *os.File) { end.WriteString("stop\n") }, why: "asked it to stop"},
+		"fleet gone": {fleet: func(end *os.File) { end.Close() }, why: "the fleet is gone"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fleetEnd := os.NewFile(uintptr(fds[0]), "fleet end")
+			defer fleetEnd.Close()
+			t.Setenv(procfleet.FDEnv, strconv.Itoa(fds[1]))
+			n, err := procfleet.NotifierFromEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			select {
+			case <-n.Stopping():
+				t.Fatal("stopping before the fleet said anything")
+			default:
+			}
+			tc.fleet(fleetEnd)
+			select {
+			case <-n.Stopping():
+			case <-time.After(10 * time.Second):
+				t.Fatal("not stopping 10s after the fleet said so")
+			}
+			if !strings.Contains(n.StopReason(), tc.why) {
+				t.Errorf("stop reason %q, want %q", n.StopReason(), tc.why)
+			}
+		})
 	}
 }

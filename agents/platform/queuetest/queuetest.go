@@ -43,6 +43,13 @@ type Setup struct {
 	// suite then only requires that such an Extend leaves the current
 	// delivery working, instead of failing with ErrNotFound.
 	StaleExtendAccepted bool
+	// DuplicateDeliveries says the backing service may, rarely, hand one
+	// delivery to two receivers at once: SQS standard queues are
+	// at-least-once, and moto's server does so under concurrent receives
+	// of a message whose visibility just lapsed. The concurrent receivers
+	// clause then requires only that every message arrives, and logs the
+	// duplicates, instead of failing on them.
+	DuplicateDeliveries bool
 }
 
 // NewQueue makes a Setup for one subtest and arranges (t.Cleanup) to close
@@ -496,7 +503,10 @@ func testConcurrentReceivers(t *testing.T, s Setup) {
 		t.Error(err)
 	}
 	for d, k := range seen {
-		if k > 1 {
+		switch {
+		case k > 1 && s.DuplicateDeliveries:
+			t.Logf("message %s delivered %d times with ReceiveCount %d (allowed: the service is at-least-once)", d.id, k, d.count)
+		case k > 1:
 			t.Errorf("message %s delivered %d times with ReceiveCount %d (concurrent receivers got it at once)", d.id, k, d.count)
 		}
 	}
