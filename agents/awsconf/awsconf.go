@@ -9,7 +9,6 @@ package awsconf
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -71,18 +70,6 @@ func FromEnv(getenv func(string) string) Config {
 	}
 }
 
-// AddFlags registers --aws-region, --aws-endpoint, --aws-profile and
-// --instance-id on fs, each defaulting to its environment variable, and
-// returns the Config they fill in when fs is parsed.
-func AddFlags(fs *flag.FlagSet, getenv func(string) string) *Config {
-	c := FromEnv(getenv)
-	fs.StringVar(&c.Region, "aws-region", c.Region, "AWS region (env "+EnvRegion+"; default: the SDK's chain)")
-	fs.StringVar(&c.Endpoint, "aws-endpoint", c.Endpoint, "one endpoint URL for every AWS service, e.g. a moto server (env "+EnvEndpoint+")")
-	fs.StringVar(&c.Profile, "aws-profile", c.Profile, "AWS shared-config profile (env "+EnvProfile+")")
-	fs.StringVar(&c.InstanceID, "instance-id", c.InstanceID, "this worker's EC2 instance id (env "+EnvInstanceID+"; default: ask IMDSv2)")
-	return &c
-}
-
 // Validate reports the first setting that cannot work, saying what is allowed.
 func (c Config) Validate() error {
 	if c.Region != "" && !regionRE.MatchString(c.Region) {
@@ -109,26 +96,6 @@ func validURL(what, raw string) error {
 		return fmt.Errorf("%s %q must be an http:// or https:// URL with a host", what, raw)
 	}
 	return nil
-}
-
-// WithDefaults returns c with empty fields filled from d.
-func (c Config) WithDefaults(d Config) Config {
-	if c.Region == "" {
-		c.Region = d.Region
-	}
-	if c.Endpoint == "" {
-		c.Endpoint = d.Endpoint
-	}
-	if c.Profile == "" {
-		c.Profile = d.Profile
-	}
-	if c.InstanceID == "" {
-		c.InstanceID = d.InstanceID
-	}
-	if c.IMDSEndpoint == "" {
-		c.IMDSEndpoint = d.IMDSEndpoint
-	}
-	return c
 }
 
 // Load resolves an aws.Config: the region and endpoint given, else the SDK's

@@ -3,7 +3,6 @@ package awsconf
 import (
 	"bytes"
 	"context"
-	"flag"
 	"log/slog"
 	"strings"
 	"testing"
@@ -35,19 +34,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestFlagsDefaultToEnv(t *testing.T) {
+func TestFromEnv(t *testing.T) {
 	env := map[string]string{EnvRegion: "eu-west-1", EnvEndpoint: "http://127.0.0.1:9", EnvInstanceID: "i-00000000000000001"}
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	c := AddFlags(fs, func(k string) string { return env[k] })
-	if err := fs.Parse([]string{"--aws-region", "us-west-2"}); err != nil {
-		t.Fatal(err)
-	}
-	want := Config{Region: "us-west-2", Endpoint: "http://127.0.0.1:9", InstanceID: "i-00000000000000001"}
-	if *c != want {
-		t.Fatalf("config %+v, want %+v", *c, want)
-	}
-	if got := (Config{}).WithDefaults(want); got != want {
-		t.Fatalf("WithDefaults = %+v", got)
+	c := FromEnv(func(k string) string { return env[k] })
+	want := Config{Region: "eu-west-1", Endpoint: "http://127.0.0.1:9", InstanceID: "i-00000000000000001"}
+	if c != want {
+		t.Fatalf("config %+v, want %+v", c, want)
 	}
 }
 

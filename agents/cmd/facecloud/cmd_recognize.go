@@ -51,7 +51,9 @@ func runRecognize(ctx context.Context, env *environment, args []string) error {
 
 Prints one line per image, "<file name without extension>:<name>", in the
 order given (folders in name order). The name is the largest face's nearest
-gallery person, "unknown" beyond the threshold, or "no face". An image that
+gallery person, or "unknown" beyond the threshold (small images are taken
+to be a face, and a larger one where no face is detected is described
+whole, so every decodable image gets one of the two). An image that
 fails prints "<stem>:error: <reason>" on stderr; the others still run and the
 exit status is 1.
 
