@@ -15,6 +15,12 @@ type Store interface {
 	Exists(ctx context.Context, key string) (bool, error)
 	// List returns the keys starting with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// Delete removes the object under key. A key that holds no object is
+	// not an error (nil), so an erasure that was interrupted can simply be
+	// run again; afterwards Get fails with ErrNotFound, Exists is false
+	// and List leaves the key out. Deleting a key never removes other keys,
+	// including keys that have it as a prefix ("dir" leaves "dir/obj").
+	Delete(ctx context.Context, key string) error
 	// Close releases the adapter's resources.
 	Close() error
 }

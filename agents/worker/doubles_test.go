@@ -225,6 +225,13 @@ func (s *memStore) List(_ context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
+func (s *memStore) Delete(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.objs, key)
+	return nil
+}
+
 func (s *memStore) Close() error { return nil }
 
 func (s *memStore) setPutErr(err error) {

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -33,6 +35,10 @@ type Store struct {
 	bucket *blob.Bucket
 	// hideTemp leaves fileblob's in-progress temporary files out of List.
 	hideTemp bool
+	// root is the directory of a file store ("" for other buckets): Delete
+	// removes the directories it leaves empty, so no file name (a person's
+	// name in gallery/<person>/) outlives the objects under it.
+	root string
 }
 
 var _ platform.Store = (*Store)(nil)
@@ -55,8 +61,9 @@ func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
 	if u.Scheme == "s3" {
 		return openS3URL(ctx, u) // s3.go: endpoint override, SSE, checksums
 	}
-	hideTemp := false
+	hideTemp, root := false, ""
 	if u.Scheme == fileblob.Scheme {
+		root = filepath.FromSlash(u.Path)
 		if u.Path == "" || (u.Host != "" && u.Host != "." && u.Host != "localhost") {
 			return nil, fmt.Errorf("file store URL %q: want file:///ABSOLUTE/DIR", u.Redacted())
 		}
@@ -75,7 +82,7 @@ func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", u.Redacted(), err)
 	}
-	return &Store{bucket: b, hideTemp: hideTemp}, nil
+	return &Store{bucket: b, hideTemp: hideTemp, root: root}, nil
 }
 
 // Bucket returns the underlying bucket, for adapter-specific options.
@@ -132,7 +139,11 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	}
 	ok, err := s.bucket.Exists(ctx, key)
 	if err != nil {
-		return false, fmt.Errorf("exists %s: %w", key, mapErr(err))
+		err = mapErr(err)
+		if errors.Is(err, platform.ErrNotFound) {
+			return false, nil // a key below an object ("a/b" under "a")
+		}
+		return false, fmt.Errorf("exists %s: %w", key, err)
 	}
 	return ok, nil
 }
@@ -165,6 +176,48 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	// sorting again costs little and makes the contract independent of it.
 	slices.Sort(keys)
 	return keys, nil
+}
+
+// Delete removes the object under key; a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if s.root != "" {
+		// On a file system a key may name a directory of other keys
+		// ("dir" of "dir/obj"), which is no object: leave it alone.
+		ok, err := s.Exists(ctx, key)
+		if err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+	}
+	if err := s.bucket.Delete(ctx, key); err != nil {
+		if err := mapErr(err); !errors.Is(err, platform.ErrNotFound) {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+	}
+	s.removeEmptyDirs(key)
+	return nil
+}
+
+// removeEmptyDirs removes the directories of a file store that key's
+// deletion left empty, deepest first, stopping at the first that is not
+// empty. Top-level directories (inputs/, results/, gallery/) stay: a
+// concurrent Put into them must never find its directory gone.
+func (s *Store) removeEmptyDirs(key string) {
+	if s.root == "" {
+		return
+	}
+	parts := strings.Split(key, "/")
+	for n := len(parts) - 1; n >= 2; n-- {
+		dir := filepath.Join(append([]string{s.root}, parts[:n]...)...)
+		if os.Remove(dir) != nil { // not empty (or gone): the ones above are not empty either
+			return
+		}
+	}
 }
 
 // Close closes the bucket.

@@ -67,6 +67,37 @@ func TestFileLayout(t *testing.T) {
 	}
 }
 
+// TestDeleteLeavesNoName checks that deleting a file store's last object
+// under a directory removes the directories it leaves empty, so a person's
+// name (gallery/<person>/) is not left behind as a directory name, while
+// the top-level directories stay for concurrent writers.
+func TestDeleteLeavesNoName(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	ctx := context.Background()
+	for _, k := range []string{"gallery/Paul/a/1.json", "gallery/Paul/2.json", "gallery/Zoe/1.json", "inputs/x"} {
+		if err := s.Put(ctx, k, []byte("x"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"gallery/Paul/a/1.json", "gallery/Paul/2.json", "inputs/x"} {
+		if err := s.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var left []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			left = append(left, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if want := []string{"gallery", "gallery/Zoe", "gallery/Zoe/1.json", "inputs"}; !slices.Equal(left, want) {
+		t.Fatalf("on disk after deletes: %q, want %q", left, want)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	s := openDir(t, t.TempDir())
 	ctx := context.Background()

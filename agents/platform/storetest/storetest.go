@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore NewStore) {
 		"ListPrefixSorted":  testListPrefixSorted,
 		"Subdirectories":    testSubdirectories,
 		"ConcurrentPutsGet": testConcurrentPuts,
+		"Delete":            testDelete,
 	}
 	for _, name := range slices.Sorted(maps.Keys(tests)) {
 		t.Run(name, func(t *testing.T) {
@@ -196,6 +197,57 @@ func testSubdirectories(t *testing.T, s platform.Store) {
 	want := []string{"gallery/Paul/1.json", "gallery/Paul/2.json", "gallery/Zoe/deep/er/1.json"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("List(gallery/) = %q, want %q (flat listing of every depth)", got, want)
+	}
+}
+
+// testDelete checks the Delete contract: the object is gone for Get,
+// Exists and List; its neighbours, including keys it is a prefix of, stay;
+// a missing key (also one deleted twice) is not an error; and the key can
+// be written again. (A key and a longer key it is a prefix of cannot both
+// hold objects in a file store, so "dir" here is a prefix only.)
+func testDelete(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	for _, k := range []string{"gallery/Paul/1.json", "gallery/Paul/2.json", "gallery/Paula/1.json", "dir/obj"} {
+		mustPut(t, s, k, []byte(k))
+	}
+	cases := map[string]struct {
+		del  []string
+		want []string // every key left afterwards
+	}{
+		"one of two":          {[]string{"gallery/Paul/1.json"}, []string{"dir/obj", "gallery/Paul/2.json", "gallery/Paula/1.json"}},
+		"twice":               {[]string{"gallery/Paul/1.json"}, []string{"dir/obj", "gallery/Paul/2.json", "gallery/Paula/1.json"}},
+		"missing":             {[]string{"gallery/Nobody/1.json", "absent", "dir/obj/deeper"}, []string{"dir/obj", "gallery/Paul/2.json", "gallery/Paula/1.json"}},
+		"prefix key":          {[]string{"dir"}, []string{"dir/obj", "gallery/Paul/2.json", "gallery/Paula/1.json"}},
+		"last of a directory": {[]string{"gallery/Paul/2.json"}, []string{"dir/obj", "gallery/Paula/1.json"}},
+	}
+	// The cases build on each other, in this order.
+	for _, name := range []string{"one of two", "twice", "missing", "prefix key", "last of a directory"} {
+		c := cases[name]
+		t.Run(name, func(t *testing.T) {
+			for _, k := range c.del {
+				if err := s.Delete(ctx, k); err != nil {
+					t.Fatalf("Delete(%q): %v", k, err)
+				}
+				if _, err := s.Get(ctx, k); !errors.Is(err, platform.ErrNotFound) {
+					t.Errorf("Get(%q) after Delete: error %v, want ErrNotFound", k, err)
+				}
+				if ok, err := s.Exists(ctx, k); err != nil || ok {
+					t.Errorf("Exists(%q) after Delete = %v, %v; want false", k, ok, err)
+				}
+			}
+			got, err := s.List(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("List after deleting %q = %q, want %q", c.del, got, c.want)
+			}
+		})
+	}
+	mustPut(t, s, "gallery/Paul/1.json", []byte("again"))
+	got, err := s.Get(ctx, "gallery/Paul/1.json")
+	if err != nil || string(got) != "again" {
+		t.Fatalf("Get after deleting and putting again = %q, %v", got, err)
 	}
 }
 
