@@ -88,6 +88,9 @@ func (e Entry) Validate() error {
 	return nil
 }
 
+// ValidID checks an entry id: 1..64 letters, digits, '-' and '_'.
+func ValidID(id string) error { return validID(id) }
+
 func validID(id string) error {
 	if id == "" || len(id) > 64 {
 		return fmt.Errorf("gallery entry id %q must be 1..64 characters", id)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -114,6 +115,28 @@ func InputKey(id string) string { return InputPrefix + id }
 
 // ResultKey is where a worker stores a request's Result.
 func ResultKey(id string) string { return ResultPrefix + id + ".json" }
+
+// AnswerKey is where a worker that stores answer objects (the course's
+// output bucket layout: "test_00" holding "Paul") puts the answer of a
+// request named name. Names that are not plain file stems, or that would
+// shadow the store's own prefixes, get no answer object.
+func AnswerKey(name string) (string, bool) {
+	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || name == "gallery" || name == "keys" || name == "keyuse" {
+		return "", false
+	}
+	return name, true
+}
+
+var answerKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$`)
+
+// IDTime is when the request with UUIDv7 id was made.
+func IDTime(id string) (time.Time, error) {
+	if err := validID(id); err != nil {
+		return time.Time{}, err
+	}
+	sec, nsec := uuid.MustParse(id).Time().UnixTime()
+	return time.Unix(sec, nsec).UTC(), nil
+}
 
 // NewID returns a new UUIDv7: unique and sortable by creation time.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -534,13 +533,8 @@ func (w *Worker) answerKey(req job.Request, res job.Result) (string, bool) {
 	if !w.cfg.AnswerObjects || res.Status != job.StatusDone || req.Kind == job.KindEnroll {
 		return "", false
 	}
-	if !answerKeyRE.MatchString(req.Name) || req.Name+"/" == job.InputPrefix || req.Name+"/" == job.ResultPrefix || req.Name == "gallery" {
-		return "", false
-	}
-	return req.Name, true
+	return job.AnswerKey(req.Name)
 }
-
-var answerKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$`)
 
 // reply sends the Reply for a stored Result and deletes the request.
 func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request, res job.Result) error {

@@ -1,0 +1,248 @@
+package privacy
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/facecloud/facecloud/agents/gallery"
+	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/platform/blobstore"
+)
+
+func fileStore(t *testing.T) platform.Store {
+	t.Helper()
+	st, err := blobstore.OpenURL(context.Background(), &url.URL{Scheme: "file", Path: filepath.ToSlash(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// idAt is a request id made at t.
+func idAt(t time.Time) string {
+	u := uuid.Must(uuid.NewV7())
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
+	copy(u[0:6], ms[2:8])
+	return u.String()
+}
+
+// deployment is three separate stores, as on AWS, filled with requests.
+type deployment struct {
+	t  *testing.T
+	st Stores
+}
+
+func newDeployment(t *testing.T) *deployment {
+	return &deployment{t: t, st: Stores{Inputs: fileStore(t), Outputs: fileStore(t), Gallery: fileStore(t)}}
+}
+
+func (d *deployment) put(st platform.Store, key, data string) {
+	d.t.Helper()
+	if err := st.Put(context.Background(), key, []byte(data), ""); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// request stores what a finished request leaves: its image (whose bytes
+// name whose face it is), its Result and, for recognitions, the course's
+// answer object.
+func (d *deployment) request(id, name string, faces ...string) {
+	d.t.Helper()
+	d.put(d.st.Inputs, job.InputKey(id), "image of "+strings.Join(faces, "+"))
+	res := job.Result{V: job.Version, ID: id, Name: name, Status: job.StatusDone, Answer: "no face"}
+	for _, f := range faces {
+		res.Faces = append(res.Faces, job.Face{Name: f})
+	}
+	if len(faces) > 0 {
+		res.Answer = faces[0]
+	}
+	b, _ := json.Marshal(res)
+	d.put(d.st.Outputs, job.ResultKey(id), string(b))
+	if k, ok := job.AnswerKey(name); ok {
+		d.put(d.st.Outputs, k, res.Answer)
+	}
+}
+
+// enrol stores what an enrolment through the API leaves.
+func (d *deployment) enrol(id, person string) {
+	d.t.Helper()
+	d.request(id, "photo-"+id[len(id)-4:], person)
+	d.put(d.st.Gallery, gallery.Key(person, id), `{"person":"`+person+`"}`)
+}
+
+// all lists every object of every store with its content.
+func (d *deployment) all() map[string]string {
+	d.t.Helper()
+	out := map[string]string{}
+	for name, st := range map[string]platform.Store{"inputs": d.st.Inputs, "outputs": d.st.Outputs, "gallery": d.st.Gallery} {
+		keys, err := st.List(context.Background(), "")
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		for _, k := range keys {
+			b, err := st.Get(context.Background(), k)
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			out[name+":"+k] = string(b)
+		}
+	}
+	return out
+}
+
+// TestDeletePersonPurge erases Paula from a deployment that also holds
+// Paul (a name Paula's starts with) and Ann: afterwards no object of any
+// store names Paula or holds her image, and everything of the others stays.
+func TestDeletePersonPurge(t *testing.T) {
+	ctx := context.Background()
+	d := newDeployment(t)
+	now := time.Now()
+	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
+	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
+	d.enrol(idAt(now.Add(-3*time.Hour)), "Paul")
+	d.put(d.st.Gallery, gallery.Key("Paula", "0123456789abcdef0123"), `{"person":"Paula"}`) // enrolled from a file
+	d.request(idAt(now.Add(-2*time.Hour)), "test_00", "Paula")
+	d.request(idAt(now.Add(-2*time.Hour)), "group", "Ann", "Paula") // second face
+	d.request(idAt(now.Add(-time.Hour)), "test_01", "Paul")
+	d.request(idAt(now.Add(-time.Hour)), "test_02", "Ann")
+	d.request(idAt(now), "test_03") // no face
+	before := d.all()
+
+	rep, err := DeletePerson(ctx, d.st, "Paula", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Faces != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
+		t.Errorf("report %+v, want 3 faces and 4 results, inputs and answer objects", rep)
+	}
+	after := d.all()
+	for k, v := range after {
+		if strings.Contains(k, "Paula") || strings.Contains(v, "Paula") {
+			t.Errorf("%s still names Paula: %s", k, v)
+		}
+	}
+	for k, v := range before {
+		// The group photo's answer object says "Ann", but the request it
+		// answers holds Paula's face: it goes with the request.
+		if k != "outputs:group" && !strings.Contains(k, "Paula") && !strings.Contains(v, "Paula") && after[k] != v {
+			t.Errorf("%s (%s) was deleted with Paula's data", k, v)
+		}
+	}
+	// Run again: nothing left to delete, no error.
+	rep, err = DeletePerson(ctx, d.st, "Paula", true)
+	if err != nil || rep.Faces+rep.Results+rep.Inputs+rep.Answers != 0 {
+		t.Fatalf("second erasure = %+v, %v; want nothing deleted", rep, err)
+	}
+}
+
+// TestDeletePersonWithoutPurge deletes the gallery entries only.
+func TestDeletePersonWithoutPurge(t *testing.T) {
+	d := newDeployment(t)
+	id := idAt(time.Now())
+	d.enrol(id, "Zoe")
+	rep, err := DeletePerson(context.Background(), d.st, "Zoe", false)
+	if err != nil || rep.Faces != 1 || rep.Results+rep.Inputs != 0 {
+		t.Fatalf("DeletePerson = %+v, %v; want one face only", rep, err)
+	}
+	all := d.all()
+	if _, ok := all["gallery:"+gallery.Key("Zoe", id)]; ok {
+		t.Error("gallery entry left")
+	}
+	if _, ok := all["inputs:"+job.InputKey(id)]; !ok {
+		t.Error("enrolment image deleted without purge")
+	}
+}
+
+func TestDeleteFaceAndRecognition(t *testing.T) {
+	ctx := context.Background()
+	d := newDeployment(t)
+	keep, gone, rec := idAt(time.Now()), idAt(time.Now()), idAt(time.Now())
+	d.enrol(keep, "Zoe")
+	d.enrol(gone, "Zoe")
+	d.request(rec, "test_07", "Zoe")
+	if rep, err := DeleteFace(ctx, d.st, "Zoe", gone, true); err != nil || rep.Faces != 1 || rep.Inputs != 1 || rep.Results != 1 {
+		t.Fatalf("DeleteFace = %+v, %v", rep, err)
+	}
+	if rep, err := DeleteRecognition(ctx, d.st, rec); err != nil || rep.Inputs != 1 || rep.Results != 1 || rep.Answers != 1 {
+		t.Fatalf("DeleteRecognition = %+v, %v", rep, err)
+	}
+	var left []string
+	for k := range d.all() {
+		left = append(left, k)
+	}
+	slices.Sort(left)
+	want := []string{"gallery:" + gallery.Key("Zoe", keep), "inputs:" + job.InputKey(keep), "outputs:photo-" + keep[len(keep)-4:], "outputs:" + job.ResultKey(keep)}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Fatalf("left %q, want %q", left, want)
+	}
+	for name, err := range map[string]error{
+		"bad person":  func() error { _, err := DeletePerson(ctx, d.st, "a/b", true); return err }(),
+		"bad face id": func() error { _, err := DeleteFace(ctx, d.st, "Zoe", "../x", true); return err }(),
+		"bad id":      func() error { _, err := DeleteRecognition(ctx, d.st, "123"); return err }(),
+	} {
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestSweep expires by the age in the id: older objects go, younger ones
+// and keys without a request id stay.
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	old, young := idAt(now.Add(-8*24*time.Hour)), idAt(now.Add(-6*24*time.Hour))
+	for _, k := range []string{job.InputKey(old), job.InputKey(young), "inputs/not-an-id", job.ResultKey(old)} {
+		if err := st.Put(ctx, k, []byte("x"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := Rule{Store: st, Prefix: job.InputPrefix, MaxAge: DefaultInputRetention}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Sweep(ctx, r, now)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	left, _ := st.List(ctx, "")
+	want := []string{job.InputKey(young), "inputs/not-an-id", job.ResultKey(old)}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Fatalf("left %q, want %q", left, want)
+	}
+}
+
+func TestRuleValidate(t *testing.T) {
+	st := fileStore(t)
+	tests := map[string]struct {
+		r    Rule
+		want string
+	}{
+		"no store":  {Rule{Prefix: job.InputPrefix, MaxAge: time.Hour}, "without a store"},
+		"gallery":   {Rule{Store: st, Prefix: "gallery/", MaxAge: time.Hour}, "want inputs/"},
+		"too short": {Rule{Store: st, Prefix: job.InputPrefix, MaxAge: time.Minute}, "out of range 1h"},
+		"too long":  {Rule{Store: st, Prefix: job.ResultPrefix, MaxAge: 11 * 365 * 24 * time.Hour}, "out of range"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := tc.r.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
