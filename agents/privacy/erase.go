@@ -68,7 +68,7 @@ func DeletePerson(ctx context.Context, st Stores, person string, purge bool) (Re
 	rep := Report{Person: person, Purged: purge}
 	entries, err := st.Gallery.List(ctx, gallery.Prefix+person+"/")
 	if err != nil {
-		return rep, fmt.Errorf("list gallery of %s: %w", person, err)
+		return rep, fmt.Errorf("list the gallery: %w", err)
 	}
 	var enrolIDs []string
 	for _, k := range entries {
@@ -262,7 +262,7 @@ func purgeResults(ctx context.Context, st Stores, person string, rep *Report) er
 	err = g.Wait()
 	rep.Scanned = int(scanned.Load())
 	if err != nil {
-		return fmt.Errorf("purge results naming %s: %w", person, err)
+		return fmt.Errorf("purge results: %w", err)
 	}
 	return nil
 }

@@ -51,6 +51,18 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MaxEnrollImages bounds the images of one enrolment request.
 	MaxEnrollImages int
+	// OpenRecognition lets POST / and the recognition routes through
+	// without an API key (the course's workload generator sends none);
+	// every other route but /healthz, /readyz and the upload page always
+	// needs one.
+	OpenRecognition bool
+	// KeyRate and KeyBurst are each API key's token bucket: requests a
+	// second, and how many may come at once; beyond it 429.
+	KeyRate  float64
+	KeyBurst int
+	// TLSCert and TLSKey are PEM files; when set, Run and Serve speak
+	// HTTPS (TLS 1.2 and later) instead of plain HTTP.
+	TLSCert, TLSKey string
 	// Nearest makes every recognition name the nearest gallery person even
 	// beyond the match threshold unless the request says ?nearest=0.
 	Nearest bool
@@ -75,6 +87,8 @@ func DefaultConfig() Config {
 		DrainTimeout:    30 * time.Second,
 		ReadTimeout:     2 * time.Minute,
 		MaxEnrollImages: 64,
+		KeyRate:         100,
+		KeyBurst:        200,
 	}
 }
 
@@ -110,6 +124,9 @@ func (c Config) Validate() error {
 	durIn("ready cache", c.ReadyCache, 0, time.Minute)
 	durIn("drain timeout", c.DrainTimeout, 0, time.Hour)
 	durIn("read timeout", c.ReadTimeout, time.Second, time.Hour)
+	check(c.KeyRate >= 0.01 && c.KeyRate <= 1e6, "key rate %g requests a second out of range 0.01..1000000", c.KeyRate)
+	check(c.KeyBurst >= 1 && c.KeyBurst <= 1_000_000, "key burst %d out of range 1..1000000", c.KeyBurst)
+	check((c.TLSCert == "") == (c.TLSKey == ""), "TLS needs both a certificate and a key file (or neither)")
 	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
 	return errors.Join(errs...)
 }

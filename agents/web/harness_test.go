@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
 	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
@@ -39,7 +40,13 @@ type env struct {
 	t     testing.TB
 	dir   string
 	store platform.Store
+	// keys is the store's key ring, which holds one admin key, testKey.
+	keys *keys.Ring
 }
+
+// testKey is the admin key of the newest env, which do sends with every
+// request; the tests of who may call what send their own (see doAs).
+var testKey string
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -49,7 +56,23 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &env{t: t, dir: dir, store: st}
+	ring := keys.NewRing(keys.NewStore(st), nil)
+	key, _, err := ring.Create(context.Background(), "test admin", []keys.Scope{keys.Admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testKey = key
+	return &env{t: t, dir: dir, store: st, keys: ring}
+}
+
+// newKey creates a key with scopes in e's store, valid at once.
+func (e *env) newKey(scopes ...keys.Scope) string {
+	e.t.Helper()
+	key, _, err := e.keys.Create(context.Background(), "test", scopes)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return key
 }
 
 // queue opens a new handle on a queue of the data directory, as another
@@ -112,6 +135,7 @@ func (e *env) deps() Deps {
 		Inputs:   e.store,
 		Outputs:  e.store,
 		Registry: prometheus.NewRegistry(),
+		Keys:     e.keys,
 	}
 }
 
@@ -273,11 +297,21 @@ type response struct {
 	body   string
 }
 
+// do sends a request with the admin key testKey.
 func do(t testing.TB, method, url, contentType string, body io.Reader) response {
+	t.Helper()
+	return doAs(t, http.Header{"Authorization": {"Bearer " + testKey}}, method, url, contentType, body)
+}
+
+// doAs sends a request with the headers given (a key, an Origin, ...).
+func doAs(t testing.TB, h http.Header, method, url, contentType string, body io.Reader) response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -349,6 +383,7 @@ func (failingQueue) Close() error { return nil }
 // httptestDo runs one request through s's handler without a network.
 func httptestDo(s *Server, method, path, contentType string, body io.Reader) response {
 	req := httptest.NewRequest(method, path, body)
+	req.Header.Set("Authorization", "Bearer "+testKey)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

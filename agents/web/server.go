@@ -7,6 +7,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
 )
 
@@ -44,6 +46,9 @@ type Deps struct {
 	// Registry receives the agent's metrics and is served at /metrics; nil
 	// means a new registry of the agent's own.
 	Registry *prometheus.Registry
+	// Keys checks the API keys requests present and manages them; nil
+	// means no key is valid (only the open routes answer).
+	Keys keys.Authority
 }
 
 // Server is a web agent. Create it with New, serve with Run (or mount
@@ -56,6 +61,13 @@ type Server struct {
 	handler http.Handler
 	waiters waiters
 	slots   chan struct{}
+	// limits is the token bucket of each key; crossOrigin refuses
+	// cross-origin browser requests that carry no key.
+	limits      *limiters
+	crossOrigin *http.CrossOriginProtection
+	// tls is the certificate of cfg.TLSCert/TLSKey, loaded by New so a bad
+	// file fails at start; nil serves plain HTTP.
+	tls     *tls.Config
 	decodes chan struct{}
 
 	// draining refuses new work (503) while the calls in progress finish.
@@ -104,6 +116,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		waiters: waiters{m: map[string]map[chan struct{}]struct{}{}},
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
+
+		limits:      newLimiters(cfg.KeyRate, cfg.KeyBurst),
+		crossOrigin: http.NewCrossOriginProtection(),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("web: TLS certificate: %w", err)
+		}
+		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	s.handler = s.routes()
@@ -149,10 +171,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:         s.tls,
 	}
-	s.log.Info("web agent listening", "addr", ln.Addr().String(), "config", fmt.Sprintf("%+v", s.cfg))
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
+	s.log.Info("web agent listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/",
+		"open_recognition", s.cfg.OpenRecognition, "config", fmt.Sprintf("%+v", s.cfg))
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if s.tls != nil {
+			served <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		served <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("web: serve: %w", err)
@@ -204,24 +238,39 @@ func (s *Server) routes() http.Handler {
 	handle := func(pattern, route string, h http.Handler) {
 		mux.Handle(pattern, s.metrics.instrument(route, h))
 	}
+	text := func(scope keys.Scope, h http.Handler) http.Handler { return s.guard(scope, textErrors, h) }
+	json := func(scope keys.Scope, h http.Handler) http.Handler { return s.guard(scope, jsonErrors, h) }
 	handle("/{$}", "root", methods{
 		http.MethodGet:  http.HandlerFunc(s.page),
-		http.MethodPost: s.limited(textErrors, s.postText),
+		http.MethodPost: text(keys.Recognize, s.limited(textErrors, s.postText)),
 	}.text())
 	handle("/healthz", "healthz", methods{http.MethodGet: http.HandlerFunc(s.healthz)}.text())
 	handle("/readyz", "readyz", methods{http.MethodGet: http.HandlerFunc(s.readyz)}.text())
-	handle("/metrics", "metrics", methods{http.MethodGet: promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})}.text())
-	handle("/v1/recognitions", "recognitions", methods{http.MethodPost: s.limited(jsonErrors, s.postRecognition)}.json())
-	handle("/v1/recognitions/{id}", "recognition", methods{http.MethodGet: s.limited(jsonErrors, s.getRecognition)}.json())
-	handle("/v1/gallery", "gallery", methods{http.MethodGet: http.HandlerFunc(s.getGallery)}.json())
-	handle("/v1/gallery/{person}", "enroll", methods{http.MethodPost: s.limited(jsonErrors, s.postEnroll)}.json())
+	handle("/metrics", "metrics", methods{http.MethodGet: text(keys.Admin, promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{}))}.text())
+	handle("/v1/recognitions", "recognitions", methods{http.MethodPost: json(keys.Recognize, s.limited(jsonErrors, s.postRecognition))}.json())
+	handle("/v1/recognitions/{id}", "recognition", methods{
+		http.MethodGet:    json(keys.Recognize, s.limited(jsonErrors, s.getRecognition)),
+		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteRecognition)),
+	}.json())
+	handle("/v1/gallery", "gallery", methods{http.MethodGet: json(keys.Admin, http.HandlerFunc(s.getGallery))}.json())
+	handle("/v1/gallery/{person}", "enroll", methods{
+		http.MethodPost:   json(keys.Enroll, s.limited(jsonErrors, s.postEnroll)),
+		http.MethodGet:    json(keys.Admin, s.limited(jsonErrors, s.getPerson)),
+		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deletePerson)),
+	}.json())
+	handle("/v1/gallery/{person}/{face}", "face", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteFace))}.json())
+	handle("/v1/keys", "keys", methods{
+		http.MethodGet:  json(keys.Admin, s.limited(jsonErrors, s.getKeys)),
+		http.MethodPost: json(keys.Admin, s.limited(jsonErrors, s.postKey)),
+	}.json())
+	handle("/v1/keys/{id}", "key", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteKey))}.json())
 	handle("/v1/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		jsonErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
 	}))
 	handle("/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		textErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
 	}))
-	return mux
+	return nosniff(mux)
 }
 
 // limited runs h only if an in-flight slot is free, else answers 503 with

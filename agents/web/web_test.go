@@ -109,7 +109,7 @@ func TestBadInput(t *testing.T) {
 		"v1: unknown id":              {req{"GET", "/v1/recognitions/" + job.NewID(), "", raw("", nil)}, 404, "no request with id", ""},
 		"v1: not an id":               {req{"GET", "/v1/recognitions/12345", "", raw("", nil)}, 400, "not a request id", ""},
 		"v1: v4 uuid is not an id":    {req{"GET", "/v1/recognitions/4d1a0d1e-3c1f-4b5e-9d2a-6f7e8a9b0c1d", "", raw("", nil)}, 400, "not a request id", ""},
-		"v1: id wrong method":         {req{"DELETE", "/v1/recognitions/" + job.NewID(), "", raw("", nil)}, 405, "not allowed", "GET, HEAD"},
+		"v1: id wrong method":         {req{"PUT", "/v1/recognitions/" + job.NewID(), "", raw("", nil)}, 405, "not allowed", "DELETE, GET, HEAD"},
 		"enrol: reserved person":      {req{"POST", "/v1/gallery/unknown", "", form(filePart{"file", "a.png", good})}, 400, "reserved", ""},
 		"enrol: no images":            {req{"POST", "/v1/gallery/Paul", "", form()}, 400, "missing file field", ""},
 		"enrol: one bad image of two": {req{"POST", "/v1/gallery/Paul", "", form(filePart{"a", "a.png", good}, filePart{"b", "b.png", truncated})}, 422, "b.png", ""},
@@ -450,7 +450,7 @@ func TestHealthReadyMetricsPage(t *testing.T) {
 
 func TestNotReady(t *testing.T) {
 	e := newEnv(t)
-	s, err := New(testConfig(), Deps{Requests: failingQueue{}, Replies: e.queue("replies"), Inputs: e.store, Outputs: e.store})
+	s, err := New(testConfig(), Deps{Requests: failingQueue{}, Replies: e.queue("replies"), Inputs: e.store, Outputs: e.store, Keys: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
