@@ -43,6 +43,9 @@ type Config struct {
 	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
 	// attempts (a Retry-After header on 503 and 429 takes precedence).
 	RetryWaitMin, RetryWaitMax time.Duration
+	// APIKey, when set, is sent as Authorization: Bearer with every request
+	// (a web agent without --open-recognition answers 401 without one).
+	APIKey string
 	// Labels maps a file stem to the expected name; nil checks only that
 	// each answer is for its own request.
 	Labels map[string]string
@@ -79,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMax < 0 || c.RetryMax > 100 {
 		return fmt.Errorf("retries %d out of range 0..100", c.RetryMax)
+	}
+	if strings.ContainsAny(c.APIKey, " \t\r\n") {
+		return errors.New("API key must not contain spaces or line breaks")
 	}
 	if c.RetryWaitMin <= 0 || c.RetryWaitMax < c.RetryWaitMin {
 		return fmt.Errorf("retry waits %s..%s must be positive with min <= max", c.RetryWaitMin, c.RetryWaitMax)
@@ -245,6 +251,9 @@ func (c *Client) submit(ctx context.Context, file imagefiles.File) Outcome {
 		return o
 	}
 	req.Header.Set("Content-Type", contentType)
+	if c.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		o.Reason = oneLine(err.Error())

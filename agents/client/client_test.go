@@ -377,3 +377,45 @@ func TestRunRetriesConnectionErrors(t *testing.T) {
 		t.Fatalf("summary %+v reason %q, want one failure after 3 attempts", s, outcomes[0].Reason)
 	}
 }
+
+// TestRunSendsTheKey checks that --api-key travels as a bearer token on
+// every request, and that without it a web agent that wants one refuses
+// (401 is not retried).
+func TestRunSendsTheKey(t *testing.T) {
+	const key = "fc_aaaaaaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	fw := newFakeWeb()
+	fw.names["test_00"], fw.names["test_01"] = "Paul", "Ann"
+	var refused atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+key {
+			refused.Add(1)
+			http.Error(w, "error: an API key is required", http.StatusUnauthorized)
+			return
+		}
+		fw.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	_, files := writeImages(t, 2)
+	for name, tc := range map[string]struct {
+		key               string
+		correct, refusals int
+	}{
+		"with key":    {key, 2, 0},
+		"without key": {"", 0, 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			refused.Store(0)
+			cfg := testConfig(srv.URL + "/")
+			cfg.APIKey = tc.key
+			c, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, _ := c.Run(context.Background(), files, nil)
+			if s.Correct != tc.correct || int(refused.Load()) != tc.refusals {
+				t.Fatalf("summary %+v with %d refusals, want %d correct and %d refusals", s, refused.Load(), tc.correct, tc.refusals)
+			}
+		})
+	}
+}

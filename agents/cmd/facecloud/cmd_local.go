@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -42,6 +43,10 @@ func runLocal(ctx context.Context, env *environment, args []string) error {
 
 Runs the web agent and the scaler in this process and workers as child
 processes ("facecloud worker --data DIR"), all on DIR/queue.db and DIR/store.
+It listens on 127.0.0.1:8080 unless --addr says otherwise. On the first
+start it creates an admin API key, shows it once and keeps it in
+DIR/admin.key (mode 0600); send it as "Authorization: Bearer <key>".
+--open-recognition lets recognition through without a key.
 Enrol the gallery first with "facecloud enroll --data DIR ..." or through
 POST /v1/gallery/{person}. Ctrl-C stops everything cleanly: the web agent
 drains, workers finish their jobs, and no process is left behind.
@@ -49,7 +54,10 @@ drains, workers finish their jobs, and no process is left behind.
 flags:`)
 		fs.PrintDefaults()
 	}
-	wcfg := webLimitFlags(fs)
+	// Locally the service answers this machine only, unless --addr says
+	// otherwise.
+	wcfg := webLimitFlags(fs, "127.0.0.1:8080")
+	door := frontDoorFlags(fs)
 	scfg := scaler.DefaultConfig
 	scalerFlags(fs, &scfg)
 	fs.IntVar(&scfg.Policy.Max, "max-workers", min(runtime.NumCPU(), 100), "most worker processes (1..100; default the number of CPUs)")
@@ -79,6 +87,9 @@ flags:`)
 		return err
 	}
 	if err := wcfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := door.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	exe, err := os.Executable()
@@ -117,11 +128,28 @@ flags:`)
 	}
 	defer store.Close()
 
+	keyFile, err := ensureAdminKey(ctx, env, store, *data)
+	if err != nil {
+		return err
+	}
+	if keyFile == "" {
+		log.Info("API keys exist already; the admin key made on the first start is in "+filepath.Join(*data, adminKeyFile)+" unless it was revoked", "list", "facecloud keys list --data "+*data)
+	}
+	storeURL := localStoreURL(*data)
+	doorCtx, stopDoor := context.WithCancel(context.WithoutCancel(ctx))
+	ring, waitDoor, err := door.start(doorCtx, store, door.retentionRules(storeURL, store, storeURL, store), wcfg.OpenRecognition, log.With("agent", "web"))
+	if err != nil {
+		stopDoor()
+		return err
+	}
+	defer waitDoor()
+	defer stopDoor()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := web.New(*wcfg, web.Deps{
 		Requests: reqQ, Replies: repQ, Inputs: store, Outputs: store,
-		Logger: log.With("agent", "web"), Registry: reg,
+		Logger: log.With("agent", "web"), Registry: reg, Keys: ring,
 	})
 	if err != nil {
 		return err
@@ -169,7 +197,11 @@ flags:`)
 		_ = fleet.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("facecloud local running", "url", "http://"+ln.Addr().String()+"/", "data", *data,
+	scheme := "http"
+	if wcfg.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("facecloud local running", "url", scheme+"://"+ln.Addr().String()+"/", "data", *data,
 		"min_workers", scfg.Policy.Min, "max_workers", scfg.Policy.Max, "worker_concurrency", wf.cfg.Concurrency, "idle_exit", wf.cfg.IdleExit)
 
 	// Asked to stop (Ctrl-C, SIGTERM), the web agent drains: it refuses

@@ -112,9 +112,10 @@ func (b *webBackends) open(ctx context.Context, env *environment) (deps web.Deps
 }
 
 // webLimitFlags registers the web agent's limits and timings on fs and
-// returns the config they fill.
-func webLimitFlags(fs *flag.FlagSet) *web.Config {
+// returns the config they fill; addr is the default listen address.
+func webLimitFlags(fs *flag.FlagSet, addr string) *web.Config {
 	def := web.DefaultConfig()
+	def.Addr = addr
 	cfg := def
 	fs.StringVar(&cfg.Addr, "addr", def.Addr, "listen address HOST:PORT")
 	imageLimitFlags(fs, &cfg.MaxBodyBytes, &cfg.MaxPixels)
@@ -126,6 +127,11 @@ func webLimitFlags(fs *flag.FlagSet) *web.Config {
 	fs.DurationVar(&cfg.DrainTimeout, "drain", def.DrainTimeout, "how long to let calls finish on shutdown")
 	fs.IntVar(&cfg.MaxEnrollImages, "max-enroll-images", def.MaxEnrollImages, "most images in one enrolment request")
 	fs.BoolVar(&cfg.Nearest, "nearest", def.Nearest, "answer the nearest gallery name even beyond the threshold unless ?nearest=0")
+	fs.BoolVar(&cfg.OpenRecognition, "open-recognition", def.OpenRecognition, "let POST / and the recognition routes through without an API key (the course's workload sends none); every other route still needs one")
+	fs.Float64Var(&cfg.KeyRate, "key-rate", def.KeyRate, "requests a second each API key may make before 429 (0.01..1000000)")
+	fs.IntVar(&cfg.KeyBurst, "key-burst", def.KeyBurst, "requests an API key may make at once, beyond its rate (1..1000000)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	return &cfg
 }
 
@@ -136,14 +142,17 @@ func runWeb(ctx context.Context, env *environment, args []string) error {
 
 Serves the HTTP API: checks each upload, stores it, queues its request and
 answers the call with the worker's result (POST /, /v1/recognitions,
-/v1/gallery, /healthz, /readyz, /metrics). Stops on SIGTERM after the calls
-in progress are answered (up to --drain).
+/v1/gallery, /v1/keys, /healthz, /readyz, /metrics). Every route but
+/healthz, /readyz and the upload page needs an API key ("facecloud keys
+create"); --open-recognition lets recognition through without one. Stops
+on SIGTERM after the calls in progress are answered (up to --drain).
 
 flags:`)
 		fs.PrintDefaults()
 	}
-	cfg := webLimitFlags(fs)
+	cfg := webLimitFlags(fs, web.DefaultConfig().Addr)
 	backends := webBackendFlags(fs)
+	door := frontDoorFlags(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -152,6 +161,9 @@ flags:`)
 		return errUsage
 	}
 	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := door.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	if err := backends.resolve(); err != nil {
@@ -176,6 +188,22 @@ flags:`)
 	deps.Logger, deps.Registry = log, reg
 	log.Info("web agent backends", "requests", backends.requests, "replies", backends.replies,
 		"input", backends.input, "output", backends.output, "gallery", backends.gallery)
+	// Keys live in the gallery store: the lasting state, which no
+	// retention rule expires.
+	keyStore := deps.Gallery
+	if keyStore == nil {
+		keyStore = deps.Outputs
+	}
+	doorCtx, stopDoor := context.WithCancel(context.WithoutCancel(ctx))
+	ring, waitDoor, err := door.start(doorCtx, keyStore,
+		door.retentionRules(backends.input, deps.Inputs, backends.output, deps.Outputs), cfg.OpenRecognition, log)
+	if err != nil {
+		stopDoor()
+		return err
+	}
+	defer waitDoor()
+	defer stopDoor()
+	deps.Keys = ring
 	srv, err := web.New(*cfg, deps)
 	if err != nil {
 		return err

@@ -42,7 +42,8 @@ var envOverrides = map[string]string{
 // oneShotEnv lists, per one-shot command, the flags that have a variable.
 // Commands not listed (the agents) bind every flag.
 var oneShotEnv = map[string][]string{
-	"submit":    {"url"},
+	"submit":    {"url", "api-key"},
+	"keys":      {"data", "store"},
 	"enroll":    {"data", "models", "max-body", "max-pixels"},
 	"recognize": {"data", "models", "threshold", "max-body", "max-pixels"},
 	"models":    {"dir"},
