@@ -73,7 +73,7 @@ func newAWSStack(t *testing.T, maxWorkers int) *awsStack {
 		"FACECLOUD_FLEET=asg://"+s.names.WorkerGroup,
 		"FACECLOUD_LOG_LEVEL=debug",
 	)
-	s.web = startEnv(t, "web", s.env, "web", "--addr", "127.0.0.1:0")
+	s.web = startEnv(t, "web", s.env, "web", "--addr", "127.0.0.1:0", "--open-recognition")
 	s.base = s.web.baseURL(t)
 	s.scaler = startEnv(t, "scaler", s.env, "scaler", "--max-workers", fmt.Sprint(maxWorkers), "--interval", "500ms")
 	s.player = newInstancePlayer(t, s)

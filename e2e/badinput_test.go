@@ -40,7 +40,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 	c := courseSet(t)
 	data := t.TempDir()
 	enrollCourse(t, data)
-	local, base := startLocal(t, data, "--min-workers", "1", "--max-workers", "1", "--max-body", "1MiB")
+	local, base := startLocal(t, data, "--open-recognition", "--min-workers", "1", "--max-workers", "1", "--max-body", "1MiB")
 	local.waitLog(t, regexp.MustCompile(`msg="worker ready"`), time.Minute)
 	workers := children(local.cmd.Process.Pid)
 	if len(workers) != 1 {

@@ -22,7 +22,7 @@ func TestWorkerKilled(t *testing.T) {
 	c := courseSet(t)
 	data := t.TempDir()
 	enrollCourse(t, data)
-	local, base := startLocal(t, data, "--min-workers", "2", "--max-workers", "2", "--worker-concurrency", "4",
+	local, base := startLocal(t, data, "--open-recognition", "--min-workers", "2", "--max-workers", "2", "--worker-concurrency", "4",
 		"--visibility", "4s", "--heartbeat", "1s")
 	local.waitLog(t, regexp.MustCompile(`(?s)worker ready.*worker ready`), time.Minute)
 

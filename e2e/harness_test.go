@@ -432,7 +432,12 @@ func metric(t *testing.T, base, name string) float64 {
 }
 
 func scrape(base, name string) (float64, error) {
-	resp, err := http.Get(base + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKeyOf(base)) // /metrics is for admins
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}

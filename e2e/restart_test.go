@@ -25,7 +25,7 @@ func TestWebRestartKeepsResults(t *testing.T) {
 	enrollCourse(t, data)
 
 	worker := start(t, "worker", "worker", "--data", data, "--concurrency", "2", "--visibility", "6s", "--heartbeat", "2s")
-	web1 := start(t, "web-1", "web", "--addr", "127.0.0.1:0", "--data", data)
+	web1 := start(t, "web-1", "web", "--addr", "127.0.0.1:0", "--data", data, "--open-recognition")
 	base := web1.baseURL(t)
 
 	// Post until 150 are accepted, then kill the web agent with calls in
@@ -93,7 +93,7 @@ func TestWebRestartKeepsResults(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	web2 := start(t, "web-2", "web", "--addr", "127.0.0.1:0", "--data", data)
+	web2 := start(t, "web-2", "web", "--addr", "127.0.0.1:0", "--data", data, "--open-recognition")
 	base = web2.baseURL(t)
 	for id, f := range accepted {
 		var res struct {

@@ -17,7 +17,7 @@ func TestScaleFromZeroAndBack(t *testing.T) {
 	c := courseSet(t)
 	data := t.TempDir()
 	enrollCourse(t, data)
-	local, base := startLocal(t, data, "--min-workers", "0", "--max-workers", "2", "--idle-exit", "3s", "--interval", "1s")
+	local, base := startLocal(t, data, "--open-recognition", "--min-workers", "0", "--max-workers", "2", "--idle-exit", "3s", "--interval", "1s")
 
 	// The scaler has polled once and holds at zero.
 	eventually(t, 30*time.Second, "first scaler poll", func() bool {
