@@ -2,7 +2,8 @@
 // workload generator does (one multipart POST / per image, field inputFile,
 // many at once) and checks every answer: it must name the request's own file
 // and, when labels are given, the labelled person. Requests are retried on
-// connection errors and 5xx answers (honouring Retry-After), never on 4xx.
+// connection errors, 5xx and 429 answers (honouring Retry-After), never on
+// other 4xx.
 package client
 
 import (

@@ -162,3 +162,18 @@ func TestLocalAdminKey(t *testing.T) {
 		t.Fatalf("second start: %q, %v, stderr %q; want no new key", path, err, stderr.String())
 	}
 }
+
+// TestListenDefaults: facecloud local answers this machine only unless
+// told otherwise; the web agent (behind the stack's network rules) listens
+// on every interface.
+func TestListenDefaults(t *testing.T) {
+	for cmd, want := range map[string]string{"local": "127.0.0.1:8080", "web": ":8080"} {
+		fs, _, _ := helpFor(t, cmd, nil)
+		if got := fs.Lookup("addr").Value.String(); got != want {
+			t.Errorf("facecloud %s --addr defaults to %q, want %q", cmd, got, want)
+		}
+		if got := fs.Lookup("open-recognition").Value.String(); got != "false" {
+			t.Errorf("facecloud %s --open-recognition defaults to %s, want false", cmd, got)
+		}
+	}
+}
