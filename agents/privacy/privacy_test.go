@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/facecloud/facecloud/agents/awsres/awstest"
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
@@ -106,8 +107,30 @@ func (d *deployment) all() map[string]string {
 // Paul (a name Paula's starts with) and Ann: afterwards no object of any
 // store names Paula or holds her image, and everything of the others stays.
 func TestDeletePersonPurge(t *testing.T) {
+	testPurge(t, newDeployment(t))
+}
+
+// TestDeletePersonPurgeS3 is the same erasure on S3 stores (moto): the
+// input, output and gallery stores as three buckets.
+func TestDeletePersonPurgeS3(t *testing.T) {
+	ep := awstest.Endpoint(t)
 	ctx := context.Background()
-	d := newDeployment(t)
+	cfg := awstest.Config(ep)
+	names := awstest.Names(t)
+	open := func(bucket string) platform.Store {
+		awstest.Must(t, awstest.CreateBucket(ctx, cfg, bucket))
+		st, err := blobstore.OpenS3(ctx, cfg, blobstore.S3Config{Bucket: bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	testPurge(t, &deployment{t: t, st: Stores{Inputs: open(names.InputBucket), Outputs: open(names.OutputBucket), Gallery: open(names.ArtifactsBucket)}})
+}
+
+func testPurge(t *testing.T, d *deployment) {
+	ctx := context.Background()
 	now := time.Now()
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
