@@ -211,8 +211,9 @@ func callFile(t *testing.T, url string, h http.Header, path string) (int, http.H
 	return call(t, http.MethodPost, url, h, body)
 }
 
-// TestKeysAcrossWebHosts runs two web agents on one data directory, as two
-// web hosts share one store: keys made with the CLI reach both; a call
+// TestKeysAcrossWebHosts runs two web agents on one store, as web hosts
+// share their buckets (each with a reply queue of its own, since a data
+// directory has one reply consumer): keys made with the CLI reach both; a call
 // without a key is 401, with a key lacking the scope 403, past the key's
 // rate 429 with Retry-After; a key revoked with the CLI is refused by both
 // within their key refresh; a cross-origin browser POST is refused where
@@ -223,9 +224,14 @@ func TestKeysAcrossWebHosts(t *testing.T) {
 	admin, _ := createKey(t, data, "admin")
 	recognize, _ := createKey(t, data, "recognize")
 	limited, _ := createKey(t, data, "enroll,admin")
-	flags := []string{"--addr", "127.0.0.1:0", "--data", data, "--keys-refresh", "1s", "--key-rate", "0.2", "--key-burst", "20"}
-	web1 := start(t, "web-1", append([]string{"web"}, flags...)...)
-	web2 := start(t, "web-2", append([]string{"web", "--open-recognition"}, flags...)...)
+	flags := []string{"--addr", "127.0.0.1:0", "--keys-refresh", "1s", "--key-rate", "0.2", "--key-burst", "20"}
+	web1 := start(t, "web-1", append([]string{"web", "--data", data}, flags...)...)
+	own := t.TempDir() // web-2's reply queue
+	store := "file://" + filepath.Join(data, "store")
+	web2 := start(t, "web-2", append([]string{"web", "--open-recognition",
+		"--requests", "sqlite://" + filepath.Join(data, "queue.db") + "?name=requests",
+		"--replies", "sqlite://" + filepath.Join(own, "queue.db") + "?name=replies",
+		"--input", store, "--output", store}, flags...)...)
 	hosts := []string{web1.baseURL(t), web2.baseURL(t)}
 
 	for i, base := range hosts {

@@ -36,7 +36,7 @@ func TestShutdownLosesNothing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			data := t.TempDir()
 			enrollCourse(t, data)
-			local, base := startLocal(t, data, "--min-workers", tc.minWorkers, "--max-workers", "2", "--interval", "500ms")
+			local, base := startLocal(t, data, "--open-recognition", "--min-workers", tc.minWorkers, "--max-workers", "2", "--interval", "500ms")
 			var workers []int
 			if tc.minWorkers != "0" {
 				local.waitLog(t, regexp.MustCompile(`(?s)worker ready.*worker ready`), time.Minute)
