@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -41,7 +42,7 @@ func idAt(t time.Time) string {
 
 // deployment is three separate stores, as on AWS, filled with requests.
 type deployment struct {
-	t  *testing.T
+	t  testing.TB
 	st Stores
 }
 
@@ -268,4 +269,59 @@ func TestRuleValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkPurge measures a purge among 2000 stored Results in a file
+// store beside its reference, reading every Result one after another (what
+// any purge without an index must at least do): the ratio shows what the
+// parallel reads and the deletes add or save.
+func BenchmarkPurge(b *testing.B) {
+	const results = 2000
+	fill := func(b *testing.B) *deployment {
+		b.Helper()
+		d := &deployment{t: b, st: Stores{Inputs: fileStoreB(b), Outputs: fileStoreB(b), Gallery: fileStoreB(b)}}
+		for i := range results {
+			name := "Ann"
+			if i%100 == 0 {
+				name = "Paula"
+			}
+			d.request(idAt(time.Now()), fmt.Sprintf("test_%04d", i), name)
+		}
+		return d
+	}
+	ctx := context.Background()
+	b.Run("reference: read every result", func(b *testing.B) {
+		d := fill(b)
+		b.ResetTimer()
+		for b.Loop() {
+			keys, _ := d.st.Outputs.List(ctx, job.ResultPrefix)
+			for _, k := range keys {
+				if _, err := d.st.Outputs.Get(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*results), "ns/result")
+	})
+	b.Run("purge", func(b *testing.B) {
+		d := fill(b)
+		b.ResetTimer()
+		for b.Loop() {
+			// After the first loop nothing names Paula: the later loops
+			// measure the scan, which is the cost that grows with the store.
+			if _, err := DeletePerson(ctx, d.st, "Paula", true); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*results), "ns/result")
+	})
+}
+
+func fileStoreB(b *testing.B) platform.Store {
+	st, err := blobstore.OpenURL(context.Background(), &url.URL{Scheme: "file", Path: filepath.ToSlash(b.TempDir())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
 }

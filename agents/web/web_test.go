@@ -627,6 +627,7 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 		body, ct := multipartBody(t, filePart{"inputFile", "gone.png", pngImage(t, 32, 32)})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/", body)
 		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Authorization", "Bearer "+testKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
