@@ -75,6 +75,9 @@ go run ./agents/cmd/facecloud models fetch
 log "go test (local system; AWS-backed tests run below against moto)"
 gotest local -count=1 -timeout 45m ./...
 
+log "the README's Try it commands, as written, against scripts/run-local.sh"
+scripts/readme-try.sh
+
 log "face engine on the portable kernels (what arm64 / Graviton runs)"
 gotest purego -count=1 -short -tags purego ./agents/face/...
 

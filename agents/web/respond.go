@@ -38,12 +38,9 @@ func (m methods) serve(w http.ResponseWriter, r *http.Request, writeErr func(htt
 	h.ServeHTTP(w, r)
 }
 
-func (m methods) text() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, textErrors) })
-}
-
-func (m methods) json() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, jsonErrors) })
+// handler serves m, answering other methods in writeErr's style.
+func (m methods) handler(writeErr func(http.ResponseWriter, *httpError)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, writeErr) })
 }
 
 // textErrors writes "error: <reason>" on one line.

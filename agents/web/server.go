@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,8 +61,10 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	handler http.Handler
-	waiters waiters
-	slots   chan struct{}
+	// routeList is what routes registered, for Routes.
+	routeList []Route
+	waiters   waiters
+	slots     chan struct{}
 	// limits is the token bucket of each key; crossOrigin refuses
 	// cross-origin browser requests that carry no key.
 	limits      *limiters
@@ -238,40 +242,58 @@ func (s *Server) routes() http.Handler {
 	handle := func(pattern, route string, h http.Handler) {
 		mux.Handle(pattern, s.metrics.instrument(route, h))
 	}
+	// serve registers a route's methods and notes them for Routes.
+	serve := func(pattern, route string, m methods, writeErr func(http.ResponseWriter, *httpError)) {
+		for method := range m {
+			s.routeList = append(s.routeList, Route{Method: method, Pattern: pattern})
+		}
+		handle(pattern, route, m.handler(writeErr))
+	}
 	text := func(scope keys.Scope, h http.Handler) http.Handler { return s.guard(scope, textErrors, h) }
 	json := func(scope keys.Scope, h http.Handler) http.Handler { return s.guard(scope, jsonErrors, h) }
-	handle("/{$}", "root", methods{
+	serve("/{$}", "root", methods{
 		http.MethodGet:  http.HandlerFunc(s.page),
 		http.MethodPost: text(keys.Recognize, s.limited(textErrors, s.postText)),
-	}.text())
-	handle("/healthz", "healthz", methods{http.MethodGet: http.HandlerFunc(s.healthz)}.text())
-	handle("/readyz", "readyz", methods{http.MethodGet: http.HandlerFunc(s.readyz)}.text())
-	handle("/metrics", "metrics", methods{http.MethodGet: text(keys.Admin, promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{}))}.text())
-	handle("/v1/recognitions", "recognitions", methods{http.MethodPost: json(keys.Recognize, s.limited(jsonErrors, s.postRecognition))}.json())
-	handle("/v1/recognitions/{id}", "recognition", methods{
+	}, textErrors)
+	serve("/healthz", "healthz", methods{http.MethodGet: http.HandlerFunc(s.healthz)}, textErrors)
+	serve("/readyz", "readyz", methods{http.MethodGet: http.HandlerFunc(s.readyz)}, textErrors)
+	serve("/metrics", "metrics", methods{http.MethodGet: text(keys.Admin, promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{}))}, textErrors)
+	serve("/v1/recognitions", "recognitions", methods{http.MethodPost: json(keys.Recognize, s.limited(jsonErrors, s.postRecognition))}, jsonErrors)
+	serve("/v1/recognitions/{id}", "recognition", methods{
 		http.MethodGet:    json(keys.Recognize, s.limited(jsonErrors, s.getRecognition)),
 		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteRecognition)),
-	}.json())
-	handle("/v1/gallery", "gallery", methods{http.MethodGet: json(keys.Admin, http.HandlerFunc(s.getGallery))}.json())
-	handle("/v1/gallery/{person}", "enroll", methods{
+	}, jsonErrors)
+	serve("/v1/gallery", "gallery", methods{http.MethodGet: json(keys.Admin, http.HandlerFunc(s.getGallery))}, jsonErrors)
+	serve("/v1/gallery/{person}", "enroll", methods{
 		http.MethodPost:   json(keys.Enroll, s.limited(jsonErrors, s.postEnroll)),
 		http.MethodGet:    json(keys.Admin, s.limited(jsonErrors, s.getPerson)),
 		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deletePerson)),
-	}.json())
-	handle("/v1/gallery/{person}/{face}", "face", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteFace))}.json())
-	handle("/v1/keys", "keys", methods{
+	}, jsonErrors)
+	serve("/v1/gallery/{person}/{face}", "face", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteFace))}, jsonErrors)
+	serve("/v1/keys", "keys", methods{
 		http.MethodGet:  json(keys.Admin, s.limited(jsonErrors, s.getKeys)),
 		http.MethodPost: json(keys.Admin, s.limited(jsonErrors, s.postKey)),
-	}.json())
-	handle("/v1/keys/{id}", "key", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteKey))}.json())
+	}, jsonErrors)
+	serve("/v1/keys/{id}", "key", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteKey))}, jsonErrors)
 	handle("/v1/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		jsonErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
 	}))
 	handle("/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		textErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
 	}))
+	sort.Slice(s.routeList, func(i, j int) bool {
+		a, b := s.routeList[i], s.routeList[j]
+		return a.Pattern+" "+a.Method < b.Pattern+" "+b.Method
+	})
 	return nosniff(mux)
 }
+
+// Route is one method and path pattern the server answers.
+type Route struct{ Method, Pattern string }
+
+// Routes lists the methods and paths the server answers (HEAD implied by
+// GET, and the catch-all 404 routes left out), for documentation checks.
+func (s *Server) Routes() []Route { return slices.Clone(s.routeList) }
 
 // limited runs h only if an in-flight slot is free, else answers 503 with
 // Retry-After: a burst beyond capacity is turned away cheaply instead of
