@@ -264,10 +264,10 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, wg *sync.WaitGroup, s
 		if ctx.Err() != nil {
 			return nil
 		}
-		free := w.cfg.Concurrency - int(w.busy.Load())
-		if free < 1 {
-			free = 1
-		}
+		// Every free slot, but no more than one Receive may return (SQS's
+		// limit of 10): a worker of more slots fills them over several
+		// receives.
+		free := min(max(w.cfg.Concurrency-int(w.busy.Load()), 1), platform.MaxBatch)
 		wait := w.cfg.ReceiveWait
 		if w.cfg.IdleExit > 0 {
 			if left := w.idleLeft(); left < wait {
