@@ -39,6 +39,10 @@ type Config struct {
 	ReplyBatch int
 	// ReplyWait is the long-poll wait of one receive call on the reply queue.
 	ReplyWait time.Duration
+	// ReplyTouch is how often a server with a reply queue of its own marks
+	// it alive; the collector of dead hosts' queues must wait several times
+	// as long before it removes one.
+	ReplyTouch time.Duration
 	// ReadyCache is how long a /readyz verdict is reused, so probes do not
 	// hammer the queue and store.
 	ReadyCache time.Duration
@@ -69,6 +73,7 @@ func DefaultConfig() Config {
 		PollMax:         30 * time.Second,
 		ReplyBatch:      10,
 		ReplyWait:       10 * time.Second,
+		ReplyTouch:      time.Minute,
 		ReadyCache:      2 * time.Second,
 		DrainTimeout:    30 * time.Second,
 		ReadTimeout:     2 * time.Minute,
@@ -99,6 +104,7 @@ func (c Config) Validate() error {
 	durIn("poll max", c.PollMax, c.PollInterval, 10*time.Minute)
 	check(c.ReplyBatch >= 1 && c.ReplyBatch <= 10, "reply batch %d out of range 1..10", c.ReplyBatch)
 	durIn("reply wait", c.ReplyWait, 0, 20*time.Second)
+	durIn("reply touch", c.ReplyTouch, time.Second, time.Hour)
 	durIn("ready cache", c.ReadyCache, 0, time.Minute)
 	durIn("drain timeout", c.DrainTimeout, 0, time.Hour)
 	durIn("read timeout", c.ReadTimeout, time.Second, time.Hour)

@@ -33,7 +33,7 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 	if name == "" {
 		name = id
 	}
-	req := job.NewRequest(id, name, nearest, s.deps.Now())
+	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithReplyTo(s.replyTo())
 	if kind == job.KindEnroll {
 		req.Kind, req.Person = kind, person
 	}

@@ -28,8 +28,17 @@ import (
 type Deps struct {
 	// Requests receives a job.Request per accepted image.
 	Requests platform.Queue
-	// Replies is read by the server's one reply consumer.
+	// Replies is read by the server's one reply consumer: the queue every
+	// worker replies on. Leave it nil when ReplyFamily is set.
 	Replies platform.Queue
+	// ReplyFamily, when set, gives this server a reply queue of its own:
+	// created in it by New (named after Host and a random tag), named in
+	// every request the server sends, touched every cfg.ReplyTouch and
+	// removed by Close, so that with several web hosts each reply reaches
+	// the host whose call waits for it.
+	ReplyFamily platform.QueueFamily
+	// Host names this server's reply queue; empty means the host name.
+	Host string
 	// Inputs stores uploads under job.InputKey(id).
 	Inputs platform.Store
 	// Outputs holds workers' Results under job.ResultKey(id).
@@ -54,6 +63,7 @@ type Server struct {
 	metrics *metrics
 	handler http.Handler
 	waiters waiters
+	replies hostReplies
 	slots   chan struct{}
 	decodes chan struct{}
 
@@ -74,8 +84,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("web config: %w", err)
 	}
-	if deps.Requests == nil || deps.Replies == nil || deps.Inputs == nil || deps.Outputs == nil {
-		return nil, errors.New("web: request queue, reply queue, input store and output store are all required")
+	if deps.Requests == nil || (deps.Replies == nil) == (deps.ReplyFamily == nil) || deps.Inputs == nil || deps.Outputs == nil {
+		return nil, errors.New("web: request queue, one of reply queue or reply queue family, input store and output store are all required")
 	}
 	if deps.Gallery == nil {
 		deps.Gallery = deps.Outputs
@@ -103,8 +113,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
+	if err := s.openReplies(); err != nil {
+		s.cancelStop()
+		return nil, err
+	}
 	s.handler = s.routes()
 	s.consumer.Go(func() { s.consumeReplies(s.stop) })
+	if deps.ReplyFamily != nil {
+		s.consumer.Go(func() { s.touchReplies(s.stop) })
+	}
 	return s, nil
 }
 
@@ -117,6 +134,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancelStop()
 		s.consumer.Wait()
+		s.closeReplies()
 	})
 	return nil
 }
@@ -255,7 +273,7 @@ func (s *Server) probe(ctx context.Context) error {
 	if _, err := s.deps.Requests.Depth(ctx); err != nil {
 		return fmt.Errorf("request queue: %w", err)
 	}
-	if _, err := s.deps.Replies.Depth(ctx); err != nil {
+	if _, err := s.replyQueue().Depth(ctx); err != nil {
 		return fmt.Errorf("reply queue: %w", err)
 	}
 	stores := []struct {
