@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/facecloud/facecloud/agents/platform"
 )
@@ -66,6 +67,7 @@ type Server struct {
 	replies hostReplies
 	slots   chan struct{}
 	decodes chan struct{}
+	budget  *budget
 
 	// stop ends waits: cancelled by Close, or by Run when draining runs out.
 	stop       context.Context
@@ -111,6 +113,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		waiters: waiters{m: map[string]map[chan struct{}]struct{}{}},
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		budget:  &budget{sem: semaphore.NewWeighted(cfg.UploadMemory), size: cfg.UploadMemory, wait: cfg.MemoryWait},
 	}
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	if err := s.openReplies(); err != nil {
@@ -214,21 +217,29 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// limited runs h only if an in-flight slot is free, else answers 503 with
-// Retry-After: a burst beyond capacity is turned away cheaply instead of
-// piling up memory and goroutines.
+// limited runs h holding an in-flight slot, and answers 503 with
+// Retry-After when none is free: a burst beyond capacity is turned away
+// cheaply instead of piling up goroutines. A call without a body takes its
+// slot first; an upload takes it (takeSlot) once its body has arrived and
+// been checked, so slow senders hold none: their bytes are bounded by the
+// upload memory budget and their time by the minimum transfer rate.
 func (s *Server) limited(writeErr func(http.ResponseWriter, *httpError), h func(http.ResponseWriter, *http.Request) *httpError) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case s.slots <- struct{}{}:
-		default:
-			s.metrics.rejected.WithLabelValues("busy").Inc()
-			w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter.Seconds())))
-			writeErr(w, refuse(http.StatusServiceUnavailable, "busy", "server busy: %d requests in flight, retry later", s.cfg.MaxInFlight))
-			return
+		st := &slotState{}
+		r = r.WithContext(context.WithValue(r.Context(), slotKey{}, st))
+		defer func() {
+			if st.held {
+				<-s.slots
+			}
+		}()
+		var err *httpError
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			err = s.takeSlot(r)
 		}
-		defer func() { <-s.slots }()
-		if err := h(w, r); err != nil {
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			if err.reason != "" {
 				s.metrics.rejected.WithLabelValues(err.reason).Inc()
 			}
@@ -238,6 +249,26 @@ func (s *Server) limited(writeErr func(http.ResponseWriter, *httpError), h func(
 			writeErr(w, err)
 		}
 	})
+}
+
+// slotState says whether a call under limited holds its slot.
+type slotState struct{ held bool }
+
+type slotKey struct{}
+
+// takeSlot takes the call's in-flight slot (once), or refuses with 503.
+func (s *Server) takeSlot(r *http.Request) *httpError {
+	st, _ := r.Context().Value(slotKey{}).(*slotState)
+	if st == nil || st.held {
+		return nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		st.held = true
+		return nil
+	default:
+		return refuse(http.StatusServiceUnavailable, "busy", "server busy: %d requests in flight, retry later", s.cfg.MaxInFlight)
+	}
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -135,7 +137,10 @@ func webLimitFlags(fs *flag.FlagSet) *web.Config {
 	cfg := def
 	fs.StringVar(&cfg.Addr, "addr", def.Addr, "listen address HOST:PORT")
 	imageLimitFlags(fs, &cfg.MaxBodyBytes, &cfg.MaxPixels)
-	fs.IntVar(&cfg.MaxInFlight, "max-inflight", def.MaxInFlight, "concurrent work requests before answering 503")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", def.MaxInFlight, "concurrent work requests before answering 503 (an upload counts once its body has arrived)")
+	fs.Var(byteSize{&cfg.UploadMemory}, "upload-memory", "memory all uploads together may hold: their bytes as they arrive and their image checks, e.g. 96MiB (at least --max-body); a call that finds it used up for 5s is answered 503")
+	fs.Var(byteSize{&cfg.MinUploadRate}, "min-upload-rate", "slowest average an upload may arrive at, in bytes a second, e.g. 8KiB; slower senders are cut with 408")
+	fs.DurationVar(&cfg.UploadIdle, "upload-idle", def.UploadIdle, "longest pause within an upload before it is cut with 408 (100ms..10m)")
 	fs.DurationVar(&cfg.TextWait, "wait", def.TextWait, "how long POST / waits for an answer before 504")
 	fs.DurationVar(&cfg.APIWait, "api-wait", def.APIWait, "how long /v1 calls wait before 202 unless ?wait= says")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", def.MaxWait, "largest ?wait= allowed")
@@ -162,6 +167,7 @@ flags:`)
 	}
 	cfg := webLimitFlags(fs)
 	backends := webBackendFlags(fs)
+	memLimit := memoryLimitFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -176,6 +182,7 @@ flags:`)
 		return err
 	}
 	log := newLogger(env)
+	setMemoryLimit(env, log, *memLimit, cfg.UploadMemory)
 	deps, closeAll, err := backends.open(ctx, env)
 	if err != nil {
 		return err
@@ -192,4 +199,28 @@ flags:`)
 	}
 	defer srv.Close()
 	return srv.Run(ctx)
+}
+
+// memoryLimitFlag registers --memory-limit: the Go runtime's soft memory
+// limit, which makes the collector return the garbage of finished uploads
+// before the heap grows past it.
+func memoryLimitFlag(fs *flag.FlagSet) *int64 {
+	v := new(int64)
+	fs.Var(byteSize{v}, "memory-limit", "soft limit of the process's Go memory, e.g. 256MiB; default --upload-memory plus 128MiB, or GOMEMLIMIT when that is set")
+	return v
+}
+
+// setMemoryLimit applies --memory-limit: the flag's value, else GOMEMLIMIT
+// (which the runtime has read already), else upload memory plus 128 MiB of
+// room for the runtime, connections and the garbage uploads leave.
+func setMemoryLimit(env *environment, log *slog.Logger, limit, uploadMemory int64) {
+	switch {
+	case limit > 0:
+	case env.getenv("GOMEMLIMIT") != "":
+		return
+	default:
+		limit = uploadMemory + 128<<20
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("memory limit", "bytes", limit)
 }
