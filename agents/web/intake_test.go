@@ -125,35 +125,77 @@ func TestSlowSendersAreCut(t *testing.T) {
 	waitFor(t, "upload memory returned", func() bool { return testutil.ToFloat64(l.s.metrics.uploadBytes) == 0 })
 }
 
-// TestUploadMemoryBudget: uploads that stall half-way hold their bytes in
-// the budget, never more than it; a call that finds it exhausted is
-// answered 503 with Retry-After; once the stalled senders are cut the
-// memory comes back and calls succeed again.
-func TestUploadMemoryBudget(t *testing.T) {
+// budgetServer serves with a 256 KiB upload memory budget; uploads are cut
+// only by a pause of 3 s.
+func budgetServer(t *testing.T, answers map[string]string) listening {
 	e := newEnv(t)
-	e.startWorker(&fakeWorker{answers: map[string]string{"ok": "Bo"}})
+	e.startWorker(&fakeWorker{answers: answers})
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 256 << 10
 	cfg.UploadMemory = 256 << 10
 	cfg.MemoryWait = 200 * time.Millisecond
-	cfg.MinUploadRate = 1 // only the pause rule cuts here
+	cfg.MinUploadRate = 1
 	cfg.UploadIdle = 3 * time.Second
-	l := e.listen(cfg)
-	big := append(pngImage(t, 32, 32), make([]byte, 100<<10)...)
-	// Four uploads stall after 40 KiB each: 64 KiB charged each (their
-	// buffers doubled past 32 KiB), the whole budget.
-	var stalled []*rawUpload
-	for range 4 {
-		u := startUpload(t, l.addr, "/", big)
-		if err := u.send(40 << 10); err != nil {
+	return e.listen(cfg)
+}
+
+// stall starts n uploads of data that stop after sending part bytes.
+func stall(t *testing.T, addr string, n int, data []byte, part int) []*rawUpload {
+	t.Helper()
+	var out []*rawUpload
+	for range n {
+		u := startUpload(t, addr, "/", data)
+		if err := u.send(part); err != nil {
 			t.Fatal(err)
 		}
-		stalled = append(stalled, u)
+		out = append(out, u)
 	}
+	return out
+}
+
+// TestUploadMemoryEviction: large uploads stalled half-way hold the whole
+// budget; a small call still gets through, by cutting the largest of them
+// (503, retry later); the budget is never overdrawn.
+func TestUploadMemoryEviction(t *testing.T) {
+	l := budgetServer(t, map[string]string{"ok": "Bo"})
+	big := append(pngImage(t, 32, 32), make([]byte, 100<<10)...)
+	// 40 KiB each: 64 KiB charged each (their buffers doubled past 32
+	// KiB), four of them the whole budget.
+	stalled := stall(t, l.addr, 4, big, 40<<10)
 	waitFor(t, "the stalled uploads to hold the budget", func() bool {
-		return testutil.ToFloat64(l.s.metrics.uploadBytes) == float64(cfg.UploadMemory)
+		return testutil.ToFloat64(l.s.metrics.uploadBytes) == 256<<10
 	})
-	// A new call cannot get memory: 503, with Retry-After.
+	if r := postImage(t, "http://"+l.addr, "ok.png", pngImage(t, 32, 32)); r.status != 200 || r.body != "ok:Bo" {
+		t.Fatalf("small call with the budget held by stalled uploads: %d %q, want its answer", r.status, r.body)
+	}
+	cut := 0
+	for _, u := range stalled {
+		r := u.response(t)
+		switch {
+		case r.status == http.StatusServiceUnavailable && strings.Contains(r.body, "cut to make room"):
+			cut++
+			oneLineBody(t, r)
+		case r.status != http.StatusRequestTimeout: // the others pause too long
+			t.Errorf("stalled upload: %d %q", r.status, r.body)
+		}
+	}
+	if cut != 1 || counter(l.s.metrics.rejected, "evicted") != 1 {
+		t.Errorf("%d stalled uploads cut to make room (counter %v), want 1", cut, counter(l.s.metrics.rejected, "evicted"))
+	}
+	waitFor(t, "upload memory returned", func() bool { return testutil.ToFloat64(l.s.metrics.uploadBytes) == 0 })
+}
+
+// TestUploadMemoryExhausted: when the budget is held by uploads no larger
+// than a new call's, nothing is cut for it: it waits, then gets 503 with
+// Retry-After; once the stalled senders are cut, memory comes back.
+func TestUploadMemoryExhausted(t *testing.T) {
+	l := budgetServer(t, map[string]string{"ok": "Bo"})
+	img := append(pngImage(t, 32, 32), make([]byte, 20<<10)...)
+	// 10 KiB each: the first 16 KiB buffer each, sixteen of them the budget.
+	stalled := stall(t, l.addr, 16, img, 10<<10)
+	waitFor(t, "the stalled uploads to hold the budget", func() bool {
+		return testutil.ToFloat64(l.s.metrics.uploadBytes) == 256<<10
+	})
 	r := postImage(t, "http://"+l.addr, "ok.png", pngImage(t, 32, 32))
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "short of upload memory") {
 		t.Fatalf("call with the budget exhausted: %d %q (Retry-After %q), want 503 saying so", r.status, r.body, r.header.Get("Retry-After"))
@@ -162,11 +204,6 @@ func TestUploadMemoryBudget(t *testing.T) {
 	if got := counter(l.s.metrics.rejected, "memory"); got != 1 {
 		t.Errorf("rejected{memory} = %v, want 1", got)
 	}
-	if used := testutil.ToFloat64(l.s.metrics.uploadBytes); used > float64(cfg.UploadMemory) {
-		t.Fatalf("upload memory %v over the budget %d", used, cfg.UploadMemory)
-	}
-	// The stalled senders pause past UploadIdle and are cut; the memory
-	// comes back and the same call now succeeds.
 	for _, u := range stalled {
 		if r := u.response(t); r.status != http.StatusRequestTimeout {
 			t.Errorf("stalled sender: %d %q, want 408", r.status, r.body)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/facecloud/facecloud/agents/platform"
 )
@@ -113,7 +112,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		waiters: waiters{m: map[string]map[chan struct{}]struct{}{}},
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		budget:  &budget{sem: semaphore.NewWeighted(cfg.UploadMemory), size: cfg.UploadMemory, wait: cfg.MemoryWait},
+		budget:  newBudget(cfg.UploadMemory, cfg.MemoryWait),
 	}
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	if err := s.openReplies(); err != nil {

@@ -60,7 +60,7 @@ func (s *Server) bodyError(err error) *httpError {
 		return refuse(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of %d bytes", tooLarge.Limit)
 	case errors.Is(err, errTooSlow):
 		return refuse(http.StatusRequestTimeout, "too_slow", "upload cut: it must arrive at %d bytes/s or more, without pausing for %s", s.cfg.MinUploadRate, s.cfg.UploadIdle)
-	case errors.Is(err, errShort):
+	case errors.Is(err, errShort), errors.Is(err, errEvicted):
 		return refuse(http.StatusServiceUnavailable, "", "%v; retry later", err)
 	}
 	return refuse(http.StatusBadRequest, "bad_body", "cannot read request body: %v", err)
@@ -101,6 +101,7 @@ func (s *Server) readMultipart(r *http.Request, in *intake, all bool, max int) (
 		}
 		ups = append(ups, upload{filename: part.FileName(), data: data})
 	}
+	in.arrived()
 	if len(ups) == 0 {
 		return nil, refuse(http.StatusBadRequest, "missing_field",
 			"missing file field %s (also accepted: %s)", fileFields[0], strings.Join(fileFields[1:], ", "))
@@ -125,6 +126,7 @@ func (s *Server) readRaw(r *http.Request, in *intake) ([]upload, *httpError) {
 	if err != nil {
 		return nil, s.bodyError(err)
 	}
+	in.arrived()
 	name := r.URL.Query().Get("name")
 	if name == "" {
 		if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil {
@@ -170,7 +172,7 @@ func (s *Server) check(ctx context.Context, in *intake, u *upload) *httpError {
 	}
 	err := s.decodeCheck(ctx, in, u.data)
 	switch {
-	case errors.Is(err, errShort):
+	case errors.Is(err, errShort), errors.Is(err, errEvicted):
 		return refuse(http.StatusServiceUnavailable, "", "%v; retry later", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return refuse(http.StatusServiceUnavailable, "", "client went away: %v", err)
