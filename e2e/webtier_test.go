@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/facecloud/facecloud/agents/awsres"
 )
 
 // roundRobin is a TCP load balancer standing in for the Application Load
@@ -125,7 +127,7 @@ func TestAWSWebTier(t *testing.T) {
 	ctx := t.Context()
 	base := s.queues.Request[:strings.LastIndexByte(s.queues.Request, '/')+1]
 	prefix := base + s.names.ReplyQueuePrefix
-	lease := "s3://" + s.names.OutputBucket + "/leases/scaler"
+	lease := "s3://" + s.names.OutputBucket + "/" + awsres.ScalerLeaseKey
 	tierEnv := append(slices.Clone(s.env),
 		"FACECLOUD_REPLY_PREFIX="+prefix,
 		"FACECLOUD_LEASE="+lease,
