@@ -211,6 +211,13 @@ type meteredBody struct {
 	mu       sync.Mutex
 	deadline time.Time
 	cutOff   bool // cut for room: the deadline stays in the past
+	// done is set once the body has been read to its end: the deadline is
+	// cleared and stays so, since net/http then reads the connection in the
+	// background to notice a client that hangs up, and a deadline there
+	// would end the call's context while it waits for its answer. (A body
+	// cut short keeps its expired deadline, so that net/http gives up
+	// reading the rest and closes the connection after answering.)
+	done bool
 }
 
 // errTooSlow means the sender fell below the minimum transfer rate.
@@ -226,6 +233,9 @@ func (m *meteredBody) start(now time.Time) {
 // set applies the deadline; m.mu is held. A server that cannot set
 // deadlines (a test recorder) runs without the rate cut; net/http's can.
 func (m *meteredBody) set() {
+	if m.done {
+		return
+	}
 	if m.cutOff {
 		_ = m.ctl.SetReadDeadline(time.Unix(1, 0))
 		return
@@ -253,6 +263,11 @@ func (m *meteredBody) Read(p []byte) (int, error) {
 	n, err := m.rc.Read(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if errors.Is(err, io.EOF) && !m.cutOff {
+		m.done = true
+		_ = m.ctl.SetReadDeadline(time.Time{})
+		return n, err
+	}
 	if n > 0 {
 		m.deadline = m.deadline.Add(time.Duration(float64(n) / float64(m.rate) * float64(time.Second)))
 		if limit := time.Now().Add(m.grace); m.deadline.After(limit) {

@@ -254,3 +254,25 @@ func TestLargeImagesCheckedByHeader(t *testing.T) {
 		t.Errorf("small image cut in half: %d %q, want 422", r.status, r.body)
 	}
 }
+
+// TestLongWaitOutlivesUploadDeadline: once its body has arrived, a call may
+// wait for its answer far longer than the upload's idle limit: the read
+// deadline that metered the upload must not end the call.
+func TestLongWaitOutlivesUploadDeadline(t *testing.T) {
+	e := newEnv(t)
+	w := &fakeWorker{answers: map[string]string{"late": "Eve"}}
+	w.hold.Store(true)
+	e.startWorker(w)
+	cfg := testConfig()
+	cfg.UploadIdle = 200 * time.Millisecond
+	l := e.listen(cfg)
+	done := make(chan response, 1)
+	go func() { done <- postImage(t, "http://"+l.addr, "late.png", pngImage(t, 32, 32)) }()
+	waitFor(t, "the request queued", func() bool { return e.depth("requests").Visible == 1 })
+	// Well past the idle limit (and any deadline it set) before answering.
+	time.Sleep(10 * cfg.UploadIdle)
+	w.hold.Store(false)
+	if r := <-done; r.status != 200 || r.body != "late:Eve" {
+		t.Fatalf("answer after a long wait: %d %q", r.status, r.body)
+	}
+}
