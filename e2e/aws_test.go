@@ -46,6 +46,18 @@ type awsStack struct {
 // the output bucket, and starts web and scaler in AWS mode.
 func newAWSStack(t *testing.T, maxWorkers int) *awsStack {
 	t.Helper()
+	s := newAWSResources(t, maxWorkers)
+	s.web = startEnv(t, "web", s.env, "web", "--addr", "127.0.0.1:0", "--open-recognition")
+	s.base = s.web.baseURL(t)
+	s.scaler = startEnv(t, "scaler", s.env, "scaler", "--max-workers", fmt.Sprint(maxWorkers), "--interval", "500ms")
+	s.player = newInstancePlayer(t, s)
+	return s
+}
+
+// newAWSResources creates the deployment's resources in moto and the
+// agents' environment, without starting any agent.
+func newAWSResources(t *testing.T, maxWorkers int) *awsStack {
+	t.Helper()
 	ep := awstest.Endpoint(t)
 	courseSet(t)
 	ctx := t.Context()
@@ -73,10 +85,6 @@ func newAWSStack(t *testing.T, maxWorkers int) *awsStack {
 		"FACECLOUD_FLEET=asg://"+s.names.WorkerGroup,
 		"FACECLOUD_LOG_LEVEL=debug",
 	)
-	s.web = startEnv(t, "web", s.env, "web", "--addr", "127.0.0.1:0", "--open-recognition")
-	s.base = s.web.baseURL(t)
-	s.scaler = startEnv(t, "scaler", s.env, "scaler", "--max-workers", fmt.Sprint(maxWorkers), "--interval", "500ms")
-	s.player = newInstancePlayer(t, s)
 	return s
 }
 

@@ -28,11 +28,14 @@ type Names struct {
 	RequestQueue    string
 	DeadLetterQueue string
 	ResponseQueue   string
-	InputBucket     string
-	OutputBucket    string
-	ArtifactsBucket string
-	WorkerGroup     string
-	WebInstance     string
+	// ReplyQueuePrefix starts the name of each web host's own reply queue
+	// (the web host adds its host name and a random tag).
+	ReplyQueuePrefix string
+	InputBucket      string
+	OutputBucket     string
+	ArtifactsBucket  string
+	WorkerGroup      string
+	WebInstance      string
 	// WorkerInstance is the Name tag of worker n (1-based) when the preset
 	// numbers them; "%d" stands for n.
 	WorkerInstance string
@@ -51,27 +54,29 @@ func NewNames(preset, prefix string) (Names, error) {
 	switch preset {
 	case PresetDefault, "":
 		return Names{
-			RequestQueue:    prefix + "-requests",
-			DeadLetterQueue: prefix + "-requests-dlq",
-			ResponseQueue:   prefix + "-replies",
-			InputBucket:     prefix + "-input",
-			OutputBucket:    prefix + "-output",
-			ArtifactsBucket: prefix + "-artifacts",
-			WorkerGroup:     prefix + "-workers",
-			WebInstance:     prefix + "-web",
-			WorkerInstance:  prefix + "-worker",
+			RequestQueue:     prefix + "-requests",
+			DeadLetterQueue:  prefix + "-requests-dlq",
+			ResponseQueue:    prefix + "-replies",
+			ReplyQueuePrefix: prefix + "-reply-",
+			InputBucket:      prefix + "-input",
+			OutputBucket:     prefix + "-output",
+			ArtifactsBucket:  prefix + "-artifacts",
+			WorkerGroup:      prefix + "-workers",
+			WebInstance:      prefix + "-web",
+			WorkerInstance:   prefix + "-worker",
 		}, nil
 	case PresetCourse:
 		return Names{
-			RequestQueue:    prefix + "-req-queue",
-			DeadLetterQueue: prefix + "-req-dlq",
-			ResponseQueue:   prefix + "-resp-queue",
-			InputBucket:     prefix + "-in-bucket",
-			OutputBucket:    prefix + "-out-bucket",
-			ArtifactsBucket: prefix + "-artifacts-bucket",
-			WorkerGroup:     prefix + "-app-tier",
-			WebInstance:     "web-instance",
-			WorkerInstance:  "app-tier-instance-%d",
+			RequestQueue:     prefix + "-req-queue",
+			DeadLetterQueue:  prefix + "-req-dlq",
+			ResponseQueue:    prefix + "-resp-queue",
+			ReplyQueuePrefix: prefix + "-resp-",
+			InputBucket:      prefix + "-in-bucket",
+			OutputBucket:     prefix + "-out-bucket",
+			ArtifactsBucket:  prefix + "-artifacts-bucket",
+			WorkerGroup:      prefix + "-app-tier",
+			WebInstance:      "web-instance",
+			WorkerInstance:   "app-tier-instance-%d",
 		}, nil
 	default:
 		return Names{}, fmt.Errorf("naming preset %q unknown: use %q or %q", preset, PresetDefault, PresetCourse)
@@ -143,6 +148,22 @@ func (s QueueSettings) ResponseQueueAttributes() map[string]string {
 		"SqsManagedSseEnabled":          "true",
 	}
 }
+
+// HostReplyQueueAttributes are the SQS attributes of a web host's own
+// reply queue: long polling, and replies kept only as long as a call may
+// wait for one (they only wake a waiting call; the result is in the store).
+func (s QueueSettings) HostReplyQueueAttributes() map[string]string {
+	return map[string]string{
+		"VisibilityTimeout":             seconds(s.VisibilityTimeout),
+		"ReceiveMessageWaitTimeSeconds": seconds(s.ReceiveWait),
+		"MessageRetentionPeriod":        seconds(HostReplyRetention),
+		"MaximumMessageSize":            strconv.Itoa(s.MaxMessageBytes),
+		"SqsManagedSseEnabled":          "true",
+	}
+}
+
+// HostReplyRetention is how long a web host's reply queue keeps a reply.
+const HostReplyRetention = 15 * time.Minute
 
 // DeadLetterQueueAttributes keep dead letters for the longest time SQS allows.
 func (s QueueSettings) DeadLetterQueueAttributes() map[string]string {

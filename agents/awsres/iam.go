@@ -76,3 +76,46 @@ var ScalerActions = []Grant{
 // with SSE "aws:kms" and a customer managed key (SSE-S3 and SQS managed SSE
 // need none).
 var KMSActions = []string{"kms:GenerateDataKey", "kms:Decrypt"}
+
+// The resources of a web tier of several hosts, which the stack creates
+// when it runs a web group: the hosts' own reply queues (named
+// Names.ReplyQueuePrefix + host + tag, created and removed by the hosts
+// themselves) and the record the scalers elect the acting one through.
+const (
+	// HostReplyQueues are the queues named by the reply queue prefix:
+	// arn:aws:sqs:REGION:ACCOUNT:<ReplyQueuePrefix>*.
+	HostReplyQueues Resource = "host-reply-queues"
+	// ScalerLease is the lease object in the output bucket:
+	// arn:aws:s3:::<OutputBucket>/leases/*.
+	ScalerLease Resource = "scaler-lease"
+)
+
+// ScalerLeaseKey is where in the output bucket the scalers' lease lives.
+const ScalerLeaseKey = "leases/scaler"
+
+// HostReplyWebActions are what a web agent with --reply-prefix does on its
+// own reply queue, in place of WebActions' grant on ReplyQueue: create it
+// (with its touched tag, which needs sqs:TagQueue too), touch it, receive
+// and delete replies (DeleteMessageBatch is sqs:DeleteMessage), read its
+// attributes, remove it at a clean stop.
+var HostReplyWebActions = []Grant{
+	{Resource: HostReplyQueues, Actions: []string{"sqs:CreateQueue", "sqs:TagQueue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue"}},
+}
+
+// HostReplyWorkerActions are what a worker with --reply-prefix does on the
+// web hosts' reply queues, besides WorkerActions: send replies (and read
+// each queue's size limit when it first opens it).
+var HostReplyWorkerActions = []Grant{
+	{Resource: HostReplyQueues, Actions: queueProducer},
+}
+
+// ScalerElectionActions are what a scaler with --lease and --reply-prefix
+// does besides ScalerActions: read and conditionally write the lease
+// (s3:ListBucket makes a lease not yet written a 404 rather than a 403),
+// list the reply queues with their touched tags and remove dead hosts'.
+var ScalerElectionActions = []Grant{
+	{Resource: ScalerLease, Actions: []string{"s3:GetObject", "s3:PutObject"}},
+	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
+	{Resource: HostReplyQueues, Actions: []string{"sqs:ListQueueTags", "sqs:GetQueueAttributes", "sqs:DeleteQueue"}},
+	{Resource: AnyResource, Actions: []string{"sqs:ListQueues"}},
+}

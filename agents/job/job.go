@@ -16,8 +16,19 @@ import (
 	"github.com/google/uuid"
 )
 
-// Version is the schema version this build writes and accepts.
+// Version is the schema version of Replies, Results and of Requests that
+// name no reply queue.
 const Version = 1
+
+// VersionReplyTo is the schema version of a Request that names the queue
+// its Reply goes to (ReplyTo). This build reads both versions and writes a
+// Request as Version when it has no ReplyTo, so workers of an earlier build
+// keep reading the requests of a web tier that does not use per-host reply
+// queues.
+const VersionReplyTo = 2
+
+// MaxReplyToBytes bounds a Request's ReplyTo address.
+const MaxReplyToBytes = 512
 
 // MaxMessageBytes is the largest encoded message; the AWS request queue is
 // created with the same limit.
@@ -54,6 +65,11 @@ type Request struct {
 	// Nearest asks for the nearest gallery name even beyond the threshold.
 	Nearest bool      `json:"nearest,omitempty"`
 	Sent    time.Time `json:"sent"`
+	// ReplyTo is the address of the queue the web host that waits for the
+	// answer reads (VersionReplyTo only). A worker sends the Reply there
+	// only when the address is one of its configured reply queues, so a
+	// forged request cannot make it write anywhere else.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 // Reply tells the web agent that a job's Result is in the output store.
@@ -155,6 +171,15 @@ func NewRequest(id, name string, nearest bool, now time.Time) Request {
 	return Request{V: Version, ID: id, Name: name, Input: InputKey(id), Nearest: nearest, Sent: now.UTC()}
 }
 
+// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo.
+func (r Request) WithReplyTo(addr string) Request {
+	r.ReplyTo, r.V = addr, VersionReplyTo
+	if addr == "" {
+		r.V = Version
+	}
+	return r
+}
+
 func validID(id string) error {
 	u, err := uuid.Parse(id)
 	if err != nil {
@@ -175,8 +200,17 @@ func validVersion(v int) error {
 
 // Validate reports the first thing wrong with r.
 func (r Request) Validate() error {
-	if err := validVersion(r.V); err != nil {
-		return err
+	switch {
+	case r.V == VersionReplyTo:
+		if err := validReplyTo(r.ReplyTo); err != nil {
+			return err
+		}
+	case r.ReplyTo != "":
+		return fmt.Errorf("reply_to needs schema version %d, message has %d", VersionReplyTo, r.V)
+	default:
+		if err := validVersion(r.V); err != nil {
+			return fmt.Errorf("%w (requests may also be version %d)", err, VersionReplyTo)
+		}
 	}
 	if err := validID(r.ID); err != nil {
 		return err
@@ -198,6 +232,20 @@ func (r Request) Validate() error {
 		}
 	default:
 		return fmt.Errorf("kind %q is neither %q nor %q", r.Kind, KindRecognize, KindEnroll)
+	}
+	return nil
+}
+
+// validReplyTo checks a reply queue address: 1..MaxReplyToBytes of
+// printable ASCII without spaces (a queue URL).
+func validReplyTo(addr string) error {
+	if addr == "" || len(addr) > MaxReplyToBytes {
+		return fmt.Errorf("reply_to must be 1..%d bytes, got %d", MaxReplyToBytes, len(addr))
+	}
+	for i := 0; i < len(addr); i++ {
+		if addr[i] <= ' ' || addr[i] >= 0x7f {
+			return fmt.Errorf("reply_to %q must be printable ASCII without spaces", addr)
+		}
 	}
 	return nil
 }

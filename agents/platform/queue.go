@@ -8,6 +8,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -71,4 +72,93 @@ type Queue interface {
 	Depth(ctx context.Context) (Depth, error)
 	// Close releases the adapter's resources; the queue's contents stay.
 	Close() error
+}
+
+// MaxBatch is the most messages one Receive returns and one DeleteBatch
+// call takes (SQS's limit, which every adapter keeps).
+const MaxBatch = 10
+
+// BatchDeleter is a Queue that deletes several deliveries in one call (SQS
+// DeleteMessageBatch); DeleteAll uses it when a queue has it.
+type BatchDeleter interface {
+	// DeleteBatch deletes the messages of up to MaxBatch deliveries, each
+	// as Delete would. It returns nil when every one is deleted, else an
+	// error joining one error per receipt that failed (each wrapping
+	// ErrNotFound where Delete's would); the others are deleted.
+	DeleteBatch(ctx context.Context, receipts []string) error
+}
+
+// DeleteAll deletes the messages of receipts from q: in batches of
+// MaxBatch when q is a BatchDeleter, else one at a time. It returns the
+// errors of the receipts that failed, joined.
+func DeleteAll(ctx context.Context, q Queue, receipts []string) error {
+	var errs []error
+	if bd, ok := q.(BatchDeleter); ok {
+		for len(receipts) > 0 {
+			n := min(len(receipts), MaxBatch)
+			if err := bd.DeleteBatch(ctx, receipts[:n]); err != nil {
+				errs = append(errs, err)
+			}
+			receipts = receipts[n:]
+		}
+		return errors.Join(errs...)
+	}
+	for _, r := range receipts {
+		if err := q.Delete(ctx, r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// QueueFamily is a set of queues that are created and removed while the
+// system runs, all named under one prefix: the reply queue of each web
+// host. A web host creates its queue at start, touches it while it runs
+// and removes it at a clean stop; workers send replies only to addresses
+// the family contains; whoever collects garbage removes the members nobody
+// has touched for a while (a host that died without cleaning up).
+type QueueFamily interface {
+	// Create creates the member named prefix+suffix (suffix: 1..40
+	// characters of A-Z, a-z, 0-9, '-' and '_') and returns it with its
+	// address, the string Open, Touch, Remove and Contains take. Creating
+	// an existing member returns it.
+	Create(ctx context.Context, suffix string) (Queue, string, error)
+	// Open returns the member at address for sending and receiving. It
+	// fails with an error wrapping ErrNotFound when address is not in the
+	// family (Contains is false) or the member does not exist; Send on a
+	// member removed after Open fails the same way.
+	Open(ctx context.Context, address string) (Queue, error)
+	// Contains reports whether address names a member of this family,
+	// from the address alone: the check before sending anywhere.
+	Contains(address string) bool
+	// Touch records that the member's owner is alive now.
+	Touch(ctx context.Context, address string) error
+	// Members lists the family's members with when each was last touched
+	// (or created), oldest first.
+	Members(ctx context.Context) ([]Member, error)
+	// Remove deletes the member and its messages; a member already gone
+	// is not an error.
+	Remove(ctx context.Context, address string) error
+	// Close releases the adapter's resources; the members stay.
+	Close() error
+}
+
+// Member is one queue of a QueueFamily.
+type Member struct {
+	Address string
+	// Touched is when the member was last touched or created.
+	Touched time.Time
+}
+
+// ValidMemberSuffix checks a QueueFamily member's suffix.
+func ValidMemberSuffix(s string) error {
+	if len(s) < 1 || len(s) > 40 {
+		return fmt.Errorf("queue name suffix %q must be 1..40 characters", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("queue name suffix %q may hold only A-Z, a-z, 0-9, '-' and '_'", s)
+		}
+	}
+	return nil
 }

@@ -26,15 +26,22 @@ type Config struct {
 	Policy Policy
 	// Interval is the time between two polls.
 	Interval time.Duration
+	// ReplyExpiry is how long a web host's reply queue may go untouched
+	// before the scaler removes it as a dead host's (with Deps.Replies);
+	// 0 never removes any.
+	ReplyExpiry time.Duration
 }
 
 // DefaultConfig polls every second with DefaultPolicy.
-var DefaultConfig = Config{Policy: DefaultPolicy, Interval: time.Second}
+var DefaultConfig = Config{Policy: DefaultPolicy, Interval: time.Second, ReplyExpiry: 10 * time.Minute}
 
 // Validate states the allowed ranges.
 func (c Config) Validate() error {
 	if c.Interval < 100*time.Millisecond || c.Interval > 5*time.Minute {
 		return fmt.Errorf("scaler interval %s out of range 100ms..5m", c.Interval)
+	}
+	if c.ReplyExpiry != 0 && (c.ReplyExpiry < 5*time.Second || c.ReplyExpiry > 24*time.Hour) {
+		return fmt.Errorf("reply queue expiry %s out of range 5s..24h (or 0: never)", c.ReplyExpiry)
 	}
 	return c.Policy.Validate()
 }
@@ -50,6 +57,12 @@ type Loop struct {
 
 	lastOut, lastIn time.Time
 	lastAction      string
+
+	lease   *Lease
+	replies platform.QueueFamily
+	leading bool
+	polled  bool
+	lastGC  time.Time
 }
 
 // Deps are the loop's collaborators. Now and Metrics may be nil.
@@ -62,11 +75,20 @@ type Deps struct {
 	// Metrics, when set, receives gauges of the fleet and the backlog and a
 	// counter of decisions by action.
 	Metrics prometheus.Registerer
+	// Lease, when set, elects the one scaler of several that acts: the
+	// others poll only the lease, so two scalers with different views of
+	// the queue never set the fleet's size against each other.
+	Lease *Lease
+	// Replies, when set, is the web hosts' reply queue family: the acting
+	// scaler removes members untouched for Config.ReplyExpiry (hosts that
+	// died without removing theirs).
+	Replies platform.QueueFamily
 }
 
 type gauges struct {
-	backlog, desired, running, pending prometheus.Gauge
-	decisions                          *prometheus.CounterVec
+	backlog, desired, running, pending, leader prometheus.Gauge
+	decisions                                  *prometheus.CounterVec
+	collected                                  prometheus.Counter
 }
 
 // New returns a loop; it validates cfg.
@@ -77,7 +99,7 @@ func New(cfg Config, deps Deps) (*Loop, error) {
 	if deps.Queue == nil || deps.Fleet == nil {
 		return nil, fmt.Errorf("scaler needs a queue and a fleet")
 	}
-	l := &Loop{cfg: cfg, queue: deps.Queue, fleet: deps.Fleet, now: deps.Now, log: deps.Logger}
+	l := &Loop{cfg: cfg, queue: deps.Queue, fleet: deps.Fleet, now: deps.Now, log: deps.Logger, lease: deps.Lease, replies: deps.Replies}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -92,8 +114,10 @@ func New(cfg Config, deps Deps) (*Loop, error) {
 			pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "facecloud_fleet_pending", Help: "Starting workers at the last poll."}),
 			decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facecloud_scaler_decisions_total", Help: "Scaling decisions by action."},
 				[]string{"action"}),
+			leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "facecloud_scaler_leader", Help: "1 while this scaler acts (holds the lease, or runs without one), 0 while it stands by."}),
+			collected: prometheus.NewCounter(prometheus.CounterOpts{Name: "facecloud_scaler_reply_queues_removed_total", Help: "Reply queues of web hosts removed after going untouched for the expiry."}),
 		}
-		for _, c := range []prometheus.Collector{g.backlog, g.desired, g.running, g.pending, g.decisions} {
+		for _, c := range []prometheus.Collector{g.backlog, g.desired, g.running, g.pending, g.decisions, g.leader, g.collected} {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("register scaler metrics: %w", err)
 			}
@@ -111,15 +135,87 @@ func (l *Loop) Run(ctx context.Context) error {
 	t := time.NewTicker(l.cfg.Interval)
 	defer t.Stop()
 	for {
-		if _, err := l.Step(ctx); err != nil && ctx.Err() == nil {
-			l.log.Warn("scaler poll failed", "err", err)
+		if l.lead(ctx) {
+			if _, err := l.Step(ctx); err != nil && ctx.Err() == nil {
+				l.log.Warn("scaler poll failed", "err", err)
+			}
+			l.collect(ctx)
 		}
 		select {
 		case <-ctx.Done():
+			if l.lease != nil {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if err := l.lease.Release(rctx); err != nil {
+					l.log.Warn("release scaler lease", "err", err)
+				}
+				cancel()
+			}
 			l.log.Info("scaler stopped")
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// lead reports whether this scaler acts at this poll: always without a
+// lease, else while it holds it. It logs each change.
+func (l *Loop) lead(ctx context.Context) bool {
+	leading := true
+	if l.lease != nil {
+		var err error
+		leading, err = l.lease.Step(ctx)
+		if err != nil && ctx.Err() == nil {
+			l.log.Warn("scaler lease", "err", err, "leading", leading)
+		}
+	}
+	if leading != l.leading || !l.polled {
+		if leading {
+			l.log.Info("scaler leading", "holder", l.holderName())
+		} else if l.lease != nil {
+			l.log.Info("scaler standing by", "holder", l.holderName(), "leader", l.lease.OtherHolder())
+		}
+	}
+	l.leading, l.polled = leading, true
+	if l.gauges != nil {
+		l.gauges.leader.Set(map[bool]float64{true: 1}[leading])
+	}
+	return leading
+}
+
+func (l *Loop) holderName() string {
+	if l.lease == nil {
+		return ""
+	}
+	return l.lease.Holder()
+}
+
+// collect removes the reply queues of web hosts that stopped touching
+// them, at most every tenth of the expiry.
+func (l *Loop) collect(ctx context.Context) {
+	now := l.now()
+	if l.replies == nil || l.cfg.ReplyExpiry == 0 || (!l.lastGC.IsZero() && now.Sub(l.lastGC) < l.cfg.ReplyExpiry/10) {
+		return
+	}
+	l.lastGC = now
+	members, err := l.replies.Members(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("list reply queues", "err", err)
+		}
+		return
+	}
+	for _, m := range members {
+		if now.Sub(m.Touched) < l.cfg.ReplyExpiry {
+			continue
+		}
+		if err := l.replies.Remove(ctx, m.Address); err != nil {
+			l.log.Warn("remove a dead host's reply queue", "reply_queue", m.Address, "err", err)
+			continue
+		}
+		if l.gauges != nil {
+			l.gauges.collected.Inc()
+		}
+		l.log.Info("reply queue of a dead host removed", "reply_queue", m.Address, "untouched_for", now.Sub(m.Touched).Round(time.Second))
 	}
 }
 

@@ -500,10 +500,3 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
-
-// serve serves s over httptest and returns its URL.
-func (e *env) serve(s *Server) string {
-	hs := httptest.NewServer(s.Handler())
-	e.t.Cleanup(hs.Close)
-	return hs.URL
-}

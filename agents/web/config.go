@@ -41,14 +41,31 @@ type Config struct {
 	ReplyBatch int
 	// ReplyWait is the long-poll wait of one receive call on the reply queue.
 	ReplyWait time.Duration
+	// ReplyTouch is how often a server with a reply queue of its own marks
+	// it alive; the collector of dead hosts' queues must wait several times
+	// as long before it removes one.
+	ReplyTouch time.Duration
 	// ReadyCache is how long a /readyz verdict is reused, so probes do not
 	// hammer the queue and store.
 	ReadyCache time.Duration
 	// DrainTimeout is how long Run lets requests in progress finish after
 	// its context ends; waits still open after it are answered 503.
 	DrainTimeout time.Duration
-	// ReadTimeout bounds reading one whole request, headers and body.
+	// ReadTimeout bounds reading one whole request, headers and body, on
+	// the routes that take no upload; uploads are bounded by
+	// MinUploadRate and UploadIdle instead.
 	ReadTimeout time.Duration
+	// UploadMemory is the byte budget of all calls together: their upload
+	// bytes as they arrive and the working memory of checking their images.
+	// A call that finds it exhausted for MemoryWait is answered 503.
+	UploadMemory int64
+	// MemoryWait is how long a call waits for UploadMemory to free up.
+	MemoryWait time.Duration
+	// MinUploadRate (bytes a second) and UploadIdle cut slow senders: an
+	// upload must arrive at MinUploadRate on average and never pause for
+	// longer than UploadIdle, else it is answered 408.
+	MinUploadRate int64
+	UploadIdle    time.Duration
 	// MaxEnrollImages bounds the images of one enrolment request.
 	MaxEnrollImages int
 	// OpenRecognition lets POST / and the recognition routes through
@@ -83,9 +100,14 @@ func DefaultConfig() Config {
 		PollMax:         30 * time.Second,
 		ReplyBatch:      10,
 		ReplyWait:       10 * time.Second,
+		ReplyTouch:      time.Minute,
 		ReadyCache:      2 * time.Second,
 		DrainTimeout:    30 * time.Second,
 		ReadTimeout:     2 * time.Minute,
+		UploadMemory:    96 << 20,
+		MemoryWait:      5 * time.Second,
+		MinUploadRate:   8 << 10,
+		UploadIdle:      10 * time.Second,
 		MaxEnrollImages: 64,
 		KeyRate:         100,
 		KeyBurst:        200,
@@ -121,12 +143,17 @@ func (c Config) Validate() error {
 	durIn("poll max", c.PollMax, c.PollInterval, 10*time.Minute)
 	check(c.ReplyBatch >= 1 && c.ReplyBatch <= 10, "reply batch %d out of range 1..10", c.ReplyBatch)
 	durIn("reply wait", c.ReplyWait, 0, 20*time.Second)
+	durIn("reply touch", c.ReplyTouch, time.Second, time.Hour)
 	durIn("ready cache", c.ReadyCache, 0, time.Minute)
 	durIn("drain timeout", c.DrainTimeout, 0, time.Hour)
 	durIn("read timeout", c.ReadTimeout, time.Second, time.Hour)
 	check(c.KeyRate >= 0.01 && c.KeyRate <= 1e6, "key rate %g requests a second out of range 0.01..1000000", c.KeyRate)
 	check(c.KeyBurst >= 1 && c.KeyBurst <= 1_000_000, "key burst %d out of range 1..1000000", c.KeyBurst)
 	check((c.TLSCert == "") == (c.TLSKey == ""), "TLS needs both a certificate and a key file (or neither)")
+	check(c.UploadMemory >= c.MaxBodyBytes && c.UploadMemory <= 64<<30, "upload memory %d bytes out of range %d (the max body)..64GiB", c.UploadMemory, c.MaxBodyBytes)
+	durIn("memory wait", c.MemoryWait, 0, time.Minute)
+	check(c.MinUploadRate >= 1 && c.MinUploadRate <= 1<<30, "min upload rate %d bytes/s out of range 1..1GiB/s", c.MinUploadRate)
+	durIn("upload idle", c.UploadIdle, 100*time.Millisecond, 10*time.Minute)
 	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
 	return errors.Join(errs...)
 }

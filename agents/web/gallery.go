@@ -72,18 +72,22 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	in := s.newIntake(w, r)
+	defer in.release()
 	if !isMultipart(r) {
 		return refuse(http.StatusUnsupportedMediaType, "not_multipart", "request must be multipart/form-data with one or more image files")
 	}
-	ups, herr := readMultipart(r, true, s.cfg.MaxEnrollImages)
+	ups, herr := s.readMultipart(r, in, true, s.cfg.MaxEnrollImages)
 	if herr != nil {
 		return herr
 	}
 	for i := range ups {
-		if herr := s.check(r.Context(), &ups[i]); herr != nil {
+		if herr := s.check(r.Context(), in, &ups[i]); herr != nil {
 			return herr
 		}
+	}
+	if herr := s.takeSlot(r); herr != nil {
+		return herr
 	}
 	ps := make([]pending, 0, len(ups))
 	defer func() {
@@ -98,6 +102,7 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 		}
 		ps = append(ps, p)
 	}
+	in.release()
 	out := enrolment{Person: name, Results: []job.Result{}}
 	deadline := time.Now().Add(wait)
 	for _, p := range ps {

@@ -183,6 +183,9 @@ type fakeWorker struct {
 	seen atomic.Int32
 	// wrongInput counts requests whose input was missing from the store.
 	wrongInput atomic.Int32
+	// family, when set, holds the web hosts' own reply queues: a request
+	// naming one of them is replied there, as the worker agent does.
+	family platform.QueueFamily
 }
 
 func (e *env) startWorker(w *fakeWorker) {
@@ -242,6 +245,13 @@ func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platfor
 		return
 	}
 	rep, _ := job.Encode(job.Reply{V: job.Version, ID: req.ID, Status: res.Status, Output: job.ResultKey(req.ID)})
+	if req.ReplyTo != "" && w.family != nil && w.family.Contains(req.ReplyTo) {
+		if q, err := w.family.Open(ctx, req.ReplyTo); err == nil {
+			_ = q.Send(ctx, rep)
+			q.Close()
+		}
+		return
+	}
 	_ = reps.Send(ctx, rep)
 }
 

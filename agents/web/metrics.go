@@ -17,6 +17,8 @@ type metrics struct {
 	replies  *prometheus.CounterVec
 	answers  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	// uploadBytes is the part of the upload memory budget in use.
+	uploadBytes prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,8 +52,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "facecloud_web_rejected_total",
 			Help: "Requests refused before reaching the queue, by reason.",
 		}, []string{"reason"}),
+		uploadBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "facecloud_web_upload_memory_bytes",
+			Help: "Bytes of the upload memory budget held by calls: upload bytes received and image checks under way.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.waiting, m.replies, m.answers, m.rejected} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.waiting, m.replies, m.answers, m.rejected, m.uploadBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

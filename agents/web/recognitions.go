@@ -33,7 +33,7 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 	if name == "" {
 		name = id
 	}
-	req := job.NewRequest(id, name, nearest, s.deps.Now())
+	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithReplyTo(s.replyTo())
 	if kind == job.KindEnroll {
 		req.Kind, req.Person = kind, person
 	}
@@ -55,20 +55,27 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 	return pending{id: id, ch: ch, done: done}, nil
 }
 
-// enqueueRecognition checks one uploaded image and queues it for
-// recognition: the shared front half of the text and JSON endpoints.
-func (s *Server) enqueueRecognition(ctx context.Context, u upload, nearest bool) (pending, *httpError) {
-	if herr := s.check(ctx, &u); herr != nil {
+// enqueueRecognition checks one uploaded image, takes the call's in-flight
+// slot and queues the image for recognition: the shared front half of the
+// text and JSON endpoints. The upload's memory is returned to the budget
+// once the image is stored.
+func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, nearest bool) (pending, *httpError) {
+	defer in.release()
+	if herr := s.check(r.Context(), in, &u); herr != nil {
 		return pending{}, herr
 	}
-	return s.enqueue(ctx, u, job.KindRecognize, "", nearest)
+	if herr := s.takeSlot(r); herr != nil {
+		return pending{}, herr
+	}
+	return s.enqueue(r.Context(), u, job.KindRecognize, "", nearest)
 }
 
 // postText is the course's contract: multipart field inputFile in,
 // "<stem>:<name>" out, without a newline, waiting as long as it takes (up
 // to cfg.TextWait).
 func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	in := s.newIntake(w, r)
+	defer in.release()
 	nearest, herr := s.nearestParam(r)
 	if herr != nil {
 		return herr
@@ -76,11 +83,11 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if !isMultipart(r) {
 		return refuse(http.StatusUnsupportedMediaType, "not_multipart", "request must be multipart/form-data with the image in field %s", fileFields[0])
 	}
-	ups, herr := readMultipart(r, false, 1)
+	ups, herr := s.readMultipart(r, in, false, 1)
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r.Context(), ups[0], nearest)
+	p, herr := s.enqueueRecognition(r, in, ups[0], nearest)
 	if herr != nil {
 		return herr
 	}
@@ -115,7 +122,8 @@ func pendingStatus(id string) status {
 }
 
 func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpError {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	in := s.newIntake(w, r)
+	defer in.release()
 	nearest, herr := s.nearestParam(r)
 	if herr != nil {
 		return herr
@@ -127,9 +135,9 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	var ups []upload
 	switch {
 	case isMultipart(r):
-		ups, herr = readMultipart(r, false, 1)
+		ups, herr = s.readMultipart(r, in, false, 1)
 	case isRawImage(r):
-		ups, herr = readRaw(r)
+		ups, herr = s.readRaw(r, in)
 	default:
 		herr = refuse(http.StatusUnsupportedMediaType, "not_multipart",
 			"send multipart/form-data with the image in field %s, or the image itself with Content-Type image/*", fileFields[0])
@@ -137,7 +145,7 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r.Context(), ups[0], nearest)
+	p, herr := s.enqueueRecognition(r, in, ups[0], nearest)
 	if herr != nil {
 		return herr
 	}

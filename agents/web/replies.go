@@ -2,8 +2,12 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,10 +62,130 @@ func (w *waiters) wake(id string) bool {
 	return len(w.m[id]) > 0
 }
 
+// hostReplies is the reply queue the consumer reads: Deps.Replies, or the
+// server's own member of Deps.ReplyFamily and its address, which requests
+// carry as ReplyTo. A member removed under the server's feet (a garbage
+// collector that took it for a dead host's) is replaced by a new one.
+type hostReplies struct {
+	mu    sync.Mutex
+	queue platform.Queue
+	addr  string
+}
+
+// replyQueue is the queue replies come on now.
+func (s *Server) replyQueue() platform.Queue {
+	s.replies.mu.Lock()
+	defer s.replies.mu.Unlock()
+	return s.replies.queue
+}
+
+// replyTo is the address requests name for their reply ("" without a family).
+func (s *Server) replyTo() string {
+	s.replies.mu.Lock()
+	defer s.replies.mu.Unlock()
+	return s.replies.addr
+}
+
+// openReplies sets up the reply queue: Deps.Replies, or a new member of
+// Deps.ReplyFamily named "<host>-<random tag>" (a tag per start, since SQS
+// refuses for a minute to recreate a name it has just deleted).
+func (s *Server) openReplies() error {
+	if s.deps.ReplyFamily == nil {
+		s.replies.queue = s.deps.Replies
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	suffix := hostTag(s.deps.Host)
+	q, addr, err := s.deps.ReplyFamily.Create(ctx, suffix)
+	if err != nil {
+		return fmt.Errorf("web: create this host's reply queue: %w", err)
+	}
+	s.replies.mu.Lock()
+	old := s.replies.queue
+	s.replies.queue, s.replies.addr = q, addr
+	s.replies.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	s.log.Info("reply queue created", "reply_queue", addr)
+	return nil
+}
+
+// closeReplies removes the server's own reply queue (a clean stop); the
+// calls it served are over, and nothing else reads it.
+func (s *Server) closeReplies() {
+	if s.deps.ReplyFamily == nil {
+		return
+	}
+	s.replies.mu.Lock()
+	q, addr := s.replies.queue, s.replies.addr
+	s.replies.mu.Unlock()
+	_ = q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.deps.ReplyFamily.Remove(ctx, addr); err != nil {
+		s.log.Warn("remove reply queue; the garbage collector will", "reply_queue", addr, "err", err)
+		return
+	}
+	s.log.Info("reply queue removed", "reply_queue", addr)
+}
+
+// touchReplies marks the server's reply queue alive every cfg.ReplyTouch,
+// so the collector of dead hosts' queues leaves it alone.
+func (s *Server) touchReplies(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ReplyTouch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		addr := s.replyTo()
+		err := s.deps.ReplyFamily.Touch(ctx, addr)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, platform.ErrNotFound):
+			s.log.Warn("reply queue was removed; creating a new one", "reply_queue", addr)
+			if err := s.openReplies(); err != nil {
+				s.log.Warn("recreate reply queue", "err", err)
+			}
+		default:
+			s.log.Warn("touch reply queue", "reply_queue", addr, "err", err)
+		}
+	}
+}
+
+// hostTag is a reply queue suffix: the host's name (its first label,
+// reduced to the characters queue names allow) and 8 random hex digits.
+func hostTag(host string) string {
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	host, _, _ = strings.Cut(host, ".")
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, host)
+	if len(host) > 31 {
+		host = host[:31]
+	}
+	if host == "" {
+		host = "web"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
 // consumeReplies is the one reply consumer: it receives replies, wakes the
-// calls waiting for them and deletes every reply, including those nobody
-// here waits for (another web host's, or from before a restart): their
-// results are in the output store, where any later call finds them.
+// calls waiting for them and deletes every reply in one batch call,
+// including those nobody here waits for (another web host's, or from
+// before a restart): their results are in the output store, where any
+// later call finds them.
 func (s *Server) consumeReplies(ctx context.Context) {
 	backoff := time.Duration(0)
 	for {
@@ -77,23 +201,39 @@ func (s *Server) consumeReplies(ctx context.Context) {
 			return
 		default:
 		}
-		msgs, err := s.deps.Replies.Receive(ctx, s.cfg.ReplyBatch, s.cfg.ReplyWait)
+		q := s.replyQueue()
+		msgs, err := q.Receive(ctx, s.cfg.ReplyBatch, s.cfg.ReplyWait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			if errors.Is(err, platform.ErrNotFound) && s.deps.ReplyFamily != nil && q == s.replyQueue() {
+				s.log.Warn("reply queue is gone; creating a new one", "reply_queue", s.replyTo(), "err", err)
+				if err := s.openReplies(); err == nil {
+					backoff = 0
+				}
+				continue
+			}
 			s.log.Warn("receive replies", "err", err, "retry_in", backoff)
 			continue
 		}
 		backoff = 0
+		if len(msgs) == 0 {
+			continue
+		}
+		receipts := make([]string, 0, len(msgs))
 		for _, m := range msgs {
-			s.routeReply(ctx, m)
+			s.routeReply(m)
+			receipts = append(receipts, m.Receipt)
+		}
+		if err := platform.DeleteAll(ctx, q, receipts); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete replies", "count", len(receipts), "err", err)
 		}
 	}
 }
 
-func (s *Server) routeReply(ctx context.Context, m platform.Message) {
+func (s *Server) routeReply(m platform.Message) {
 	var rep job.Reply
 	outcome := "invalid"
 	if err := job.Decode(m.Body, &rep); err != nil {
@@ -105,9 +245,6 @@ func (s *Server) routeReply(ctx context.Context, m platform.Message) {
 		s.log.Debug("reply with no waiter here; result stays in the store", "id", rep.ID)
 	}
 	s.metrics.replies.WithLabelValues(outcome).Inc()
-	if err := s.deps.Replies.Delete(ctx, m.Receipt); err != nil && ctx.Err() == nil {
-		s.log.Warn("delete reply", "message", m.ID, "err", err)
-	}
 }
 
 // errWaitTimeout means no result came within the call's wait limit.

@@ -33,8 +33,17 @@ import (
 type Deps struct {
 	// Requests receives a job.Request per accepted image.
 	Requests platform.Queue
-	// Replies is read by the server's one reply consumer.
+	// Replies is read by the server's one reply consumer: the queue every
+	// worker replies on. Leave it nil when ReplyFamily is set.
 	Replies platform.Queue
+	// ReplyFamily, when set, gives this server a reply queue of its own:
+	// created in it by New (named after Host and a random tag), named in
+	// every request the server sends, touched every cfg.ReplyTouch and
+	// removed by Close, so that with several web hosts each reply reaches
+	// the host whose call waits for it.
+	ReplyFamily platform.QueueFamily
+	// Host names this server's reply queue; empty means the host name.
+	Host string
 	// Inputs stores uploads under job.InputKey(id).
 	Inputs platform.Store
 	// Outputs holds workers' Results under job.ResultKey(id).
@@ -64,6 +73,7 @@ type Server struct {
 	// routeList is what routes registered, for Routes.
 	routeList []Route
 	waiters   waiters
+	replies   hostReplies
 	slots     chan struct{}
 	// limits is the token bucket of each key; crossOrigin refuses
 	// cross-origin browser requests that carry no key.
@@ -73,6 +83,7 @@ type Server struct {
 	// file fails at start; nil serves plain HTTP.
 	tls     *tls.Config
 	decodes chan struct{}
+	budget  *budget
 
 	// draining refuses new work (503) while the calls in progress finish.
 	draining atomic.Bool
@@ -93,8 +104,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("web config: %w", err)
 	}
-	if deps.Requests == nil || deps.Replies == nil || deps.Inputs == nil || deps.Outputs == nil {
-		return nil, errors.New("web: request queue, reply queue, input store and output store are all required")
+	if deps.Requests == nil || (deps.Replies == nil) == (deps.ReplyFamily == nil) || deps.Inputs == nil || deps.Outputs == nil {
+		return nil, errors.New("web: request queue, one of reply queue or reply queue family, input store and output store are all required")
 	}
 	if deps.Gallery == nil {
 		deps.Gallery = deps.Outputs
@@ -120,6 +131,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		waiters: waiters{m: map[string]map[chan struct{}]struct{}{}},
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		budget:  newBudget(cfg.UploadMemory, cfg.MemoryWait),
 
 		limits:      newLimiters(cfg.KeyRate, cfg.KeyBurst),
 		crossOrigin: http.NewCrossOriginProtection(),
@@ -132,8 +144,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
+	if err := s.openReplies(); err != nil {
+		s.cancelStop()
+		return nil, err
+	}
 	s.handler = s.routes()
 	s.consumer.Go(func() { s.consumeReplies(s.stop) })
+	if deps.ReplyFamily != nil {
+		s.consumer.Go(func() { s.touchReplies(s.stop) })
+	}
 	return s, nil
 }
 
@@ -146,6 +165,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancelStop()
 		s.consumer.Wait()
+		s.closeReplies()
 	})
 	return nil
 }
@@ -295,26 +315,30 @@ type Route struct{ Method, Pattern string }
 // GET, and the catch-all 404 routes left out), for documentation checks.
 func (s *Server) Routes() []Route { return slices.Clone(s.routeList) }
 
-// limited runs h only if an in-flight slot is free, else answers 503 with
-// Retry-After: a burst beyond capacity is turned away cheaply instead of
-// piling up memory and goroutines.
+// limited runs h holding an in-flight slot, and answers 503 with
+// Retry-After when none is free: a burst beyond capacity is turned away
+// cheaply instead of piling up goroutines. A call without a body takes its
+// slot first; an upload takes it (takeSlot) once its body has arrived and
+// been checked, so slow senders hold none: their bytes are bounded by the
+// upload memory budget and their time by the minimum transfer rate. Taking
+// the slot is accepting the call: while draining, it is refused instead.
 func (s *Server) limited(writeErr func(http.ResponseWriter, *httpError), h func(http.ResponseWriter, *http.Request) *httpError) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case s.slots <- struct{}{}:
-		default:
-			s.metrics.rejected.WithLabelValues("busy").Inc()
-			w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter.Seconds())))
-			writeErr(w, refuse(http.StatusServiceUnavailable, "busy", "server busy: %d requests in flight, retry later", s.cfg.MaxInFlight))
-			return
+		st := &slotState{}
+		r = r.WithContext(context.WithValue(r.Context(), slotKey{}, st))
+		defer func() {
+			if st.held {
+				<-s.slots
+			}
+		}()
+		var err *httpError
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			err = s.takeSlot(r)
 		}
-		defer func() { <-s.slots }()
-		if s.draining.Load() {
-			w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter.Seconds())))
-			writeErr(w, refuse(http.StatusServiceUnavailable, "shutting_down", "server shutting down: this request was not accepted; retry, or send it to another host"))
-			return
+		if err == nil {
+			err = h(w, r)
 		}
-		if err := h(w, r); err != nil {
+		if err != nil {
 			if err.status == StatusClientClosedRequest {
 				s.log.Debug("client went away before its answer", "route", r.URL.Path, "err", err.msg)
 			}
@@ -327,6 +351,32 @@ func (s *Server) limited(writeErr func(http.ResponseWriter, *httpError), h func(
 			writeErr(w, err)
 		}
 	})
+}
+
+// slotState says whether a call under limited holds its slot.
+type slotState struct{ held bool }
+
+type slotKey struct{}
+
+// takeSlot takes the call's in-flight slot (once), or refuses with 503.
+func (s *Server) takeSlot(r *http.Request) *httpError {
+	st, _ := r.Context().Value(slotKey{}).(*slotState)
+	if st == nil || st.held {
+		return nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		return refuse(http.StatusServiceUnavailable, "busy", "server busy: %d requests in flight, retry later", s.cfg.MaxInFlight)
+	}
+	// Checked with the slot held: Serve sets draining before it waits for
+	// the slots to empty, so a call accepted here is one it waits for.
+	if s.draining.Load() {
+		<-s.slots
+		return refuse(http.StatusServiceUnavailable, "shutting_down", "server shutting down: this request was not accepted; retry, or send it to another host")
+	}
+	st.held = true
+	return nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -362,7 +412,7 @@ func (s *Server) probe(ctx context.Context) error {
 	if _, err := s.deps.Requests.Depth(ctx); err != nil {
 		return fmt.Errorf("request queue: %w", err)
 	}
-	if _, err := s.deps.Replies.Depth(ctx); err != nil {
+	if _, err := s.replyQueue().Depth(ctx); err != nil {
 		return fmt.Errorf("reply queue: %w", err)
 	}
 	stores := []struct {

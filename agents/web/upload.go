@@ -55,11 +55,17 @@ func oneLine(s string) string {
 	return s
 }
 
-// bodyError maps a failure reading the body to 413 or 400.
-func bodyError(err error) *httpError {
+// bodyError maps a failure reading the body to 413, 408 (too slow), 503
+// (upload memory exhausted) or 400.
+func (s *Server) bodyError(err error) *httpError {
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	switch {
+	case errors.As(err, &tooLarge):
 		return refuse(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of %d bytes", tooLarge.Limit)
+	case errors.Is(err, errTooSlow):
+		return refuse(http.StatusRequestTimeout, "too_slow", "upload cut: it must arrive at %d bytes/s or more, without pausing for %s", s.cfg.MinUploadRate, s.cfg.UploadIdle)
+	case errors.Is(err, errShort), errors.Is(err, errEvicted):
+		return refuse(http.StatusServiceUnavailable, "", "%v; retry later", err)
 	}
 	// The body ends early only when the connection does: the client is gone.
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
@@ -70,8 +76,9 @@ func bodyError(err error) *httpError {
 
 // readMultipart returns the file parts of a multipart request: the first
 // one in fileFields when all is false, else every part with a file name or
-// a fileFields name, up to max. The body must already be size-limited.
-func readMultipart(r *http.Request, all bool, max int) ([]upload, *httpError) {
+// a fileFields name, up to max, read into memory charged to in. The body
+// must be in's.
+func (s *Server) readMultipart(r *http.Request, in *intake, all bool, max int) ([]upload, *httpError) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, refuse(http.StatusUnsupportedMediaType, "not_multipart",
@@ -84,24 +91,25 @@ func readMultipart(r *http.Request, all bool, max int) ([]upload, *httpError) {
 			break
 		}
 		if err != nil {
-			return nil, bodyError(err)
+			return nil, s.bodyError(err)
 		}
 		wanted := isFileField(part.FormName()) || (all && part.FileName() != "")
 		if !wanted || (!all && len(ups) == 1) {
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				return nil, bodyError(err)
+				return nil, s.bodyError(err)
 			}
 			continue
 		}
 		if len(ups) == max {
 			return nil, refuse(http.StatusBadRequest, "too_many_files", "more than %d images in one request", max)
 		}
-		data, err := io.ReadAll(part)
+		data, err := in.readAll(r.Context(), part)
 		if err != nil {
-			return nil, bodyError(err)
+			return nil, s.bodyError(err)
 		}
 		ups = append(ups, upload{field: part.FormName(), filename: part.FileName(), data: data})
 	}
+	in.arrived()
 	if len(ups) == 0 {
 		return nil, refuse(http.StatusBadRequest, "missing_field",
 			"missing file field %s (also accepted: %s)", fileFields[0], strings.Join(fileFields[1:], ", "))
@@ -121,11 +129,12 @@ func isFileField(name string) bool {
 // readRaw takes the whole body as one image (Content-Type image/* or
 // application/octet-stream); the name comes from ?name= or the
 // Content-Disposition file name.
-func readRaw(r *http.Request) ([]upload, *httpError) {
-	data, err := io.ReadAll(r.Body)
+func (s *Server) readRaw(r *http.Request, in *intake) ([]upload, *httpError) {
+	data, err := in.readAll(r.Context(), r.Body)
 	if err != nil {
-		return nil, bodyError(err)
+		return nil, s.bodyError(err)
 	}
+	in.arrived()
 	name := r.URL.Query().Get("name")
 	if name == "" {
 		if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil {
@@ -149,8 +158,12 @@ func isRawImage(r *http.Request) bool {
 
 // check names an upload after its file name's stem (empty when it has no
 // file name: the request id stands in) and decodes it within the limits, so
-// nothing that cannot be recognised ever reaches the queue.
-func (s *Server) check(ctx context.Context, u *upload) *httpError {
+// nothing that cannot be recognised ever reaches the queue. Decoding is
+// charged to the memory budget first (imageio.DecodeCost); an image whose
+// decoding would take more than half the budget is checked from its header
+// only, and a worker, which has the memory, finds out if its pixels are
+// broken.
+func (s *Server) check(ctx context.Context, in *intake, u *upload) *httpError {
 	label := u.filename
 	if label == "" {
 		label = "image"
@@ -165,16 +178,12 @@ func (s *Server) check(ctx context.Context, u *upload) *httpError {
 	if len(u.data) == 0 {
 		return refuse(http.StatusBadRequest, "empty", "%s is empty", label)
 	}
-	// Decoding costs CPU and up to 4 bytes a pixel: a few at a time, however
-	// many uploads wait.
-	select {
-	case s.decodes <- struct{}{}:
-	case <-ctx.Done():
-		return clientGone(context.Cause(ctx))
-	}
-	_, err := imageio.Decode(u.data, imageio.Limits{MaxBytes: int(s.cfg.MaxBodyBytes), MaxPixels: s.cfg.MaxPixels})
-	<-s.decodes
+	err := s.decodeCheck(ctx, in, u.data)
 	switch {
+	case errors.Is(err, errShort), errors.Is(err, errEvicted):
+		return refuse(http.StatusServiceUnavailable, "", "%v; retry later", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return clientGone(err)
 	case err == nil:
 		return nil
 	case errors.Is(err, imageio.ErrTooLarge):
@@ -205,6 +214,34 @@ func looksLikeFileName(data []byte) bool {
 		return false
 	}
 	return !strings.ContainsFunc(string(data), func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// decodeCheck checks data's header, then, within the memory budget, that
+// its pixels decode.
+func (s *Server) decodeCheck(ctx context.Context, in *intake, data []byte) error {
+	lim := imageio.Limits{MaxBytes: int(s.cfg.MaxBodyBytes), MaxPixels: s.cfg.MaxPixels}
+	info, err := imageio.Inspect(data, lim)
+	if err != nil {
+		return err
+	}
+	cost := imageio.DecodeCost(data, info) - int64(len(data)) // the bytes are charged already
+	if cost > s.budget.size/2 {
+		s.log.Debug("image too large to decode here; header checked only", "pixels", info.Width*info.Height, "cost", cost)
+		return nil
+	}
+	if err := in.take(ctx, cost); err != nil {
+		return err
+	}
+	defer in.give(cost)
+	// Decoding costs CPU too: a few at a time, however many uploads wait.
+	select {
+	case s.decodes <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-s.decodes }()
+	_, err = imageio.Check(data, lim)
+	return err
 }
 
 func truncate(s string, n int) string {

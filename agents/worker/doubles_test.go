@@ -48,6 +48,10 @@ func (q *memQueue) Send(_ context.Context, body []byte) error {
 }
 
 func (q *memQueue) Receive(ctx context.Context, max int, wait time.Duration) ([]platform.Message, error) {
+	if max < 1 || max > platform.MaxBatch {
+		// As every adapter does (SQS refuses more than 10).
+		return nil, fmt.Errorf("receive: max %d out of range 1..%d", max, platform.MaxBatch)
+	}
 	deadline := time.Now().Add(wait)
 	for {
 		if ctx.Err() != nil {

@@ -157,6 +157,11 @@ type Deps struct {
 	Requests, Replies platform.Queue
 	Input, Output     platform.Store
 	Recognizer        Recognizer
+	// ReplyFamily, when set, holds the web hosts' own reply queues: a
+	// request whose ReplyTo the family contains is replied there; any other
+	// is replied on Replies (so a forged ReplyTo cannot make the worker
+	// write anywhere but its configured queues).
+	ReplyFamily platform.QueueFamily
 	// Retirer takes an idle worker out of its fleet; nil just stops (a
 	// local fleet counts a worker that exits 0 as retired).
 	Retirer platform.Retirer
@@ -182,6 +187,9 @@ type Worker struct {
 	cfg Config
 	d   Deps
 	log *slog.Logger
+
+	hostMu     sync.Mutex
+	hostQueues map[string]platform.Queue // opened ReplyFamily members by address
 
 	busy                                   atomic.Int64
 	lastWork                               atomic.Int64 // unix nanos of the last job's end (or start of Run)
@@ -245,6 +253,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelWork()
 		<-drained
 	}
+	w.closeHostQueues()
 	st := w.Stats()
 	w.log.Info("worker stopped", "done", st.Done, "failed", st.Failed, "resent", st.Resent, "invalid", st.Invalid, "retried", st.Retried)
 	return err
@@ -263,10 +272,10 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, wg *sync.WaitGroup, s
 		if ctx.Err() != nil {
 			return nil
 		}
-		free := w.cfg.Concurrency - int(w.busy.Load())
-		if free < 1 {
-			free = 1
-		}
+		// Every free slot, but no more than one Receive may return (SQS's
+		// limit of 10): a worker of more slots fills them over several
+		// receives.
+		free := min(max(w.cfg.Concurrency-int(w.busy.Load()), 1), platform.MaxBatch)
 		wait := w.cfg.ReceiveWait
 		if w.cfg.IdleExit > 0 {
 			if left := w.idleLeft(); left < wait {
@@ -542,8 +551,22 @@ func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request,
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}
-	if err := w.d.Replies.Send(ctx, b); err != nil {
-		return fmt.Errorf("send reply (%w): %w", errStored, err)
+	q, err := w.replyQueue(ctx, req)
+	switch {
+	case errors.Is(err, platform.ErrNotFound):
+		// The web host that sent it is gone, and its calls with it; the
+		// result is in the store for whoever asks.
+		w.log.Info("reply queue gone; result left in the store", "id", req.ID, "reply_to", req.ReplyTo)
+	case err != nil:
+		return fmt.Errorf("open reply queue (%w): %w", errStored, err)
+	default:
+		err = q.Send(ctx, b)
+		if errors.Is(err, platform.ErrNotFound) && q != w.d.Replies {
+			w.forgetHostQueue(req.ReplyTo)
+			w.log.Info("reply queue gone; result left in the store", "id", req.ID, "reply_to", req.ReplyTo)
+		} else if err != nil {
+			return fmt.Errorf("send reply (%w): %w", errStored, err)
+		}
 	}
 	w.log.Debug("request replied", "id", req.ID)
 	if err := w.d.Requests.Delete(ctx, m.Receipt); err != nil {
@@ -551,6 +574,62 @@ func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request,
 		w.log.Warn("delete answered request", "id", req.ID, "err", err)
 	}
 	return nil
+}
+
+// maxHostQueues bounds the reply queues a worker keeps open: one per web
+// host, a handful in practice.
+const maxHostQueues = 64
+
+// replyQueue is where req's Reply goes: its ReplyTo when the reply family
+// contains it, else the shared reply queue. ErrNotFound means ReplyTo's
+// queue no longer exists.
+func (w *Worker) replyQueue(ctx context.Context, req job.Request) (platform.Queue, error) {
+	if req.ReplyTo == "" {
+		return w.d.Replies, nil
+	}
+	if w.d.ReplyFamily == nil || !w.d.ReplyFamily.Contains(req.ReplyTo) {
+		w.log.Warn("reply_to is not one of the configured reply queues; replying on the shared queue", "id", req.ID, "reply_to", req.ReplyTo)
+		return w.d.Replies, nil
+	}
+	w.hostMu.Lock()
+	defer w.hostMu.Unlock()
+	if q, ok := w.hostQueues[req.ReplyTo]; ok {
+		return q, nil
+	}
+	q, err := w.d.ReplyFamily.Open(ctx, req.ReplyTo)
+	if err != nil {
+		return nil, err
+	}
+	if w.hostQueues == nil {
+		w.hostQueues = map[string]platform.Queue{}
+	}
+	if len(w.hostQueues) >= maxHostQueues {
+		for addr, old := range w.hostQueues { // any one: hosts come and go
+			_ = old.Close()
+			delete(w.hostQueues, addr)
+			break
+		}
+	}
+	w.hostQueues[req.ReplyTo] = q
+	return q, nil
+}
+
+func (w *Worker) forgetHostQueue(addr string) {
+	w.hostMu.Lock()
+	defer w.hostMu.Unlock()
+	if q, ok := w.hostQueues[addr]; ok {
+		_ = q.Close()
+		delete(w.hostQueues, addr)
+	}
+}
+
+func (w *Worker) closeHostQueues() {
+	w.hostMu.Lock()
+	defer w.hostMu.Unlock()
+	for addr, q := range w.hostQueues {
+		_ = q.Close()
+		delete(w.hostQueues, addr)
+	}
 }
 
 // heartbeat keeps m hidden while it is being worked on.

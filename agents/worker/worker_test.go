@@ -362,6 +362,32 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 }
 
+// TestMoreSlotsThanOneReceive: a worker with more free slots than one
+// Receive may return (SQS's 10) fills them over several receives instead of
+// asking for all at once and being refused.
+func TestMoreSlotsThanOneReceive(t *testing.T) {
+	cfg := testConfig()
+	cfg.Concurrency = 16
+	r := newRig(t, cfg)
+	r.rec.block = make(chan struct{})
+	for i := 0; i < 20; i++ {
+		r.submit(t, "img", "face:Bo", nil)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx) }()
+	waitFor(t, func() bool { _, peak := r.rec.stats(); return peak == 16 })
+	close(r.rec.block)
+	waitFor(t, func() bool { return r.req.live() == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.w.Stats(); st.Done != 20 || st.Retried != 0 {
+		t.Errorf("stats = %+v, want 20 done", st)
+	}
+}
+
 func TestHeartbeatExtendsWhileWorking(t *testing.T) {
 	r := newRig(t, testConfig())
 	r.rec.block = make(chan struct{})

@@ -22,9 +22,11 @@ import (
 type opener[T any] func(ctx context.Context, env *environment, u *url.URL) (T, error)
 
 var (
-	queueOpeners = map[string]opener[platform.Queue]{}
-	storeOpeners = map[string]opener[platform.Store]{}
-	fleetOpeners = map[string]opener[platform.Fleet]{}
+	queueOpeners    = map[string]opener[platform.Queue]{}
+	storeOpeners    = map[string]opener[platform.Store]{}
+	fleetOpeners    = map[string]opener[platform.Fleet]{}
+	familyOpeners   = map[string]opener[platform.QueueFamily]{}
+	registerOpeners = map[string]opener[platform.Register]{}
 )
 
 func openQueue(ctx context.Context, env *environment, raw string) (platform.Queue, error) {
@@ -37,6 +39,18 @@ func openStore(ctx context.Context, env *environment, raw string) (platform.Stor
 
 func openFleet(ctx context.Context, env *environment, raw string) (platform.Fleet, error) {
 	return openBackend(ctx, env, "fleet", raw, fleetOpeners)
+}
+
+// openFamily opens the reply queue family a --reply-prefix names: the URL
+// of a queue name prefix (https://sqs.REGION.amazonaws.com/ACCOUNT/PREFIX,
+// or sqlite:///DIR/queue.db?name=PREFIX).
+func openFamily(ctx context.Context, env *environment, raw string) (platform.QueueFamily, error) {
+	return openBackend(ctx, env, "reply queue prefix", raw, familyOpeners)
+}
+
+// openRegister opens the record a --lease names (s3://BUCKET/KEY).
+func openRegister(ctx context.Context, env *environment, raw string) (platform.Register, error) {
+	return openBackend(ctx, env, "lease", raw, registerOpeners)
 }
 
 func openBackend[T any](ctx context.Context, env *environment, kind, raw string, openers map[string]opener[T]) (T, error) {

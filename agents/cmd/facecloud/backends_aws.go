@@ -11,8 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/facecloud/facecloud/agents/awsconf"
+	"github.com/facecloud/facecloud/agents/awsres"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/asgfleet"
+	"github.com/facecloud/facecloud/agents/platform/s3register"
 	"github.com/facecloud/facecloud/agents/platform/sqsqueue"
 )
 
@@ -32,6 +34,22 @@ func init() {
 	}
 	queueOpeners["https"] = openSQS
 	queueOpeners["http"] = openSQS
+	openReplyFamily := func(ctx context.Context, env *environment, u *url.URL) (platform.QueueFamily, error) {
+		cfg, err := loadAWS(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		return sqsqueue.OpenFamily(cfg, u.String(), awsres.DefaultQueueSettings.HostReplyQueueAttributes())
+	}
+	familyOpeners["https"] = openReplyFamily
+	familyOpeners["http"] = openReplyFamily
+	registerOpeners["s3"] = func(ctx context.Context, env *environment, u *url.URL) (platform.Register, error) {
+		cfg, err := loadAWS(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		return s3register.Open(cfg, u.String())
+	}
 	fleetOpeners["asg"] = func(ctx context.Context, env *environment, u *url.URL) (platform.Fleet, error) {
 		fc, err := parseASGURL(u)
 		if err != nil {

@@ -20,4 +20,7 @@ func init() {
 	}
 	storeOpeners["file"] = openBlob
 	storeOpeners["s3"] = openBlob
+	familyOpeners["sqlite"] = func(ctx context.Context, _ *environment, u *url.URL) (platform.QueueFamily, error) {
+		return sqlitequeue.OpenFamily(ctx, u)
+	}
 }

@@ -69,6 +69,7 @@ flags:`)
 	// retires, down to --min-workers.
 	wf.register(fs, env, "worker-", min(2, worker.DefaultConfig.Concurrency), localIdleExit)
 	data := fs.String("data", "", "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store")
+	memLimit := memoryLimitFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -103,6 +104,7 @@ flags:`)
 	}
 	defer lock.Release()
 	log := newLogger(env)
+	setMemoryLimit(env, log, *memLimit, wcfg.UploadMemory)
 
 	// Fetch the model once here, so a first burst does not find every new
 	// worker fetching it at the same time.

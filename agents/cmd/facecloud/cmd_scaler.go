@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,7 @@ func scalerFlags(fs *flag.FlagSet, cfg *scaler.Config) {
 func runScaler(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "scaler")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: facecloud scaler --fleet URL (--requests URL | --data DIR) [flags]\n\nPolls the request queue's depth and the fleet's size and sets the fleet's desired worker count.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: facecloud scaler --fleet URL (--requests URL | --data DIR) [flags]\n\nPolls the request queue's depth and the fleet's size and sets the fleet's desired worker count. With --lease, several scalers (one per web host) elect the one that acts.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	cfg := scaler.DefaultConfig
@@ -47,6 +48,10 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 	data := fs.String("data", "", "local data directory: the request queue is DIR/queue.db")
 	fleetURL := fs.String("fleet", "", "worker fleet URL, e.g. asg://GROUP")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on HOST:PORT; empty: off")
+	leaseURL := fs.String("lease", "", "elect one acting scaler of several (one per web host) through this record, s3://BUCKET/KEY; empty: this scaler always acts")
+	leaseTTL := fs.Duration("lease-ttl", 15*time.Second, "how long the lease holds without renewal: a dead scaler is replaced after about this long (1s..10m)")
+	replyPrefix := fs.String("reply-prefix", "", "the web hosts' own reply queues (the web agent's --reply-prefix): the acting scaler removes those untouched for --reply-expiry")
+	fs.DurationVar(&cfg.ReplyExpiry, "reply-expiry", cfg.ReplyExpiry, "how long a web host's reply queue may go untouched before it is removed as a dead host's (5s..24h; several times the web agent's --reply-touch)")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -75,9 +80,28 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 	}
 	defer fleet.Close()
 
+	deps := scaler.Deps{Queue: q, Fleet: fleet, Logger: log}
+	if *leaseURL != "" {
+		reg, err := openRegister(ctx, env, *leaseURL)
+		if err != nil {
+			return err
+		}
+		defer reg.Close()
+		host, _ := os.Hostname()
+		if deps.Lease, err = scaler.NewLease(reg, fmt.Sprintf("%s-%d", host, os.Getpid()), *leaseTTL, nil); err != nil {
+			return err
+		}
+	}
+	if *replyPrefix != "" {
+		if deps.Replies, err = openFamily(ctx, env, *replyPrefix); err != nil {
+			return err
+		}
+		defer deps.Replies.Close()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	loop, err := scaler.New(cfg, scaler.Deps{Queue: q, Fleet: fleet, Logger: log, Metrics: reg})
+	deps.Metrics = reg
+	loop, err := scaler.New(cfg, deps)
 	if err != nil {
 		return err
 	}

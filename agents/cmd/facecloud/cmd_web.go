@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,7 +25,7 @@ func init() {
 
 // webBackends names the web agent's queues and stores by URL.
 type webBackends struct {
-	requests, replies, input, output, gallery, data string
+	requests, replies, replyPrefix, input, output, gallery, data string
 }
 
 // webBackendFlags registers --requests, --replies, --input, --output,
@@ -31,7 +33,8 @@ type webBackends struct {
 func webBackendFlags(fs *flag.FlagSet) *webBackends {
 	b := &webBackends{}
 	fs.StringVar(&b.requests, "requests", "", "request queue URL")
-	fs.StringVar(&b.replies, "replies", "", "reply queue URL")
+	fs.StringVar(&b.replies, "replies", "", "reply queue URL (the queue every worker replies on); not with --reply-prefix")
+	fs.StringVar(&b.replyPrefix, "reply-prefix", "", "give this host a reply queue of its own, named PREFIX<host>-<tag>, e.g. https://sqs.REGION.amazonaws.com/ACCOUNT/NAME-reply- (workers and scaler take the same value); for several web hosts")
 	fs.StringVar(&b.input, "input", "", "input store URL")
 	fs.StringVar(&b.output, "output", "", "output store URL")
 	fs.StringVar(&b.gallery, "gallery", "", "gallery store URL; default the output store")
@@ -49,12 +52,17 @@ func (b *webBackends) resolve() error {
 			}
 		}
 		fill(&b.requests, localQueueURL(b.data, RequestQueueName))
-		fill(&b.replies, localQueueURL(b.data, ReplyQueueName))
+		if b.replyPrefix == "" {
+			fill(&b.replies, localQueueURL(b.data, ReplyQueueName))
+		}
 		fill(&b.input, localStoreURL(b.data))
 		fill(&b.output, localStoreURL(b.data))
 	}
+	if b.replies != "" && b.replyPrefix != "" {
+		return fmt.Errorf("give one of --replies and --reply-prefix, not both")
+	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"--requests", b.requests}, {"--replies", b.replies}, {"--input", b.input}, {"--output", b.output}} {
+	for _, f := range []struct{ name, v string }{{"--requests", b.requests}, {"--replies or --reply-prefix", b.replies + b.replyPrefix}, {"--input", b.input}, {"--output", b.output}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -95,8 +103,20 @@ func (b *webBackends) open(ctx context.Context, env *environment) (deps web.Deps
 		closers = append(closers, q.Close)
 		return q, nil
 	}
+	replies := func() error {
+		if b.replyPrefix == "" {
+			deps.Replies, err = queue(b.replies)
+			return err
+		}
+		f, err := openFamily(ctx, env, b.replyPrefix)
+		if err == nil {
+			closers = append(closers, f.Close)
+			deps.ReplyFamily = f
+		}
+		return err
+	}
 	if deps.Requests, err = queue(b.requests); err == nil {
-		if deps.Replies, err = queue(b.replies); err == nil {
+		if err = replies(); err == nil {
 			if deps.Inputs, err = store(b.input); err == nil {
 				if deps.Outputs, err = store(b.output); err == nil && b.gallery != "" {
 					deps.Gallery, err = store(b.gallery)
@@ -119,11 +139,15 @@ func webLimitFlags(fs *flag.FlagSet, addr string) *web.Config {
 	cfg := def
 	fs.StringVar(&cfg.Addr, "addr", def.Addr, "listen address HOST:PORT")
 	imageLimitFlags(fs, &cfg.MaxBodyBytes, &cfg.MaxPixels)
-	fs.IntVar(&cfg.MaxInFlight, "max-inflight", def.MaxInFlight, "concurrent work requests before answering 503")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", def.MaxInFlight, "concurrent work requests before answering 503 (an upload counts once its body has arrived)")
+	fs.Var(byteSize{&cfg.UploadMemory}, "upload-memory", "memory all uploads together may hold: their bytes as they arrive and their image checks, e.g. 96MiB (at least --max-body); a call that finds it used up for 5s is answered 503")
+	fs.Var(byteSize{&cfg.MinUploadRate}, "min-upload-rate", "slowest average an upload may arrive at, in bytes a second, e.g. 8KiB; slower senders are cut with 408")
+	fs.DurationVar(&cfg.UploadIdle, "upload-idle", def.UploadIdle, "longest pause within an upload before it is cut with 408 (100ms..10m)")
 	fs.DurationVar(&cfg.TextWait, "wait", def.TextWait, "how long POST / waits for an answer before 504")
 	fs.DurationVar(&cfg.APIWait, "api-wait", def.APIWait, "how long /v1 calls wait before 202 unless ?wait= says")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", def.MaxWait, "largest ?wait= allowed")
 	fs.DurationVar(&cfg.PollInterval, "poll", def.PollInterval, "first interval of looking for a result in the store in case its reply was lost")
+	fs.DurationVar(&cfg.ReplyTouch, "reply-touch", def.ReplyTouch, "how often a host with --reply-prefix marks its reply queue alive (1s..1h; the scaler's --reply-expiry must be several times longer)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain", def.DrainTimeout, "how long to let calls finish on shutdown")
 	fs.IntVar(&cfg.MaxEnrollImages, "max-enroll-images", def.MaxEnrollImages, "most images in one enrolment request")
 	fs.BoolVar(&cfg.Nearest, "nearest", def.Nearest, "answer the nearest gallery name even beyond the threshold unless ?nearest=0")
@@ -138,7 +162,7 @@ func webLimitFlags(fs *flag.FlagSet, addr string) *web.Config {
 func runWeb(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "web")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: facecloud web (--data DIR | --requests URL --replies URL --input URL --output URL) [flags]
+		fmt.Fprintln(fs.Output(), `usage: facecloud web (--data DIR | --requests URL (--replies URL | --reply-prefix URL) --input URL --output URL) [flags]
 
 Serves the HTTP API: checks each upload, stores it, queues its request and
 answers the call with the worker's result (POST /, /v1/recognitions,
@@ -153,6 +177,7 @@ flags:`)
 	cfg := webLimitFlags(fs, web.DefaultConfig().Addr)
 	backends := webBackendFlags(fs)
 	door := frontDoorFlags(fs)
+	memLimit := memoryLimitFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -178,6 +203,7 @@ flags:`)
 		defer lock.Release()
 	}
 	log := newLogger(env)
+	setMemoryLimit(env, log, *memLimit, cfg.UploadMemory)
 	deps, closeAll, err := backends.open(ctx, env)
 	if err != nil {
 		return err
@@ -186,7 +212,7 @@ flags:`)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps.Logger, deps.Registry = log, reg
-	log.Info("web agent backends", "requests", backends.requests, "replies", backends.replies,
+	log.Info("web agent backends", "requests", backends.requests, "replies", backends.replies, "reply_prefix", backends.replyPrefix,
 		"input", backends.input, "output", backends.output, "gallery", backends.gallery)
 	// Keys live in the gallery store: the lasting state, which no
 	// retention rule expires.
@@ -210,4 +236,28 @@ flags:`)
 	}
 	defer srv.Close()
 	return srv.Run(ctx)
+}
+
+// memoryLimitFlag registers --memory-limit: the Go runtime's soft memory
+// limit, which makes the collector return the garbage of finished uploads
+// before the heap grows past it.
+func memoryLimitFlag(fs *flag.FlagSet) *int64 {
+	v := new(int64)
+	fs.Var(byteSize{v}, "memory-limit", "soft limit of the process's Go memory, e.g. 256MiB; default --upload-memory plus 128MiB, or GOMEMLIMIT when that is set")
+	return v
+}
+
+// setMemoryLimit applies --memory-limit: the flag's value, else GOMEMLIMIT
+// (which the runtime has read already), else upload memory plus 128 MiB of
+// room for the runtime, connections and the garbage uploads leave.
+func setMemoryLimit(env *environment, log *slog.Logger, limit, uploadMemory int64) {
+	switch {
+	case limit > 0:
+	case env.getenv("GOMEMLIMIT") != "":
+		return
+	default:
+		limit = uploadMemory + 128<<20
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("memory limit", "bytes", limit)
 }

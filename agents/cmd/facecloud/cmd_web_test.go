@@ -86,7 +86,9 @@ func TestWebCommandRefusesBadSetup(t *testing.T) {
 		code int
 		want string
 	}{
-		"no backends":      {args: []string{}, code: 1, want: "--requests --replies --input --output] not given"},
+		"no backends":      {args: []string{}, code: 1, want: "--requests --replies or --reply-prefix --input --output] not given"},
+		"both reply kinds": {args: []string{"--data", "D", "--replies", "sqlite:///x/q.db?name=r", "--reply-prefix", "sqlite:///x/q.db?name=r-"}, code: 1, want: "one of --replies and --reply-prefix"},
+		"bad reply prefix": {args: []string{"--data", "D", "--reply-prefix", "nats://x"}, code: 1, want: `reply queue prefix URL "nats://x": scheme "nats" not supported`},
 		"bad limit":        {args: []string{"--data", "D", "--max-inflight", "0"}, code: 1, want: "max in-flight 0 out of range 1..100000"},
 		"bad size":         {args: []string{"--max-body", "lots"}, code: 2, want: `"lots" is not a size such as 10MiB`},
 		"bad env":          {args: []string{"--data", "D"}, env: map[string]string{"FACECLOUD_WAIT": "soon"}, code: 1, want: `FACECLOUD_WAIT="soon" is not a duration`},

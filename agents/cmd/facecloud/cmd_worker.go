@@ -90,6 +90,7 @@ flags:`)
 	data := fs.String("data", "", "local data directory: queues in DIR/queue.db, store in DIR/store")
 	requests := fs.String("requests", "", "request queue URL")
 	replies := fs.String("replies", "", "reply queue URL")
+	replyPrefix := fs.String("reply-prefix", "", "the web hosts' own reply queues (the web agent's --reply-prefix): a request naming one of them is replied there, any other on --replies")
 	input := fs.String("input", "", "input store URL")
 	output := fs.String("output", "", "output store URL")
 	galleryURL := fs.String("gallery", "", "gallery store URL; default the output store (the web agent's --gallery)")
@@ -167,6 +168,13 @@ flags:`)
 		return err
 	}
 	defer repQ.Close()
+	var family platform.QueueFamily
+	if *replyPrefix != "" {
+		if family, err = openFamily(ctx, env, *replyPrefix); err != nil {
+			return err
+		}
+		defer family.Close()
+	}
 	in, err := openStore(ctx, env, *input)
 	if err != nil {
 		return err
@@ -221,7 +229,7 @@ flags:`)
 			Describer: engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)},
 			Gallery:   reloader, Store: galleryStore, Threshold: wf.threshold, Logger: log,
 		},
-		Retirer: retirer, Logger: log,
+		ReplyFamily: family, Retirer: retirer, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -67,6 +67,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		"ExtendZeroReleases":  testExtendZero,
 		"StaleReceipt":        testStaleReceipt,
 		"DeleteIdempotent":    testDeleteIdempotent,
+		"DeleteAll":           testDeleteAll,
 		"DeadLetter":          testDeadLetter,
 		"Depth":               testDepth,
 		"TooLarge":            testTooLarge,
@@ -328,6 +329,34 @@ func testDeleteIdempotent(t *testing.T, s Setup) {
 		}
 	}
 	expectNone(t, ctx, s.Queue, s.Visibility+s.Settle+time.Second, "a deleted message must not come back")
+	waitDepth(t, ctx, s, platform.Depth{})
+}
+
+// testDeleteAll: platform.DeleteAll (a batch call on adapters that are
+// BatchDeleters) deletes every message of a received batch, reports a stale
+// receipt among them as not found, and leaves nothing to come back.
+func testDeleteAll(t *testing.T, s Setup) {
+	ctx := ctxFor(t, s)
+	var bodies []string
+	for i := range 12 {
+		bodies = append(bodies, fmt.Sprintf("batch-%02d", i))
+	}
+	send(t, ctx, s.Queue, bodies...)
+	got := receiveAll(t, ctx, s, s.Queue, len(bodies))
+	receipts := make([]string, 0, len(got))
+	for _, m := range got {
+		receipts = append(receipts, m.Receipt)
+	}
+	if err := platform.DeleteAll(ctx, s.Queue, receipts); err != nil {
+		t.Fatalf("DeleteAll of %d fresh receipts: %v", len(receipts), err)
+	}
+	if err := platform.DeleteAll(ctx, s.Queue, receipts[:3]); err != nil {
+		t.Fatalf("DeleteAll again (already deleted is not an error): %v", err)
+	}
+	if err := platform.DeleteAll(ctx, s.Queue, []string{""}); !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("DeleteAll of an empty receipt: %v, want ErrNotFound", err)
+	}
+	expectNone(t, ctx, s.Queue, s.Visibility+s.Settle+time.Second, "messages deleted by DeleteAll must not come back")
 	waitDepth(t, ctx, s, platform.Depth{})
 }
 

@@ -104,6 +104,9 @@ type Queue struct {
 	// now is the clock every timestamp in the file comes from; tests
 	// replace it.
 	now func() time.Time
+	// member is set on the queues of a Family: Send then refuses (with
+	// ErrNotFound) once the queue has been removed.
+	member bool
 }
 
 var _ platform.Queue = (*Queue)(nil)
@@ -123,6 +126,10 @@ create table if not exists messages (
 	received   integer not null default 0
 ) strict;
 create index if not exists messages_ready on messages (queue, visible_ms, seq);
+create table if not exists queues (
+	name       text    primary key,
+	touched_ms integer not null
+) strict;
 `
 
 // Open opens (creating if needed) queue name in the SQLite file at path.
@@ -195,32 +202,40 @@ func OpenURL(ctx context.Context, u *url.URL) (*Queue, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if u.Scheme != "sqlite" {
-		return nil, fmt.Errorf("queue URL %q: scheme must be sqlite", u.Redacted())
+	path, name, opts, err := parseURL(u)
+	if err != nil {
+		return nil, err
 	}
-	path := u.Path
+	return Open(path, name, opts)
+}
+
+// parseURL reads a queue URL into the file path, the queue name and its options.
+func parseURL(u *url.URL) (path, name string, opts Options, err error) {
+	if u.Scheme != "sqlite" {
+		return "", "", opts, fmt.Errorf("queue URL %q: scheme must be sqlite", u.Redacted())
+	}
+	path = u.Path
 	switch u.Host {
 	case "":
 	case ".":
 		path = "." + path
 	default:
-		return nil, fmt.Errorf("queue URL %q: want sqlite:///ABSOLUTE/PATH or sqlite://./RELATIVE/PATH", u.Redacted())
+		return "", "", opts, fmt.Errorf("queue URL %q: want sqlite:///ABSOLUTE/PATH or sqlite://./RELATIVE/PATH", u.Redacted())
 	}
 	if path == "" || path == "." || strings.HasSuffix(path, "/") {
-		return nil, fmt.Errorf("queue URL %q: missing the file path", u.Redacted())
+		return "", "", opts, fmt.Errorf("queue URL %q: missing the file path", u.Redacted())
 	}
 	qv := u.Query()
-	name := qv.Get("name")
+	name = qv.Get("name")
 	if name == "" {
-		return nil, fmt.Errorf("queue URL %q: missing ?name=QUEUE", u.Redacted())
+		return "", "", opts, fmt.Errorf("queue URL %q: missing ?name=QUEUE", u.Redacted())
 	}
-	opts := DefaultOptions
+	opts = DefaultOptions
 	if strings.HasSuffix(name, DeadLetterSuffix) {
 		opts.MaxReceives = 0
 	}
 	for k, vs := range qv {
 		v := vs[len(vs)-1]
-		var err error
 		switch k {
 		case "name":
 		case "visibility":
@@ -239,13 +254,13 @@ func OpenURL(ctx context.Context, u *url.URL) (*Queue, error) {
 				err = errors.New("want normal or full")
 			}
 		default:
-			return nil, fmt.Errorf("queue URL %q: unknown option %q (allowed: name, visibility, max_receives, max_bytes, sync)", u.Redacted(), k)
+			return "", "", opts, fmt.Errorf("queue URL %q: unknown option %q (allowed: name, visibility, max_receives, max_bytes, sync)", u.Redacted(), k)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("queue URL %q: option %s=%q: %w", u.Redacted(), k, v, err)
+			return "", "", opts, fmt.Errorf("queue URL %q: option %s=%q: %w", u.Redacted(), k, v, err)
 		}
 	}
-	return Open(filepath.FromSlash(path), name, opts)
+	return filepath.FromSlash(path), name, opts, nil
 }
 
 // Name is the queue's name in its file.
@@ -277,6 +292,19 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 		return fmt.Errorf("send: message id: %w", err)
 	}
 	now := q.nowMS()
+	if q.member {
+		res, err := q.db.ExecContext(ctx,
+			`insert into messages (queue, id, body, sent_ms, visible_ms)
+			 select ?, ?, ?, ?, ? where exists (select 1 from queues where name = ?)`,
+			q.name, id.String(), body, now, now, q.name)
+		if err != nil {
+			return fmt.Errorf("send to %s: %w", q.name, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return fmt.Errorf("send to %s: the queue has been removed: %w", q.name, platform.ErrNotFound)
+		}
+		return nil
+	}
 	if _, err := q.db.ExecContext(ctx,
 		`insert into messages (queue, id, body, sent_ms, visible_ms) values (?, ?, ?, ?, ?)`,
 		q.name, id.String(), body, now, now); err != nil {

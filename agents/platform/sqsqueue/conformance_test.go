@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/agents/awsres/awstest"
 	"github.com/facecloud/facecloud/agents/platform/queuetest"
 )
 
@@ -29,5 +30,20 @@ func TestConformance(t *testing.T) {
 			// loaded machine.
 			DuplicateDeliveries: true,
 		}
+	})
+}
+
+// TestFamilyConformance holds SQS (moto's) reply queue families to the
+// QueueFamily port's contract.
+func TestFamilyConformance(t *testing.T) {
+	queuetest.RunFamily(t, func(t *testing.T) queuetest.FamilySetup {
+		ep := awstest.Endpoint(t)
+		names := awstest.Names(t)
+		prefix := ep + "/123456789012/" + names.ReplyQueuePrefix
+		f, err := OpenFamily(awstest.Config(ep), prefix, awsres.DefaultQueueSettings.HostReplyQueueAttributes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return queuetest.FamilySetup{Family: f, Prefix: f.Prefix(), Settle: time.Second}
 	})
 }

@@ -20,7 +20,12 @@ func Open(ctx context.Context, cfg aws.Config, queueURL string) (*Queue, error) 
 		return nil, err
 	}
 	u, _ := url.Parse(queueURL)
-	client := sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+	return New(ctx, newClient(cfg, u), queueURL)
+}
+
+// newClient makes an SQS client from cfg for queues at u's host.
+func newClient(cfg aws.Config, u *url.URL) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
 		if m := awsHost.FindStringSubmatch(u.Hostname()); m != nil {
 			if o.Region == "" {
 				o.Region = m[1]
@@ -31,5 +36,4 @@ func Open(ctx context.Context, cfg aws.Config, queueURL string) (*Queue, error) 
 			o.BaseEndpoint = aws.String(u.Scheme + "://" + u.Host)
 		}
 	})
-	return New(ctx, client, queueURL)
 }

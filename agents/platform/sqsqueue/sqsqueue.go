@@ -31,6 +31,7 @@ type API interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
@@ -52,7 +53,10 @@ type Queue struct {
 	maxBytes int
 }
 
-var _ platform.Queue = (*Queue)(nil)
+var (
+	_ platform.Queue        = (*Queue)(nil)
+	_ platform.BatchDeleter = (*Queue)(nil)
+)
 
 // New returns the queue at queueURL. It reads the queue's MaximumMessageSize,
 // which also proves the queue exists and is reachable.
@@ -198,6 +202,41 @@ func (q *Queue) Delete(ctx context.Context, receipt string) error {
 		return fmt.Errorf("sqs delete: %w", mapError(err))
 	}
 	return nil
+}
+
+// DeleteBatch removes up to MaxBatch delivered messages in one
+// DeleteMessageBatch call. Entries SQS refuses come back as one error each
+// (ErrNotFound for a receipt that is not one), joined.
+func (q *Queue) DeleteBatch(ctx context.Context, receipts []string) error {
+	if len(receipts) > MaxBatch {
+		return fmt.Errorf("sqs delete batch: %d receipts, at most %d", len(receipts), MaxBatch)
+	}
+	var errs []error
+	entries := make([]types.DeleteMessageBatchRequestEntry, 0, len(receipts))
+	for i, r := range receipts {
+		if r == "" {
+			errs = append(errs, fmt.Errorf("sqs delete: empty receipt: %w", platform.ErrNotFound))
+			continue
+		}
+		entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r)})
+	}
+	if len(entries) == 0 {
+		return errors.Join(errs...)
+	}
+	out, err := q.api.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
+	if err != nil {
+		return fmt.Errorf("sqs delete batch: %w", mapError(err))
+	}
+	for _, f := range out.Failed {
+		err := fmt.Errorf("sqs delete batch entry %s: %s: %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message))
+		code := aws.ToString(f.Code)
+		if strings.HasSuffix(code, "ReceiptHandleIsInvalid") || strings.HasSuffix(code, "MessageNotInflight") ||
+			(strings.HasSuffix(code, "InvalidParameterValue") && strings.Contains(aws.ToString(f.Message), "ReceiptHandle")) {
+			err = fmt.Errorf("%w: %w", platform.ErrNotFound, err)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Extend sets the delivery's visibility timeout to d from now (whole seconds,

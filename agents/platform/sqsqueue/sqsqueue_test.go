@@ -24,6 +24,8 @@ type fakeSQS struct {
 	maxSize  string
 	sent     []string
 	receives []int32 // WaitTimeSeconds of each ReceiveMessage call
+	batches  []int   // entries of each DeleteMessageBatch call
+	maxes    []int32 // MaxNumberOfMessages of each ReceiveMessage call
 	messages []types.Message
 	err      error
 }
@@ -38,6 +40,7 @@ func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...
 func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
 	f.mu.Lock()
 	f.receives = append(f.receives, in.WaitTimeSeconds)
+	f.maxes = append(f.maxes, in.MaxNumberOfMessages)
 	msgs := f.messages
 	f.messages = nil
 	f.mu.Unlock()
@@ -54,6 +57,21 @@ func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInpu
 
 func (f *fakeSQS) DeleteMessage(context.Context, *sqs.DeleteMessageInput, ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
 	return &sqs.DeleteMessageOutput{}, f.err
+}
+
+func (f *fakeSQS) DeleteMessageBatch(_ context.Context, in *sqs.DeleteMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batches = append(f.batches, len(in.Entries))
+	out := &sqs.DeleteMessageBatchOutput{}
+	for _, e := range in.Entries {
+		if aws.ToString(e.ReceiptHandle) == "bad" {
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid"), Message: aws.String("no such receipt"), SenderFault: true})
+			continue
+		}
+		out.Successful = append(out.Successful, types.DeleteMessageBatchResultEntry{Id: e.Id})
+	}
+	return out, f.err
 }
 
 func (f *fakeSQS) ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
@@ -227,5 +245,43 @@ func TestDepthAndURLs(t *testing.T) {
 	}
 	if _, err := New(context.Background(), &fakeSQS{maxSize: "lots"}, testURL); err == nil {
 		t.Fatal("New accepted a queue whose MaximumMessageSize is not a number")
+	}
+}
+
+// TestReceiveAsksSQSForAtMostTen: SQS refuses MaxNumberOfMessages above 10,
+// so the adapter refuses such a Receive itself, before calling SQS, with an
+// error that says the range (callers such as the worker clamp to
+// platform.MaxBatch).
+func TestReceiveAsksSQSForAtMostTen(t *testing.T) {
+	f, q := newFake(t)
+	if _, err := q.Receive(context.Background(), 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := q.Receive(context.Background(), 16, 0)
+	if err == nil || !strings.Contains(err.Error(), "out of range 1..10") {
+		t.Fatalf("Receive(16) error %v, want the range", err)
+	}
+	if len(f.maxes) != 1 || f.maxes[0] != 10 {
+		t.Fatalf("MaxNumberOfMessages of the calls made: %v, want [10]", f.maxes)
+	}
+	if MaxBatch != platform.MaxBatch {
+		t.Fatalf("MaxBatch %d differs from the port's %d", MaxBatch, platform.MaxBatch)
+	}
+}
+
+func TestDeleteBatch(t *testing.T) {
+	f, q := newFake(t)
+	err := platform.DeleteAll(context.Background(), q, []string{"r1", "r2", "bad", "", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12"})
+	if !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("DeleteAll error %v, want the bad and empty receipts as ErrNotFound", err)
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 2 {
+		t.Fatalf("DeleteAll error has %d parts, want 2 (bad, empty): %v", n, err)
+	}
+	if len(f.batches) != 2 || f.batches[0] != 9 || f.batches[1] != 2 {
+		t.Fatalf("DeleteMessageBatch entries per call %v, want [9 2] (10 a call, the empty receipt never sent)", f.batches)
+	}
+	if err := q.DeleteBatch(context.Background(), make([]string, 11)); err == nil {
+		t.Fatal("DeleteBatch of 11 receipts succeeded")
 	}
 }

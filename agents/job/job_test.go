@@ -1,0 +1,64 @@
+package job
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRequestVersions(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := NewRequest(NewID(), "test_00", false, now)
+	tests := map[string]struct {
+		req     Request
+		wantErr string
+	}{
+		"version 1 without reply_to":      {req: base},
+		"version 2 with reply_to":         {req: base.WithReplyTo("https://sqs.us-east-1.amazonaws.com/123456789012/fc-reply-h1")},
+		"WithReplyTo empty stays 1":       {req: base.WithReplyTo("")},
+		"reply_to at version 1":           {req: func() Request { r := base; r.ReplyTo = "x"; return r }(), wantErr: "needs schema version 2"},
+		"version 2 without reply_to":      {req: func() Request { r := base; r.V = VersionReplyTo; return r }(), wantErr: "reply_to must be"},
+		"reply_to with a space":           {req: base.WithReplyTo("http://a b"), wantErr: "printable ASCII"},
+		"reply_to too long":               {req: base.WithReplyTo(strings.Repeat("x", MaxReplyToBytes+1)), wantErr: "reply_to must be"},
+		"version 3":                       {req: func() Request { r := base; r.V = 3; return r }(), wantErr: "version 3 not supported"},
+		"version 0 (field missing, old?)": {req: func() Request { r := base; r.V = 0; return r }(), wantErr: "version 0 not supported"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := Encode(tc.req)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Encode error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Request
+			if err := Decode(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.req {
+				t.Fatalf("round trip %+v, want %+v", got, tc.req)
+			}
+			if tc.req.ReplyTo == "" && strings.Contains(string(b), "reply_to") {
+				t.Fatalf("a request without reply_to is encoded with the field: %s", b)
+			}
+		})
+	}
+}
+
+// TestVersion1WireForm pins the wire form an earlier build
+// reads: a version 1 request is exactly what it wrote.
+func TestVersion1WireForm(t *testing.T) {
+	r := NewRequest("0190f0e8-7a3c-7def-8000-000000000001", "test_00", false, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	b, err := Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":1,"id":"0190f0e8-7a3c-7def-8000-000000000001","name":"test_00","input":"inputs/0190f0e8-7a3c-7def-8000-000000000001","sent":"2025-01-02T03:04:05Z"}`
+	if string(b) != want {
+		t.Fatalf("encoded\n%s\nwant\n%s", b, want)
+	}
+}

@@ -1,0 +1,77 @@
+package worker
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
+)
+
+// TestReplyTo: a request's reply goes to the web host queue it names when
+// that queue is in the worker's reply family; a forged address outside the
+// family gets its reply on the shared queue instead; a removed host queue
+// leaves the result in the store and the request answered, not retried.
+func TestReplyTo(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	fam, err := sqlitequeue.OpenFamily(ctx, &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fam.Close()
+	host, hostAddr, err := fam.Create(ctx, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	gone, goneAddr, err := fam.Create(ctx, "web-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	if err := fam.Remove(ctx, goneAddr); err != nil {
+		t.Fatal(err)
+	}
+
+	r := &rig{req: newMemQueue(), rep: newMemQueue(), in: newMemStore(), out: newMemStore(), rec: &fakeRecognizer{}, ret: &fakeRetirer{}}
+	r.w, err = New(testConfig(), Deps{Requests: r.req, Replies: r.rep, Input: r.in, Output: r.out, Recognizer: r.rec, ReplyFamily: fam})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toHost := r.submit(t, "a", "face:Ana", func(q *job.Request) { *q = q.WithReplyTo(hostAddr) })
+	forged := r.submit(t, "b", "face:Bo", func(q *job.Request) { *q = q.WithReplyTo("https://sqs.us-east-1.amazonaws.com/999999999999/elsewhere") })
+	toGone := r.submit(t, "c", "face:Cy", func(q *job.Request) { *q = q.WithReplyTo(goneAddr) })
+	plain := r.submit(t, "d", "face:Dee", nil)
+	r.runUntil(t, func() bool { return r.req.live() == 0 })
+
+	msgs, err := host.Receive(ctx, 10, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("host queue got %d replies, want 1", len(msgs))
+	}
+	var rep job.Reply
+	if err := job.Decode(msgs[0].Body, &rep); err != nil || rep.ID != toHost.ID {
+		t.Fatalf("host queue reply %s (%v), want the reply to %s", msgs[0].Body, err, toHost.ID)
+	}
+	shared := map[string]bool{}
+	for _, rep := range r.replies(t) {
+		shared[rep.ID] = true
+	}
+	if len(shared) != 2 || !shared[forged.ID] || !shared[plain.ID] {
+		t.Fatalf("shared queue replies %v, want exactly the forged one (%s) and the plain one (%s)", shared, forged.ID, plain.ID)
+	}
+	for _, q := range []job.Request{toHost, forged, toGone, plain} {
+		if res := r.result(t, q.ID); res.Status != job.StatusDone {
+			t.Errorf("result of %s: %+v", q.Name, res)
+		}
+	}
+	if st := r.w.Stats(); st.Done != 4 || st.Retried != 0 {
+		t.Errorf("stats %+v, want 4 done and nothing retried", st)
+	}
+}
