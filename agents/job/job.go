@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,26 @@ const (
 	// KindEnroll asks to add the image's face to the gallery as Person, so
 	// the model is needed on workers only, never on the web host.
 	KindEnroll = "enroll"
+	// KindSearch asks for each face's Limit nearest faces of Collection.
+	KindSearch = "search"
+	// KindDetect asks for the faces' boxes, scores and landmarks only.
+	KindDetect = "detect"
+	// KindVerify asks whether the largest face of Input is the same
+	// person as the largest face of Input2, or as Person of Collection.
+	KindVerify = "verify"
+)
+
+// kinds are the kinds a request may have ("" is KindRecognize).
+var kinds = []string{KindRecognize, KindEnroll, KindSearch, KindDetect, KindVerify}
+
+// Bounds of a request's Limit and Threshold.
+const (
+	MaxLimit = 100
+	// MinThreshold and MaxThreshold bound a request's match threshold (a
+	// descriptor distance): below 0.2 not even two photos of one person
+	// match, beyond 1.0 most strangers do.
+	MinThreshold = 0.2
+	MaxThreshold = 1.0
 )
 
 // Request asks a worker to recognise (or enrol) the faces in one stored image.
@@ -55,8 +76,25 @@ type Request struct {
 	ID string `json:"id"`
 	// Kind is KindRecognize when empty.
 	Kind string `json:"kind,omitempty"`
-	// Person is the name to enrol under (KindEnroll only).
+	// Person is the name to enrol under (KindEnroll), or to verify against
+	// (KindVerify without Input2).
 	Person string `json:"person,omitempty"`
+	// Collection is the gallery enrolled into or searched (KindEnroll,
+	// KindSearch, KindVerify with Person); empty is "default". Recognitions
+	// use the default collection.
+	Collection string `json:"collection,omitempty"`
+	// FaceID is the id the enrolled face gets (the client's externalId);
+	// empty derives it from the image, so enrolling the same image twice
+	// keeps one face (KindEnroll).
+	FaceID string `json:"face_id,omitempty"`
+	// Limit is how many candidates a search answers per face, 1..MaxLimit
+	// (KindSearch; 0 is 1).
+	Limit int `json:"limit,omitempty"`
+	// Threshold is the largest distance taken as a match, within
+	// MinThreshold..MaxThreshold; 0 is the worker's default.
+	Threshold float64 `json:"threshold,omitempty"`
+	// Input2 is the store key of the second image (KindVerify of two images).
+	Input2 string `json:"input2,omitempty"`
 	// Name is the client's file name without extension; the text answer
 	// starts with it.
 	Name string `json:"name"`
@@ -94,10 +132,54 @@ type Face struct {
 	Box Box `json:"box"`
 	// Score is the detector's confidence (1 when the whole image was described).
 	Score float64 `json:"score"`
-	// Name is the matched gallery name, or "unknown".
-	Name string `json:"name"`
-	// Distance is the Euclidean distance to the nearest gallery entry.
+	// Name is the matched gallery name, or "unknown" (the enrolled person
+	// for an enrolment).
+	Name string `json:"name,omitempty"`
+	// Distance is the Euclidean distance to the nearest gallery face (-1
+	// when the gallery is empty; 0 for an enrolment).
 	Distance float64 `json:"distance"`
+	// Similarity maps Distance to 0..1 (gallery.Similarity).
+	Similarity float64 `json:"similarity,omitempty"`
+	// FaceID is the nearest face's id, or the enrolled face's.
+	FaceID string `json:"face_id,omitempty"`
+	// Candidates are the nearest faces of a search, nearest first.
+	Candidates []Candidate `json:"candidates,omitempty"`
+}
+
+// Candidate is one of the nearest faces of a search.
+type Candidate struct {
+	Person     string  `json:"person"`
+	FaceID     string  `json:"face_id"`
+	Distance   float64 `json:"distance"`
+	Similarity float64 `json:"similarity"`
+}
+
+// Point is a position in the image's pixels.
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
+
+// Detection is one face a detection found.
+type Detection struct {
+	Box   Box     `json:"box"`
+	Score float64 `json:"score"`
+	// Landmarks are the 68 points of the iBUG 300-W scheme (jaw 0-16,
+	// brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
+	Landmarks []Point `json:"landmarks"`
+}
+
+// Verification is the answer of a KindVerify request.
+type Verification struct {
+	// Match is Distance <= Threshold.
+	Match      bool    `json:"match"`
+	Distance   float64 `json:"distance"`
+	Similarity float64 `json:"similarity"`
+	Threshold  float64 `json:"threshold"`
+	// Person and FaceID name the person's face nearest to the image's
+	// (verification against a person).
+	Person string `json:"person,omitempty"`
+	FaceID string `json:"face_id,omitempty"`
 }
 
 // Result is what a worker stores for a job, done or failed.
@@ -109,11 +191,23 @@ type Result struct {
 	// Answer is the single name the text API returns: the first (largest)
 	// face's name, "unknown" if it matched no one, "no face" if none was found.
 	Answer string `json:"answer,omitempty"`
+	// Kind is the request's kind (empty for a recognition).
+	Kind string `json:"kind,omitempty"`
+	// Collection is the gallery the request used, if any.
+	Collection string `json:"collection,omitempty"`
 	// Error says why a failed job failed, in one line.
-	Error  string `json:"error,omitempty"`
-	Faces  []Face `json:"faces,omitempty"`
-	Width  int    `json:"width,omitempty"`
-	Height int    `json:"height,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Faces are the faces named (recognition, search, enrolment: the face
+	// enrolled; verification: the image's face, then the second image's).
+	Faces []Face `json:"faces,omitempty"`
+	// Detections are the faces found by a detection.
+	Detections []Detection `json:"detections,omitempty"`
+	// Verification answers a verification.
+	Verification *Verification `json:"verification,omitempty"`
+	// Threshold is the match threshold the worker applied.
+	Threshold float64 `json:"threshold,omitempty"`
+	Width     int     `json:"width,omitempty"`
+	Height    int     `json:"height,omitempty"`
 	// RecognitionMS is the time the engine took, without queueing or I/O.
 	RecognitionMS float64   `json:"recognition_ms"`
 	Worker        string    `json:"worker,omitempty"`
@@ -137,7 +231,7 @@ func ResultKey(id string) string { return ResultPrefix + id + ".json" }
 // request named name. Names that are not plain file stems, or that would
 // shadow the store's own prefixes, get no answer object.
 func AnswerKey(name string) (string, bool) {
-	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || name == "gallery" || name == "keys" || name == "keyuse" {
+	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || name == "gallery" || name == "collections" || name == "keys" || name == "keyuse" {
 		return "", false
 	}
 	return name, true
@@ -221,19 +315,89 @@ func (r Request) Validate() error {
 	if len(r.Name) > 255 {
 		return fmt.Errorf("name is %d bytes, at most 255 allowed", len(r.Name))
 	}
-	switch r.Kind {
-	case "", KindRecognize:
-		if r.Person != "" {
-			return errors.New("person is only for enrol requests")
+	if !slices.Contains(kinds, r.Kind) && r.Kind != "" {
+		return fmt.Errorf("kind %q is none of %s", r.Kind, strings.Join(kinds, ", "))
+	}
+	kind := r.Kind
+	if kind == "" {
+		kind = KindRecognize
+	}
+	needs := func(ok bool, field string) error {
+		if !ok {
+			return fmt.Errorf("%s is not for %s requests", field, kind)
 		}
-	case KindEnroll:
+		return nil
+	}
+	verifyPerson := kind == KindVerify && r.Input2 == ""
+	if err := errors.Join(
+		needs(r.Person == "" || kind == KindEnroll || verifyPerson, "person"),
+		needs(r.Collection == "" || kind == KindEnroll || kind == KindSearch || verifyPerson, "collection"),
+		needs(r.FaceID == "" || kind == KindEnroll, "face_id"),
+		needs(r.Limit == 0 || kind == KindSearch, "limit"),
+		needs(r.Threshold == 0 || kind == KindRecognize || kind == KindSearch || kind == KindVerify, "threshold"),
+		needs(r.Input2 == "" || kind == KindVerify, "input2"),
+	); err != nil {
+		return err
+	}
+	if kind == KindEnroll || verifyPerson {
 		if err := ValidPerson(r.Person); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("kind %q is neither %q nor %q", r.Kind, KindRecognize, KindEnroll)
+	}
+	if r.Collection != "" {
+		if err := ValidCollection(r.Collection); err != nil {
+			return err
+		}
+	}
+	if r.FaceID != "" {
+		if err := ValidFaceID(r.FaceID); err != nil {
+			return err
+		}
+	}
+	if r.Limit < 0 || r.Limit > MaxLimit {
+		return fmt.Errorf("limit %d out of range 1..%d", r.Limit, MaxLimit)
+	}
+	if r.Threshold != 0 && !(r.Threshold >= MinThreshold && r.Threshold <= MaxThreshold) {
+		return fmt.Errorf("threshold %v out of range %v..%v", r.Threshold, MinThreshold, MaxThreshold)
 	}
 	return nil
+}
+
+// ValidCollection checks a collection name: 1..64 letters, digits, '-'
+// and '_', starting with a letter or digit (names become store key
+// segments and URL path segments).
+func ValidCollection(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("collection name %q must be 1..64 characters", truncate(name, 70))
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_'))
+		if !ok {
+			return fmt.Errorf("collection name %q may hold only letters, digits, '-' and '_', starting with a letter or digit", truncate(name, 70))
+		}
+	}
+	return nil
+}
+
+// ValidFaceID checks a face id (an externalId): 1..64 letters, digits,
+// '-' and '_'.
+func ValidFaceID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("face id %q must be 1..64 characters", truncate(id, 70))
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("face id %q may hold only letters, digits, '-' and '_'", truncate(id, 70))
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // validReplyTo checks a reply queue address: 1..MaxReplyToBytes of

@@ -63,6 +63,7 @@ flags:`)
 	data := fs.String("data", "", "data directory; the gallery lives in DIR/store")
 	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory")
 	threshold := fs.Float64("threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
+	collection := fs.String("collection", gallery.DefaultCollection, "collection (named gallery) to name the faces from")
 	nearest := fs.Bool("nearest", false, "always answer the nearest gallery name, even beyond --threshold")
 	asJSON := fs.Bool("json", false, "print one JSON object per image: faces, boxes, names, distances and timings")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "images recognised at once (1..256)")
@@ -85,6 +86,9 @@ flags:`)
 	if err := existingDataDir(*data); err != nil {
 		return err
 	}
+	if err := gallery.ValidCollection(*collection); err != nil {
+		return usageError(env, fs, err.Error())
+	}
 	files, err := imagefiles.List(fs.Args())
 	if err != nil {
 		return err
@@ -95,12 +99,13 @@ flags:`)
 		return err
 	}
 	defer store.Close()
-	g, err := gallery.Load(ctx, store)
+	followed, err := gallery.Load(ctx, store)
 	if err != nil {
 		return err
 	}
+	g := followed.View(*collection)
 	if g.Len() == 0 {
-		log.Warn("the gallery is empty: every face will be unknown (run facecloud enroll)", "data", *data)
+		log.Warn("the collection is empty: every face will be unknown (run facecloud enroll)", "data", *data, "collection", *collection)
 	}
 	engine, err := loadEngine(ctx, log, *modelsDir)
 	if err != nil {
@@ -119,7 +124,7 @@ flags:`)
 			r.DetectMS = ms(rec.Timings.Detect)
 			r.DescribeMS = ms(rec.Timings.Describe)
 			if err == nil {
-				r.Faces = g.Faces(rec, *threshold, *nearest)
+				r.Faces = g.NameFaces(rec, *threshold, *nearest)
 				r.Answer = answerNoFace
 				if len(r.Faces) > 0 {
 					r.Answer = r.Faces[0].Name

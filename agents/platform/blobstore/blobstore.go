@@ -151,6 +151,20 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 // List returns the keys that start with prefix, sorted. The listing is
 // flat: keys in "subdirectories" are included with their full path.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	for attempt := 1; ; attempt++ {
+		keys, err := s.list(ctx, prefix)
+		// fileblob walks the directory tree and fails with NotFound when a
+		// file it has just read from a directory is renamed or deleted
+		// before it looks at it (a Put's temporary file, a Delete racing
+		// the walk): list again, the tree is fine.
+		if s.root != "" && errors.Is(err, platform.ErrNotFound) && attempt < 10 && ctx.Err() == nil {
+			continue
+		}
+		return keys, err
+	}
+}
+
+func (s *Store) list(ctx context.Context, prefix string) ([]string, error) {
 	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
 	var keys []string
 	for {
