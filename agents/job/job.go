@@ -206,6 +206,9 @@ type Result struct {
 	Verification *Verification `json:"verification,omitempty"`
 	// Threshold is the match threshold the worker applied.
 	Threshold float64 `json:"threshold,omitempty"`
+	// Input2 is the store key of a verification's second image, so that
+	// erasing the request erases it too.
+	Input2 string `json:"input2,omitempty"`
 	Width     int     `json:"width,omitempty"`
 	Height    int     `json:"height,omitempty"`
 	// RecognitionMS is the time the engine took, without queueing or I/O.

@@ -473,13 +473,13 @@ func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, erro
 		return w.failedResult(req, oneLine(err)), nil
 	}
 	res := job.Result{
-		V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Kind: req.Kind,
+		V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Kind: req.Kind, Input2: req.Input2,
 		Faces: rec.Faces, Detections: rec.Detections, Verification: rec.Verification, Threshold: rec.Threshold,
 		Width: rec.Width, Height: rec.Height,
 		RecognitionMS: float64(rec.Elapsed.Microseconds()) / 1000,
 		Worker:        w.cfg.Name, Finished: w.d.Now().UTC(),
 	}
-	if req.Kind == job.KindEnroll || req.Kind == job.KindSearch || req.Kind == job.KindVerify && req.Person != "" {
+	if req.Kind == "" || req.Kind == job.KindRecognize || req.Kind == job.KindEnroll || req.Kind == job.KindSearch || req.Kind == job.KindVerify && req.Person != "" {
 		res.Collection = req.Collection
 		if res.Collection == "" {
 			res.Collection = DefaultCollection
