@@ -209,8 +209,8 @@ type Result struct {
 	// Input2 is the store key of a verification's second image, so that
 	// erasing the request erases it too.
 	Input2 string `json:"input2,omitempty"`
-	Width     int     `json:"width,omitempty"`
-	Height    int     `json:"height,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
 	// RecognitionMS is the time the engine took, without queueing or I/O.
 	RecognitionMS float64   `json:"recognition_ms"`
 	Worker        string    `json:"worker,omitempty"`

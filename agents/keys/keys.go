@@ -84,8 +84,8 @@ func scopeList() string {
 
 // Key is an API key as listed: never its secret or hash.
 type Key struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
 	Scopes []Scope `json:"scopes"`
 	// Collections, when set, are the only collections (named galleries)
 	// the key may read or change; routes about no single collection (keys,

@@ -25,9 +25,19 @@ const indexFresh = time.Second
 // collections returns the collections' indexes (no descriptors), renewed
 // when older than indexFresh.
 func (s *Server) collections(ctx context.Context) (*galleries.Follower, *httpError) {
+	return s.collectionsAt(ctx, indexFresh)
+}
+
+// freshCollections renews the indexes now, for an answer that would say
+// something does not exist.
+func (s *Server) freshCollections(ctx context.Context) (*galleries.Follower, *httpError) {
+	return s.collectionsAt(ctx, 0)
+}
+
+func (s *Server) collectionsAt(ctx context.Context, fresh time.Duration) (*galleries.Follower, *httpError) {
 	s.indexMu.Lock()
 	defer s.indexMu.Unlock()
-	if time.Since(s.indexAt) < indexFresh {
+	if time.Since(s.indexAt) < fresh {
 		return s.index, nil
 	}
 	if _, err := s.index.Refresh(ctx); err != nil {
@@ -158,6 +168,11 @@ func (s *Server) getPersons(w http.ResponseWriter, r *http.Request) *httpError {
 		return herr
 	}
 	if !idx.Has(c) {
+		if idx, herr = s.freshCollections(r.Context()); herr != nil {
+			return herr
+		}
+	}
+	if !idx.Has(c) {
 		return refuse(http.StatusNotFound, "unknown_collection", "no collection %s (a collection exists once a face is enrolled in it)", c)
 	}
 	all := idx.View(c).Persons()
@@ -201,6 +216,12 @@ func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, c string) *ht
 		return herr
 	}
 	infos := idx.View(c).Faces(person)
+	if len(infos) == 0 {
+		if idx, herr = s.freshCollections(r.Context()); herr != nil {
+			return herr
+		}
+		infos = idx.View(c).Faces(person)
+	}
 	if len(infos) == 0 {
 		return refuse(http.StatusNotFound, "unknown_person", "no face enrolled as %q in collection %s", person, c)
 	}
@@ -337,7 +358,7 @@ func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request, c string) *
 	if herr != nil {
 		return herr
 	}
-	idx, herr := s.collections(r.Context())
+	idx, herr := s.freshCollections(r.Context())
 	if herr != nil {
 		return herr
 	}
@@ -361,7 +382,7 @@ func (s *Server) eraseFace(w http.ResponseWriter, r *http.Request, c string) *ht
 	if herr != nil {
 		return herr
 	}
-	idx, herr := s.collections(r.Context())
+	idx, herr := s.freshCollections(r.Context())
 	if herr != nil {
 		return herr
 	}
@@ -436,7 +457,7 @@ func (s *Server) postVerification(w http.ResponseWriter, r *http.Request) *httpE
 	case person != "" && len(ups) != 1:
 		return refuse(http.StatusBadRequest, "bad_param", "send one image with ?person=, not %d", len(ups))
 	case person != "":
-		idx, herr := s.collections(r.Context())
+		idx, herr := s.freshCollections(r.Context())
 		if herr != nil {
 			return herr
 		}
