@@ -37,7 +37,8 @@ type Follower struct {
 	cols       map[string]*followed
 	legacyOpen bool
 	legacy     map[string]Entry
-	loaded     int64 // descriptor bytes read since the last collection
+	loaded     int64 // descriptor bytes read by the current refresh
+	sinceGC    int64 // descriptor bytes read since the last runtime.GC
 
 	views atomic.Pointer[map[string]*View]
 }
@@ -261,7 +262,13 @@ func (f *Follower) loadSegments(ctx context.Context, c string, man *manifest, ha
 	out := make(map[string]*segment, len(man.Segments))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
+	// Packing a segment is CPU work: one per core. The index alone is
+	// mostly waiting for the store: a few at once.
+	if f.mode == forSearch {
+		g.SetLimit(runtime.GOMAXPROCS(0))
+	} else {
+		g.SetLimit(8)
+	}
 	var missing []segmentRef
 	for _, ref := range man.Segments {
 		if s, ok := have[ref.ID]; ok {
@@ -281,10 +288,23 @@ func (f *Follower) loadSegments(ctx context.Context, c string, man *manifest, ha
 			// Keep what was read even if another segment fails: the next
 			// refresh need not read it again.
 			have[ref.ID] = s
+			collect := false
 			if f.mode == forSearch {
 				f.loaded += int64(ref.Faces) * descBytes
+				f.sinceGC += int64(ref.Faces) * descBytes
+				collect = f.sinceGC >= gcEvery
+				if collect {
+					f.sinceGC = 0
+				}
 			}
 			mu.Unlock()
+			if collect {
+				// The segments' raw bytes are garbage once packed: collect
+				// them every few segments, so the next are read into the
+				// same memory instead of the heap growing to twice the
+				// gallery before the collector's own next cycle.
+				runtime.GC()
+			}
 			return nil
 		})
 	}
@@ -323,6 +343,9 @@ func readSegment(ctx context.Context, store platform.Store, c string, ref segmen
 	}
 	return decodeSegment(ref.ID, ref.Faces, desc, index, m)
 }
+
+// gcEvery is how many descriptor bytes a load reads between collections.
+const gcEvery = 96 << 20
 
 // eventReaders bounds concurrent Gets of log events (S3 latency dominates).
 const eventReaders = 16

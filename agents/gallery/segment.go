@@ -265,25 +265,35 @@ func buildSegment(id string, recs []record, m mode) *segment {
 	return s
 }
 
-// pack lays out n stored descriptors for the search, chunkFaces at a time.
+// pack lays out n stored descriptors for the search, chunkFaces at a time:
+// each chunk transposed to dimension × face (16 faces at a time, so both
+// the reads and the writes stay within a few cache lines) and packed.
 func pack(desc []byte, n int) ([]*nn.PackedB, []float32) {
-	const k = face.DescriptorSize
+	const k, block = face.DescriptorSize, 16
 	norms := make([]float32, n)
 	chunks := make([]*nn.PackedB, 0, (n+chunkFaces-1)/chunkFaces)
 	tmp := make([]float32, k*min(n, chunkFaces))
+	var sums [block]float64
 	for c0 := 0; c0 < n; c0 += chunkFaces {
 		cn := min(chunkFaces, n-c0)
-		for j := range cn {
-			row := desc[(c0+j)*descBytes : (c0+j+1)*descBytes]
-			var sum float64
+		t := tmp[:k*cn]
+		for j0 := 0; j0 < cn; j0 += block {
+			bn := min(block, cn-j0)
+			rows := desc[(c0+j0)*descBytes : (c0+j0+bn)*descBytes]
+			clear(sums[:])
 			for d := range k {
-				v := math.Float32frombits(binary.LittleEndian.Uint32(row[4*d:]))
-				tmp[d*cn+j] = v
-				sum += float64(v) * float64(v)
+				out := t[d*cn+j0 : d*cn+j0+bn]
+				for j := range out {
+					v := math.Float32frombits(binary.LittleEndian.Uint32(rows[j*descBytes+4*d:]))
+					out[j] = v
+					sums[j] += float64(v) * float64(v)
+				}
 			}
-			norms[c0+j] = float32(sum)
+			for j := range bn {
+				norms[c0+j0+j] = float32(sums[j])
+			}
 		}
-		chunks = append(chunks, nn.PackB(tmp[:k*cn], k, cn))
+		chunks = append(chunks, nn.PackB(t, k, cn))
 	}
 	return chunks, norms
 }
