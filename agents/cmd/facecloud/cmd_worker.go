@@ -221,7 +221,8 @@ flags:`)
 	}
 	galleryCtx, stopGallery := context.WithCancel(ctx)
 	defer stopGallery()
-	go follower.Run(galleryCtx, wf.galleryRefresh, log)
+	// The worker's name on its gallery lines tells whose view changed.
+	go follower.Run(galleryCtx, wf.galleryRefresh, log.With("worker", wf.cfg.Name))
 
 	w, err := worker.New(wf.cfg, worker.Deps{
 		Requests: reqQ, Replies: repQ, Input: in, Output: out,
