@@ -1,4 +1,4 @@
-//go:build amd64 && !purego
+//go:build !purego
 
 #include "textflag.h"
 
@@ -91,11 +91,11 @@ loop:
 	VZEROUPPER
 	RET
 
-// func mulAddTiledAVX2(dst, src, f *float32, n, c int)
+// func mulAddTiledAsmAVX2(dst, src, f *float32, n, c int)
 //
 // dst[i] += src[i]·f[i mod c] over n pixels of c channels; c is a positive
 // multiple of 8 and n ≥ 1.
-TEXT ·mulAddTiledAVX2(SB), NOSPLIT, $0-40
+TEXT ·mulAddTiledAsmAVX2(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ f+16(FP), DX
@@ -121,10 +121,10 @@ ch:
 	VZEROUPPER
 	RET
 
-// func reluAVX2(x *float32, n int)
+// func reluAsmAVX2(x *float32, n int)
 //
 // x[i] = max(x[i], 0) for n values, n a positive multiple of 8.
-TEXT ·reluAVX2(SB), NOSPLIT, $0-16
+TEXT ·reluAsmAVX2(SB), NOSPLIT, $0-16
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
 	VXORPS Y1, Y1, Y1
@@ -141,10 +141,10 @@ relu:
 DATA leakySlope<>+0(SB)/4, $0x3dcccccd // float32 0.1
 GLOBL leakySlope<>(SB), RODATA|NOPTR, $4
 
-// func leakyAVX2(x *float32, n int)
+// func leakyAsmAVX2(x *float32, n int)
 //
 // x[i] = max(x[i], 0.1·x[i]) for n values, n a positive multiple of 8.
-TEXT ·leakyAVX2(SB), NOSPLIT, $0-16
+TEXT ·leakyAsmAVX2(SB), NOSPLIT, $0-16
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS leakySlope<>(SB), Y2

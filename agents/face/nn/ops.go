@@ -19,28 +19,66 @@ type Pad struct{ Top, Left, Bottom, Right int }
 // Same1 pads a 3×3, stride-1 convolution so its output keeps the input's size.
 var Same1 = Pad{1, 1, 1, 1}
 
-// Conv2D is a convolution with its filter packed for Gemm and one bias per
-// output channel.
+// Conv2D is a convolution with one bias per output channel and its filter
+// packed for Gemm (im2col) or transformed for Winograd's algorithm.
 type Conv2D struct {
 	KH, KW, Cin, Cout, Stride int
-	W                         *PackedB
+	W                         *PackedB // nil for Winograd
 	Bias                      []float32
+	wino                      *winograd
 }
 
-// NewConv2D packs a filter in TensorFlow layout (kh × kw × cin × cout).
+// NewConv2D packs a filter in TensorFlow layout (kh × kw × cin × cout) for a
+// direct (im2col) convolution.
 func NewConv2D(filter []float32, kh, kw, cin, cout, stride int, bias []float32) *Conv2D {
 	return &Conv2D{KH: kh, KW: kw, Cin: cin, Cout: cout, Stride: stride, W: PackB(filter, kh*kw*cin, cout), Bias: bias}
 }
 
+// NewConv2DWinograd prepares a 3 × 3, stride-1 filter (TensorFlow layout
+// 3 × 3 × cin × cout) for Winograd's F(4×4, 3×3), which does 2.25× fewer
+// multiplications than im2col on maps whose sides divide by 4 but keeps 4×
+// the filter's floats. It pays on maps of about 8 × 8 and more; on smaller
+// maps the larger filter costs more to read than the products it saves.
+// Its Forward takes padding Same1 only.
+func NewConv2DWinograd(filter []float32, cin, cout int, bias []float32) *Conv2D {
+	return &Conv2D{KH: 3, KW: 3, Cin: cin, Cout: cout, Stride: 1, Bias: bias, wino: newWinograd(filter, cin, cout)}
+}
+
+// Winograd says whether the convolution runs Winograd's algorithm.
+func (cv *Conv2D) Winograd() bool { return cv.wino != nil }
+
+// ForwardReLU is Forward followed by ReLU, fused into the Winograd output
+// transform when the convolution has one.
+func (cv *Conv2D) ForwardReLU(x Tensor, p Pad, s *Scratch) Tensor {
+	if cv.wino != nil {
+		cv.checkWinoPad(p)
+		return cv.winoForward(x, true, s)
+	}
+	out := cv.Forward(x, p, s)
+	ReLU(out.Data)
+	return out
+}
+
+func (cv *Conv2D) checkWinoPad(p Pad) {
+	if p != Same1 {
+		panic("nn: a Winograd convolution takes padding Same1 only")
+	}
+}
+
 // patchRows is how many output pixels one im2col chunk covers, so the patch
-// matrix stays around 256 KiB whatever the image size.
+// matrix stays around 256 KiB whatever the image size; a multiple of 12,
+// which every micro-kernel's row count divides.
 func patchRows(k int) int {
-	return max(tileM, (64*1024/k)/tileM*tileM)
+	return max(12, (64*1024/k)/12*12)
 }
 
 // Forward applies the convolution to x with padding p. Scratch holds the
 // im2col patches between calls.
 func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
+	if cv.wino != nil {
+		cv.checkWinoPad(p)
+		return cv.winoForward(x, false, s)
+	}
 	oh := (x.H+p.Top+p.Bottom-cv.KH)/cv.Stride + 1
 	ow := (x.W+p.Left+p.Right-cv.KW)/cv.Stride + 1
 	out := s.Tensor(oh, ow, cv.Cout)
@@ -103,6 +141,7 @@ func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 func Depthwise3x3(x Tensor, filter []float32, s *Scratch) Tensor {
 	c, w := x.C, x.W
 	out := s.Tensor(x.H, w, c)
+	mulAddTiled := active().mulAddTiled
 	for oy := 0; oy < x.H; oy++ {
 		dst := out.Data[oy*w*c : (oy+1)*w*c]
 		for ky := 0; ky < 3; ky++ {
@@ -205,24 +244,20 @@ func AvgPoolValid(x Tensor, k int, s *Scratch) Tensor {
 }
 
 // ReLU clamps x at zero in place.
-func ReLU(x []float32) {
-	n := vectorPrefix(len(x))
-	if n > 0 {
-		reluVec(x[:n])
-	}
-	for i, v := range x[n:] {
-		x[n+i] = max(v, 0)
+func ReLU(x []float32) { active().relu(x) }
+
+// Leaky is the detector's leaky ReLU with slope 0.1 (max(v, 0.1·v)), in place.
+func Leaky(x []float32) { active().leaky(x) }
+
+func reluGo(x []float32) {
+	for i, v := range x {
+		x[i] = max(v, 0)
 	}
 }
 
-// Leaky is the detector's leaky ReLU with slope 0.1 (max(v, 0.1·v)), in place.
-func Leaky(x []float32) {
-	n := vectorPrefix(len(x))
-	if n > 0 {
-		leakyVec(x[:n])
-	}
-	for i, v := range x[n:] {
-		x[n+i] = max(v, v*0.1)
+func leakyGo(x []float32) {
+	for i, v := range x {
+		x[i] = max(v, v*0.1)
 	}
 }
 
@@ -258,6 +293,9 @@ func copyShort(dst, src []float32) {
 type Scratch struct {
 	buf  []float32
 	free [][]float32
+	// The Winograd convolution's padded input, transformed input and
+	// products, and edge tile.
+	wpad, wv, wm, wedge []float32
 }
 
 // maxFree bounds how many released buffers a Scratch keeps.
@@ -265,7 +303,9 @@ const maxFree = 8
 
 // Tensor returns a zeroed h × w × c tensor, reusing the smallest released
 // buffer that is big enough.
-func (s *Scratch) Tensor(h, w, c int) Tensor {
+func (s *Scratch) Tensor(h, w, c int) Tensor { return s.tensor(h, w, c, true) }
+
+func (s *Scratch) tensor(h, w, c int, zero bool) Tensor {
 	n := h * w * c
 	if s != nil {
 		best := -1
@@ -277,7 +317,9 @@ func (s *Scratch) Tensor(h, w, c int) Tensor {
 		if best >= 0 {
 			b := s.free[best][:n]
 			s.free = append(s.free[:best], s.free[best+1:]...)
-			clear(b)
+			if zero {
+				clear(b)
+			}
 			return Tensor{H: h, W: w, C: c, Data: b}
 		}
 	}
@@ -303,6 +345,22 @@ func (s *Scratch) Release(t Tensor) {
 		s.free = append(s.free[:small], s.free[small+1:]...)
 	}
 	s.free = append(s.free, t.Data[:0])
+}
+
+// grow returns (*b)[:n], reallocating *b when it is too small.
+func (s *Scratch) grow(b *[]float32, n int) []float32 {
+	if s == nil {
+		return make([]float32, n)
+	}
+	if cap(*b) < n {
+		*b = make([]float32, n)
+	}
+	return (*b)[:n]
+}
+
+// tensorNoClear is Tensor for outputs the caller writes in full.
+func (s *Scratch) tensorNoClear(h, w, c int) Tensor {
+	return s.tensor(h, w, c, false)
 }
 
 func (s *Scratch) floats(n int) []float32 {
@@ -343,6 +401,7 @@ func DepthwiseStrided(x Tensor, filter []float32, stride int, p Pad, s *Scratch)
 	oh := (x.H+p.Top+p.Bottom-3)/stride + 1
 	ow := (x.W+p.Left+p.Right-3)/stride + 1
 	out := s.Tensor(oh, ow, c)
+	mulAddTiled := active().mulAddTiled
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
 			dst := out.Data[(oy*ow+ox)*c : (oy*ow+ox+1)*c]

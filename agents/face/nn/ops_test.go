@@ -38,65 +38,71 @@ func TestConv2D(t *testing.T) {
 		"7x7 stride 2 valid": {20, 18, 3, 32, 7, 2, Pad{}},
 		"3x3 stride 2 valid": {9, 9, 8, 16, 3, 2, Pad{}},
 		"1x1 pointwise":      {5, 6, 12, 25, 1, 1, Pad{}},
+		"1x1 wide":           {7, 9, 24, 70, 1, 1, Pad{}},
+		"3x3 stride 2 wide":  {11, 11, 16, 64, 3, 2, Pad{}},
 		"uneven padding":     {6, 5, 4, 8, 3, 1, Pad{0, 1, 2, 1}},
 	}
-	r := rand.New(rand.NewPCG(3, 4))
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			x := randTensor(r, tc.h, tc.w, tc.cin)
-			f := randSlice(r, tc.k*tc.k*tc.cin*tc.cout)
-			bias := randSlice(r, tc.cout)
-			got := NewConv2D(f, tc.k, tc.k, tc.cin, tc.cout, tc.stride, bias).Forward(x, tc.pad, new(Scratch))
-			oh := (tc.h+tc.pad.Top+tc.pad.Bottom-tc.k)/tc.stride + 1
-			ow := (tc.w+tc.pad.Left+tc.pad.Right-tc.k)/tc.stride + 1
-			var want []float64
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					for o := 0; o < tc.cout; o++ {
-						s := float64(bias[o])
-						for ky := 0; ky < tc.k; ky++ {
-							for kx := 0; kx < tc.k; kx++ {
-								for c := 0; c < tc.cin; c++ {
-									s += x.at(oy*tc.stride+ky-tc.pad.Top, ox*tc.stride+kx-tc.pad.Left, c) *
-										float64(f[((ky*tc.k+kx)*tc.cin+c)*tc.cout+o])
-								}
-							}
-						}
-						want = append(want, s)
-					}
-				}
-			}
-			closeTo(t, got, want, oh, ow)
-		})
-	}
-}
-
-func TestDepthwise3x3(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for name, c := range map[string]int{"vector channels": 16, "odd channels": 5} {
-		t.Run(name, func(t *testing.T) {
-			for _, size := range [][2]int{{7, 6}, {1, 1}, {3, 1}} {
-				x := randTensor(r, size[0], size[1], c)
-				f := randSlice(r, 9*c)
-				got := Depthwise3x3(x, f, new(Scratch))
+	eachKernelSet(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for name, tc := range tests {
+			t.Run(name, func(t *testing.T) {
+				x := randTensor(r, tc.h, tc.w, tc.cin)
+				f := randSlice(r, tc.k*tc.k*tc.cin*tc.cout)
+				bias := randSlice(r, tc.cout)
+				got := NewConv2D(f, tc.k, tc.k, tc.cin, tc.cout, tc.stride, bias).Forward(x, tc.pad, new(Scratch))
+				oh := (tc.h+tc.pad.Top+tc.pad.Bottom-tc.k)/tc.stride + 1
+				ow := (tc.w+tc.pad.Left+tc.pad.Right-tc.k)/tc.stride + 1
 				var want []float64
-				for oy := 0; oy < x.H; oy++ {
-					for ox := 0; ox < x.W; ox++ {
-						for ch := 0; ch < c; ch++ {
-							s := 0.0
-							for ky := 0; ky < 3; ky++ {
-								for kx := 0; kx < 3; kx++ {
-									s += x.at(oy+ky-1, ox+kx-1, ch) * float64(f[(ky*3+kx)*c+ch])
+				for oy := 0; oy < oh; oy++ {
+					for ox := 0; ox < ow; ox++ {
+						for o := 0; o < tc.cout; o++ {
+							s := float64(bias[o])
+							for ky := 0; ky < tc.k; ky++ {
+								for kx := 0; kx < tc.k; kx++ {
+									for c := 0; c < tc.cin; c++ {
+										s += x.at(oy*tc.stride+ky-tc.pad.Top, ox*tc.stride+kx-tc.pad.Left, c) *
+											float64(f[((ky*tc.k+kx)*tc.cin+c)*tc.cout+o])
+									}
 								}
 							}
 							want = append(want, s)
 						}
 					}
 				}
-				closeTo(t, got, want, x.H, x.W)
-			}
-		})
-	}
+				closeTo(t, got, want, oh, ow)
+			})
+		}
+	})
+}
+
+func TestDepthwise3x3(t *testing.T) {
+	eachKernelSet(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for name, c := range map[string]int{"vector channels": 16, "odd channels": 5} {
+			t.Run(name, func(t *testing.T) {
+				for _, size := range [][2]int{{7, 6}, {1, 1}, {3, 1}} {
+					x := randTensor(r, size[0], size[1], c)
+					f := randSlice(r, 9*c)
+					got := Depthwise3x3(x, f, new(Scratch))
+					var want []float64
+					for oy := 0; oy < x.H; oy++ {
+						for ox := 0; ox < x.W; ox++ {
+							for ch := 0; ch < c; ch++ {
+								s := 0.0
+								for ky := 0; ky < 3; ky++ {
+									for kx := 0; kx < 3; kx++ {
+										s += x.at(oy+ky-1, ox+kx-1, ch) * float64(f[(ky*3+kx)*c+ch])
+									}
+								}
+								want = append(want, s)
+							}
+						}
+					}
+					closeTo(t, got, want, x.H, x.W)
+				}
+			})
+		}
+	})
 }
 
 func TestPools(t *testing.T) {
@@ -158,6 +164,10 @@ func TestPools(t *testing.T) {
 }
 
 func TestActivations(t *testing.T) {
+	eachKernelSet(t, testActivations)
+}
+
+func testActivations(t *testing.T) {
 	x := []float32{-2, 0, 3}
 	Leaky(x)
 	if x[0] != -0.2 || x[1] != 0 || x[2] != 3 {
@@ -170,6 +180,10 @@ func TestActivations(t *testing.T) {
 }
 
 func TestActivationsLong(t *testing.T) {
+	eachKernelSet(t, testActivationsLong)
+}
+
+func testActivationsLong(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	x := randSlice(r, 37) // vector part and a tail
 	y := append([]float32(nil), x...)
