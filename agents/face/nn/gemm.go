@@ -11,7 +11,12 @@
 // of an im2col patch matrix and the filter.
 package nn
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
+
+//go:generate go run gen_kernels.go
 
 const (
 	// blockK bounds the slice of K one pass of a micro-kernel walks, so the
@@ -80,7 +85,13 @@ func (p *PackedB) Kernel() string { return p.kern.name }
 // packed K × N matrix B, with C m × N (row stride ldc). Callers that want
 // C = A·B (plus a bias) initialise C first.
 func Gemm(m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
-	k, n := b.K, b.N
+	gemmRows(m, a, lda, b, 0, b.K, c, ldc)
+}
+
+// gemmRows is Gemm with rows kOff to kOff+k of B only: C = A·B[kOff:kOff+k] + C
+// for the m × k matrix A.
+func gemmRows(m int, a []float32, lda int, b *PackedB, kOff, k int, c []float32, ldc int) {
+	n := b.N
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
@@ -90,20 +101,20 @@ func Gemm(m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
 	nr := kern.nr
 	small := kern.tiles[len(kern.tiles)-1]
 	if m < small.mr {
-		gemmFewRows(m, a, lda, b, c, ldc)
+		gemmFewRows(m, a, lda, b, kOff, k, c, ldc)
 		return
 	}
 	// An edge tile (fewer rows or columns left than the tile has) is
 	// computed into edge from zero and added to C: its rows are the last
 	// mr rows of A, overlapping the tile before, so A is never copied.
-	var edge [maxMR * maxNR]float32
+	var edge *[maxMR * maxNR]float32
 	np := (n + nr - 1) / nr
 	for k0 := 0; k0 < k; k0 += blockK {
 		kc := min(blockK, k-k0)
 		for i0 := 0; i0 < m; i0 += blockM {
 			i1 := min(i0+blockM, m)
 			for j := 0; j < np; j++ {
-				bp := &b.panels[(j*k+k0)*nr]
+				bp := &b.panels[(j*b.K+kOff+k0)*nr]
 				col := j * nr
 				cols := min(nr, n-col)
 				for i := i0; i < i1; {
@@ -122,18 +133,31 @@ func Gemm(m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
 					}
 					rows = min(rows, t.mr)
 					first := i + rows - t.mr // ≥ 0 as m ≥ small.mr
-					ec := edge[:t.mr*nr]
-					clear(ec)
-					t.fn(kc, &a[first*lda+k0], lda, bp, &ec[0], nr)
-					for r := i - first; r < t.mr; r++ {
-						dst := c[(first+r)*ldc+col : (first+r)*ldc+col+cols]
-						for x, v := range ec[r*nr : r*nr+cols] {
-							dst[x] += v
-						}
+					if edge == nil {
+						edge = edgePool.Get().(*[maxMR * maxNR]float32)
+						defer edgePool.Put(edge)
 					}
+					addTile(t, kc, &a[first*lda+k0], lda, bp, nr, edge[:t.mr*nr], i-first, c[i*ldc+col:], ldc, cols)
 					i += rows
 				}
 			}
+		}
+	}
+}
+
+// edgePool holds edge tiles: a local array would escape to the heap, as the
+// micro-kernel is called through a function value.
+var edgePool = sync.Pool{New: func() any { return new([maxMR * maxNR]float32) }}
+
+// addTile computes the tile t with A at a into ec from zero and adds its
+// rows from skip on, cols columns of each, to C from c on.
+func addTile(t tile, kc int, a *float32, lda int, bp *float32, nr int, ec []float32, skip int, c []float32, ldc, cols int) {
+	clear(ec)
+	t.fn(kc, a, lda, bp, &ec[0], nr)
+	for r := skip; r < t.mr; r++ {
+		dst := c[(r-skip)*ldc : (r-skip)*ldc+cols]
+		for x, v := range ec[r*nr : r*nr+cols] {
+			dst[x] += v
 		}
 	}
 }
@@ -145,21 +169,34 @@ const (
 )
 
 // gemmFewRows is Gemm for fewer rows than the smallest tile (a fully
-// connected layer's single row): A is copied into a zero-padded tile.
-func gemmFewRows(m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
-	k := b.K
+// connected layer's single row). One row is read mr times over (row
+// stride 0) into an edge tile; more are copied into a zero-padded tile.
+func gemmFewRows(m int, a []float32, lda int, b *PackedB, kOff, k int, c []float32, ldc int) {
+	n := b.N
 	t := b.kern.tiles[len(b.kern.tiles)-1]
+	nr := b.kern.nr
+	if m == 1 {
+		edge := edgePool.Get().(*[maxMR * maxNR]float32)
+		defer edgePool.Put(edge)
+		for k0 := 0; k0 < k; k0 += blockK {
+			kc := min(blockK, k-k0)
+			for j := 0; j*nr < n; j++ {
+				addTile(t, kc, &a[k0], 0, &b.panels[(j*b.K+kOff+k0)*nr], nr, edge[:t.mr*nr], t.mr-1, c[j*nr:], ldc, min(nr, n-j*nr))
+			}
+		}
+		return
+	}
 	pad := make([]float32, t.mr*k)
 	for r := 0; r < m; r++ {
 		copy(pad[r*k:(r+1)*k], a[r*lda:r*lda+k])
 	}
-	out := make([]float32, t.mr*b.N)
+	out := make([]float32, t.mr*n)
 	for r := 0; r < m; r++ {
-		copy(out[r*b.N:(r+1)*b.N], c[r*ldc:r*ldc+b.N])
+		copy(out[r*n:(r+1)*n], c[r*ldc:r*ldc+n])
 	}
-	Gemm(t.mr, pad, k, b, out, b.N)
+	gemmRows(t.mr, pad, k, b, kOff, k, out, n)
 	for r := 0; r < m; r++ {
-		copy(c[r*ldc:r*ldc+b.N], out[r*b.N:(r+1)*b.N])
+		copy(c[r*ldc:r*ldc+n], out[r*n:(r+1)*n])
 	}
 }
 

@@ -54,6 +54,9 @@ func TestGemm(t *testing.T) {
 		"layer-like 3x3x32": {35, 288, 32},
 		"winograd-like":     {25, 64, 64},
 		"tail of four":      {16, 19, 96},
+		"nine rows":         {9, 70, 64},
+		"four rows":         {4, 33, 48},
+		"25 rows":           {25, 64, 64},
 	}
 	kernels := map[string]*gemmKernel{}
 	for _, s := range sets {

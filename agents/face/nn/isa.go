@@ -27,6 +27,8 @@ type isa struct {
 	mulAddTiled func(dst, src, f []float32, n int)
 	// relu and leaky apply the activations in place.
 	relu, leaky func(x []float32)
+	// maxTaps is the maximum over pooling taps (see maxTapsGo).
+	maxTaps func(dst, src []float32, n, c, step, k, tapStride int)
 	// winoIn and winoOut are the Winograd F(4×4, 3×3) transforms of one
 	// tile (see winograd.go).
 	winoIn  func(src []float32, rowStride, c int, dst []float32, dstStride int)
@@ -47,6 +49,7 @@ var portable = &isa{
 	mulAddTiled: mulAddTiledGo,
 	relu:        reluGo,
 	leaky:       leakyGo,
+	maxTaps:     maxTapsGo,
 	winoIn:      winoInGo,
 	winoOut:     winoOutGo,
 }

@@ -16,6 +16,7 @@ func archSets() []*isa {
 		mulAddTiled: mulAddTiledAVX2,
 		relu:        reluAVX2,
 		leaky:       leakyAVX2,
+		maxTaps:     maxTapsAVX2,
 		winoIn:      winoInAVX2,
 		winoOut:     winoOutAVX2,
 	}

@@ -11,6 +11,7 @@ func archSets() []*isa {
 		mulAddTiled: mulAddTiledNEON,
 		relu:        reluNEON,
 		leaky:       leakyNEON,
+		maxTaps:     maxTapsNEON,
 		winoIn:      winoInNEON,
 		winoOut:     winoOutNEON,
 	}}

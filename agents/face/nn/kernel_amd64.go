@@ -2,28 +2,42 @@
 
 package nn
 
-// The amd64 kernels, in kernel_amd64.s (AVX2 + FMA) and
-// kernel_avx512_amd64.s (AVX-512F); isa_amd64.go offers them by CPU feature.
+// The amd64 kernels: the product's micro-kernels in gemm_avx2_amd64.s and
+// gemm_avx512_amd64.s (written by gen_kernels.go), the rest in
+// kernel_amd64.s and winograd_amd64.s; isa_amd64.go offers them by CPU
+// feature.
 
-// avx2Gemm is the AVX2 + FMA family: 6 × 16 tiles in 12 accumulator registers.
-var avx2Gemm = &gemmKernel{name: "avx2", nr: 16, tiles: []tile{{6, kernel6x16AVX2}}}
+// avx2Gemm is the AVX2 + FMA family: 6 × 16 tiles in 12 accumulator
+// registers, and 4 × 16 and 3 × 16 for the rows left over (a 3 × 3 map's
+// 9 pixels, an 8 × 8 map's 4 Winograd tiles).
+var avx2Gemm = &gemmKernel{name: "avx2", nr: 16, tiles: []tile{
+	{6, kernel6x16AVX2}, {4, kernel4x16AVX2}, {3, kernel3x16AVX2},
+}}
 
 // avx512Gemm is the AVX-512 family: 12 × 32 tiles in 24 of the 32 zmm
-// registers, and 4 × 32 for the rows left over.
-var avx512Gemm = &gemmKernel{name: "avx512", nr: 32, tiles: []tile{{12, kernel12x32AVX512}, {4, kernel4x32AVX512}}}
+// registers, and 9 × 32 and 4 × 32 for the rows left over.
+var avx512Gemm = &gemmKernel{name: "avx512", nr: 32, tiles: []tile{
+	{12, kernel12x32AVX512}, {9, kernel9x32AVX512}, {4, kernel4x32AVX512},
+}}
 
-// kernel6x16AVX2 is C[6×16] += A[6×k]·B[k×16]; k ≥ 1, lda and ldc in floats.
-//
+// The micro-kernels compute C[mr×nr] += A[mr×k]·B[k×nr]; k ≥ 1, lda and
+// ldc in floats.
+
 //go:noescape
 func kernel6x16AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int)
 
-// kernel12x32AVX512 is C[12×32] += A[12×k]·B[k×32].
-//
+//go:noescape
+func kernel4x16AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int)
+
+//go:noescape
+func kernel3x16AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int)
+
 //go:noescape
 func kernel12x32AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int)
 
-// kernel4x32AVX512 is C[4×32] += A[4×k]·B[k×32].
-//
+//go:noescape
+func kernel9x32AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int)
+
 //go:noescape
 func kernel4x32AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int)
 
@@ -87,4 +101,17 @@ func winoOutAVX2(src []float32, srcStride, c int, bias []float32, dst []float32,
 	_ = dst[3*dstRowStride+4*c-1]
 	_ = bias[c-1]
 	winoOutAsmAVX2(&src[0], srcStride, c, &bias[0], &dst[0], dstRowStride, relu)
+}
+
+//go:noescape
+func maxTapsAsmAVX2(dst, src *float32, n, c, step, k, tapStride int)
+
+func maxTapsAVX2(dst, src []float32, n, c, step, k, tapStride int) {
+	if c%8 != 0 {
+		maxTapsGo(dst, src, n, c, step, k, tapStride)
+		return
+	}
+	_ = dst[n*c-1]
+	_ = src[(n-1)*step+(k-1)*tapStride+c-1]
+	maxTapsAsmAVX2(&dst[0], &src[0], n, c, step, k, tapStride)
 }

@@ -2,87 +2,6 @@
 
 #include "textflag.h"
 
-// func kernel6x16NEON(k int, a *float32, lda int, b *float32, c *float32, ldc int)
-//
-// V8..V31 hold the 6×16 tile, four registers a row. They start as C (there
-// is no vector FADD to add them to it at the end) and are stored back; each
-// step of k loads one 16-wide row of the packed B panel (V0..V3) and
-// broadcasts one value of each of the six rows of A (V4, V5 in turn).
-TEXT ·kernel6x16NEON(SB), NOSPLIT, $0-48
-	MOVD k+0(FP), R0
-	MOVD a+8(FP), R1
-	MOVD lda+16(FP), R10
-	LSL  $2, R10
-	MOVD b+24(FP), R7
-	MOVD c+32(FP), R8
-	MOVD ldc+40(FP), R9
-	LSL  $2, R9
-	ADD  R10, R1, R2
-	ADD  R10, R2, R3
-	ADD  R10, R3, R4
-	ADD  R10, R4, R5
-	ADD  R10, R5, R6
-	MOVD R8, R11
-	VLD1 (R11), [V8.S4, V9.S4, V10.S4, V11.S4]
-	ADD  R9, R11
-	VLD1 (R11), [V12.S4, V13.S4, V14.S4, V15.S4]
-	ADD  R9, R11
-	VLD1 (R11), [V16.S4, V17.S4, V18.S4, V19.S4]
-	ADD  R9, R11
-	VLD1 (R11), [V20.S4, V21.S4, V22.S4, V23.S4]
-	ADD  R9, R11
-	VLD1 (R11), [V24.S4, V25.S4, V26.S4, V27.S4]
-	ADD  R9, R11
-	VLD1 (R11), [V28.S4, V29.S4, V30.S4, V31.S4]
-
-loop:
-	VLD1.P 64(R7), [V0.S4, V1.S4, V2.S4, V3.S4]
-	VLD1R.P 4(R1), [V4.S4]
-	VFMLA V0.S4, V4.S4, V8.S4
-	VFMLA V1.S4, V4.S4, V9.S4
-	VFMLA V2.S4, V4.S4, V10.S4
-	VFMLA V3.S4, V4.S4, V11.S4
-	VLD1R.P 4(R2), [V5.S4]
-	VFMLA V0.S4, V5.S4, V12.S4
-	VFMLA V1.S4, V5.S4, V13.S4
-	VFMLA V2.S4, V5.S4, V14.S4
-	VFMLA V3.S4, V5.S4, V15.S4
-	VLD1R.P 4(R3), [V4.S4]
-	VFMLA V0.S4, V4.S4, V16.S4
-	VFMLA V1.S4, V4.S4, V17.S4
-	VFMLA V2.S4, V4.S4, V18.S4
-	VFMLA V3.S4, V4.S4, V19.S4
-	VLD1R.P 4(R4), [V5.S4]
-	VFMLA V0.S4, V5.S4, V20.S4
-	VFMLA V1.S4, V5.S4, V21.S4
-	VFMLA V2.S4, V5.S4, V22.S4
-	VFMLA V3.S4, V5.S4, V23.S4
-	VLD1R.P 4(R5), [V4.S4]
-	VFMLA V0.S4, V4.S4, V24.S4
-	VFMLA V1.S4, V4.S4, V25.S4
-	VFMLA V2.S4, V4.S4, V26.S4
-	VFMLA V3.S4, V4.S4, V27.S4
-	VLD1R.P 4(R6), [V5.S4]
-	VFMLA V0.S4, V5.S4, V28.S4
-	VFMLA V1.S4, V5.S4, V29.S4
-	VFMLA V2.S4, V5.S4, V30.S4
-	VFMLA V3.S4, V5.S4, V31.S4
-	SUBS $1, R0, R0
-	BNE  loop
-
-	VST1 [V8.S4, V9.S4, V10.S4, V11.S4], (R8)
-	ADD  R9, R8
-	VST1 [V12.S4, V13.S4, V14.S4, V15.S4], (R8)
-	ADD  R9, R8
-	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R8)
-	ADD  R9, R8
-	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R8)
-	ADD  R9, R8
-	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R8)
-	ADD  R9, R8
-	VST1 [V28.S4, V29.S4, V30.S4, V31.S4], (R8)
-	RET
-
 // func mulAddTiledAsmNEON(dst, src, f *float32, n, c int)
 //
 // dst[i] += src[i]·f[i mod c] over n pixels of c channels; c is a positive
@@ -401,4 +320,49 @@ store:
 	ADD  $16, R4
 	SUBS $4, R8, R8
 	BNE  ogroup
+	RET
+
+// func maxTapsAsmNEON(dst, src *float32, n, c, step, k, tapStride int)
+//
+// dst[o·c + i] = max over j < k of src[o·step + j·tapStride + i], for n ≥ 1
+// outputs of c values, c a positive multiple of 4, k ≥ 1. FMAX is not in
+// Go's arm64 assembler: it is encoded by hand (FMAX V0.4S, V0.4S, V1.4S).
+TEXT ·maxTapsAsmNEON(SB), NOSPLIT, $0-56
+	MOVD dst+0(FP), R0
+	MOVD src+8(FP), R1
+	MOVD n+16(FP), R2
+	MOVD c+24(FP), R3
+	LSL  $2, R3
+	MOVD step+32(FP), R4
+	LSL  $2, R4
+	MOVD k+40(FP), R5
+	MOVD tapStride+48(FP), R6
+	LSL  $2, R6
+
+maxpix:
+	MOVD $0, R7
+
+maxchan:
+	ADD  R7, R1, R8
+	VLD1 (R8), [V0.S4]
+	SUBS $1, R5, R9
+	BEQ  maxstore
+
+maxtap:
+	ADD  R6, R8
+	VLD1 (R8), [V1.S4]
+	WORD $0x4e21f400
+	SUBS $1, R9, R9
+	BNE  maxtap
+
+maxstore:
+	ADD  R7, R0, R10
+	VST1 [V0.S4], (R10)
+	ADD  $16, R7
+	CMP  R3, R7
+	BNE  maxchan
+	ADD  R3, R0
+	ADD  R4, R1
+	SUBS $1, R2, R2
+	BNE  maxpix
 	RET

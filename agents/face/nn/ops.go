@@ -81,7 +81,7 @@ func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 	}
 	oh := (x.H+p.Top+p.Bottom-cv.KH)/cv.Stride + 1
 	ow := (x.W+p.Left+p.Right-cv.KW)/cv.Stride + 1
-	out := s.Tensor(oh, ow, cv.Cout)
+	out := s.TensorNoZero(oh, ow, cv.Cout) // each chunk starts as the bias
 	k := cv.KH * cv.KW * cv.Cin
 	rows := patchRows(k)
 	// Each chunk of output rows starts as the bias, filled just before its
@@ -93,6 +93,10 @@ func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 			fillRows(c, cv.Bias)
 			Gemm(n, x.Data[r0*cv.Cin:], cv.Cin, cv.W, c, cv.Cout)
 		}
+		return out
+	}
+	if ow >= implicitMinWidth {
+		cv.forwardImplicit(x, p, out, s)
 		return out
 	}
 	patches := s.floats(rows * k)
@@ -132,6 +136,46 @@ func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 		Gemm(n, patches, k, cv.W, out.Data[r0*cv.Cout:], cv.Cout)
 	}
 	return out
+}
+
+// implicitMinWidth is the narrowest output for which a convolution runs as
+// one product per kernel row and output row (forwardImplicit) instead of
+// over im2col patches: narrower rows make products too small to run well.
+const implicitMinWidth = 16
+
+// forwardImplicit computes the convolution without im2col patches: for
+// output row oy and kernel row ky, the windows' ky-th rows are KW·Cin
+// contiguous floats of input row oy·stride+ky, stride·Cin apart, so they
+// are a matrix with overlapping rows that multiplies rows ky·KW·Cin to
+// (ky+1)·KW·Cin of the filter directly. The output row starts as the bias
+// and accumulates KH such products. A padded input is copied once into a
+// bordered buffer first.
+func (cv *Conv2D) forwardImplicit(x Tensor, p Pad, out Tensor, s *Scratch) {
+	src, rs := x.Data, x.W*x.C
+	if p != (Pad{}) {
+		w := x.W + p.Left + p.Right
+		src, rs = s.grow(bufPadded, (x.H+p.Top+p.Bottom)*w*x.C), w*x.C
+		for y := 0; y < x.H+p.Top+p.Bottom; y++ {
+			row := src[y*rs : (y+1)*rs]
+			if iy := y - p.Top; iy < 0 || iy >= x.H {
+				clear(row)
+				continue
+			}
+			clear(row[:p.Left*x.C])
+			copy(row[p.Left*x.C:], x.Data[(y-p.Top)*x.W*x.C:(y-p.Top+1)*x.W*x.C])
+			clear(row[(p.Left+x.W)*x.C:])
+		}
+	}
+	seg := cv.KW * cv.Cin
+	ow, cout := out.W, cv.Cout
+	for oy := 0; oy < out.H; oy++ {
+		c := out.Data[oy*ow*cout : (oy+1)*ow*cout]
+		fillRows(c, cv.Bias)
+		for ky := 0; ky < cv.KH; ky++ {
+			iy := oy*cv.Stride + ky
+			gemmRows(ow, src[iy*rs:], cv.Stride*cv.Cin, cv.W, ky*seg, seg, c, cout)
+		}
+	}
 }
 
 // Depthwise3x3 is a 3×3, stride-1 depthwise convolution (one filter per
@@ -188,10 +232,10 @@ func poolOut(in, k, stride int, same bool) (out, before int) {
 func MaxPool(x Tensor, k, stride int, same bool, s *Scratch) Tensor {
 	oh, pt := poolOut(x.H, k, stride, same)
 	ow, pl := poolOut(x.W, k, stride, same)
-	if k == 2 && pt == 0 && pl == 0 {
-		return maxPool2(x, stride, oh, ow, s)
+	if pt == 0 && pl == 0 {
+		return maxPoolTrailing(x, k, stride, oh, ow, s)
 	}
-	out := s.Tensor(oh, ow, x.C)
+	out := s.TensorNoZero(oh, ow, x.C)
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
 			dst := out.Data[(oy*ow+ox)*x.C : (oy*ow+ox+1)*x.C]
@@ -217,6 +261,57 @@ func MaxPool(x Tensor, k, stride int, same bool, s *Scratch) Tensor {
 		}
 	}
 	return out
+}
+
+// maxPoolTrailing is MaxPool without leading padding (windows may hang
+// over the bottom and right edges and use the pixels they cover), in two
+// passes per output row: the maximum of the window's rows over the whole
+// width, then of each window's columns.
+func maxPoolTrailing(x Tensor, k, stride, oh, ow int, s *Scratch) Tensor {
+	c, rs := x.C, x.W*x.C
+	out := s.TensorNoZero(oh, ow, c)
+	tmp := s.grow(bufPool, rs)
+	maxTaps := active().maxTaps
+	// Output columns whose window lies inside the map.
+	full := 0
+	if x.W >= k {
+		full = min(ow, (x.W-k)/stride+1)
+	}
+	for oy := 0; oy < oh; oy++ {
+		y0 := oy * stride
+		rows := min(k, x.H-y0)
+		src := x.Data[y0*rs : (y0+1)*rs]
+		if rows > 1 {
+			maxTaps(tmp, x.Data[y0*rs:(y0+rows)*rs], 1, rs, 0, rows, rs)
+			src = tmp
+		}
+		dst := out.Data[oy*ow*c : (oy+1)*ow*c]
+		if full > 0 {
+			maxTaps(dst, src, full, c, stride*c, k, c)
+		}
+		for ox := full; ox < ow; ox++ {
+			x0 := ox * stride
+			maxTaps(dst[ox*c:(ox+1)*c], src[x0*c:], 1, c, 0, min(k, x.W-x0), c)
+		}
+	}
+	return out
+}
+
+// maxTapsGo sets dst[o·c + i] to the maximum of src[o·step + j·tapStride + i]
+// over the k taps j, for n outputs o of c values each.
+func maxTapsGo(dst, src []float32, n, c, step, k, tapStride int) {
+	_ = dst[n*c-1]
+	_ = src[(n-1)*step+(k-1)*tapStride+c-1]
+	for o := 0; o < n; o++ {
+		d := dst[o*c : (o+1)*c]
+		copy(d, src[o*step:o*step+c])
+		for j := 1; j < k; j++ {
+			t := src[o*step+j*tapStride : o*step+j*tapStride+c]
+			for i, v := range t {
+				d[i] = max(d[i], v)
+			}
+		}
+	}
 }
 
 // AvgPoolValid averages k × k windows with stride k, dropping what does not fit.
@@ -293,10 +388,20 @@ func copyShort(dst, src []float32) {
 type Scratch struct {
 	buf  []float32
 	free [][]float32
-	// The Winograd convolution's padded input, transformed input and
-	// products, and edge tile.
-	wpad, wv, wm, wedge []float32
+	// Working buffers of the Winograd convolution and the pooling.
+	bufs [numBufs][]float32
 }
+
+// Indexes of Scratch.bufs.
+const (
+	bufWinoPad  = iota // the padded input
+	bufWinoV           // the transformed input
+	bufWinoM           // the products
+	bufWinoEdge        // one output tile
+	bufPool            // one row of the pooling's first pass
+	bufPadded          // a convolution's padded input
+	numBufs
+)
 
 // maxFree bounds how many released buffers a Scratch keeps.
 const maxFree = 8
@@ -347,19 +452,21 @@ func (s *Scratch) Release(t Tensor) {
 	s.free = append(s.free, t.Data[:0])
 }
 
-// grow returns (*b)[:n], reallocating *b when it is too small.
-func (s *Scratch) grow(b *[]float32, n int) []float32 {
+// grow returns n floats of buffer i (contents undefined), reallocating it
+// when it is too small.
+func (s *Scratch) grow(i, n int) []float32 {
 	if s == nil {
 		return make([]float32, n)
 	}
-	if cap(*b) < n {
-		*b = make([]float32, n)
+	if cap(s.bufs[i]) < n {
+		s.bufs[i] = make([]float32, n)
 	}
-	return (*b)[:n]
+	return s.bufs[i][:n]
 }
 
-// tensorNoClear is Tensor for outputs the caller writes in full.
-func (s *Scratch) tensorNoClear(h, w, c int) Tensor {
+// TensorNoZero is Tensor without the zeroing, for outputs the caller
+// writes in full: a reused buffer keeps what it held.
+func (s *Scratch) TensorNoZero(h, w, c int) Tensor {
 	return s.tensor(h, w, c, false)
 }
 
@@ -368,30 +475,6 @@ func (s *Scratch) floats(n int) []float32 {
 		s.buf = make([]float32, n)
 	}
 	return s.buf[:n]
-}
-
-// maxPool2 is MaxPool for 2 × 2 windows without leading padding: windows
-// that hang over the bottom or right edge use the pixels they cover.
-func maxPool2(x Tensor, stride, oh, ow int, s *Scratch) Tensor {
-	c := x.C
-	out := s.Tensor(oh, ow, c)
-	for oy := 0; oy < oh; oy++ {
-		y0 := oy * stride
-		y1 := min(y0+1, x.H-1)
-		for ox := 0; ox < ow; ox++ {
-			x0 := ox * stride
-			x1 := min(x0+1, x.W-1)
-			a := x.Data[(y0*x.W+x0)*c : (y0*x.W+x0+1)*c]
-			b := x.Data[(y0*x.W+x1)*c : (y0*x.W+x1+1)*c]
-			d := x.Data[(y1*x.W+x0)*c : (y1*x.W+x0+1)*c]
-			e := x.Data[(y1*x.W+x1)*c : (y1*x.W+x1+1)*c]
-			dst := out.Data[(oy*ow+ox)*c : (oy*ow+ox+1)*c]
-			for i := range dst {
-				dst[i] = max(max(a[i], b[i]), max(d[i], e[i]))
-			}
-		}
-	}
-	return out
 }
 
 // DepthwiseStrided is a 3×3 depthwise convolution with any stride and

@@ -40,7 +40,12 @@ func TestConv2D(t *testing.T) {
 		"1x1 pointwise":      {5, 6, 12, 25, 1, 1, Pad{}},
 		"1x1 wide":           {7, 9, 24, 70, 1, 1, Pad{}},
 		"3x3 stride 2 wide":  {11, 11, 16, 64, 3, 2, Pad{}},
-		"uneven padding":     {6, 5, 4, 8, 3, 1, Pad{0, 1, 2, 1}},
+		// Outputs at least implicitMinWidth wide run without im2col.
+		"implicit 3x3 same":          {5, 20, 5, 17, 3, 1, Same1},
+		"implicit 7x7 stride 2":      {20, 40, 3, 32, 7, 2, Pad{}},
+		"implicit uneven padding":    {6, 18, 4, 8, 3, 1, Pad{0, 1, 2, 1}},
+		"implicit 3x3 stride 2 wide": {9, 37, 16, 64, 3, 2, Pad{}},
+		"uneven padding":             {6, 5, 4, 8, 3, 1, Pad{0, 1, 2, 1}},
 	}
 	eachKernelSet(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
@@ -108,46 +113,52 @@ func TestDepthwise3x3(t *testing.T) {
 func TestPools(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	tests := map[string]struct {
-		h, w, k, stride int
-		same            bool
+		h, w, c, k, stride int
+		same               bool
 	}{
-		"2x2 stride 2 same, odd size": {7, 5, 2, 2, true},
-		"2x2 stride 1 same":           {5, 5, 2, 1, true},
-		"3x3 stride 2 valid":          {8, 9, 3, 2, false},
-		"3x3 stride 2 same":           {8, 7, 3, 2, true},
+		"2x2 stride 2 same, odd size": {7, 5, 3, 2, 2, true},
+		"2x2 stride 1 same":           {5, 5, 3, 2, 1, true},
+		"3x3 stride 2 valid":          {8, 9, 3, 3, 2, false},
+		"3x3 stride 2 same":           {8, 7, 3, 3, 2, true},
+		"2x2 stride 2, 16 channels":   {7, 9, 16, 2, 2, true},
+		"2x2 stride 1, 32 channels":   {4, 3, 32, 2, 1, true},
+		"3x3 stride 2 valid, 32 ch":   {9, 11, 32, 3, 2, false},
+		"2x2 on one pixel":            {1, 1, 8, 2, 2, true},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			x := randTensor(r, tc.h, tc.w, 3)
-			got := MaxPool(x, tc.k, tc.stride, tc.same, nil)
-			var oh, ow, pt, pl int
-			if tc.same {
-				oh, ow = (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
-				pt = max((oh-1)*tc.stride+tc.k-tc.h, 0) / 2
-				pl = max((ow-1)*tc.stride+tc.k-tc.w, 0) / 2
-			} else {
-				oh, ow = (tc.h-tc.k)/tc.stride+1, (tc.w-tc.k)/tc.stride+1
-			}
-			var want []float64
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					for c := 0; c < 3; c++ {
-						m := math.Inf(-1)
-						for ky := 0; ky < tc.k; ky++ {
-							for kx := 0; kx < tc.k; kx++ {
-								y, xx := oy*tc.stride+ky-pt, ox*tc.stride+kx-pl
-								if y >= 0 && y < tc.h && xx >= 0 && xx < tc.w {
-									m = max(m, x.at(y, xx, c))
+	eachKernelSet(t, func(t *testing.T) {
+		for name, tc := range tests {
+			t.Run(name, func(t *testing.T) {
+				x := randTensor(r, tc.h, tc.w, tc.c)
+				got := MaxPool(x, tc.k, tc.stride, tc.same, nil)
+				var oh, ow, pt, pl int
+				if tc.same {
+					oh, ow = (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
+					pt = max((oh-1)*tc.stride+tc.k-tc.h, 0) / 2
+					pl = max((ow-1)*tc.stride+tc.k-tc.w, 0) / 2
+				} else {
+					oh, ow = (tc.h-tc.k)/tc.stride+1, (tc.w-tc.k)/tc.stride+1
+				}
+				var want []float64
+				for oy := 0; oy < oh; oy++ {
+					for ox := 0; ox < ow; ox++ {
+						for c := 0; c < tc.c; c++ {
+							m := math.Inf(-1)
+							for ky := 0; ky < tc.k; ky++ {
+								for kx := 0; kx < tc.k; kx++ {
+									y, xx := oy*tc.stride+ky-pt, ox*tc.stride+kx-pl
+									if y >= 0 && y < tc.h && xx >= 0 && xx < tc.w {
+										m = max(m, x.at(y, xx, c))
+									}
 								}
 							}
+							want = append(want, m)
 						}
-						want = append(want, m)
 					}
 				}
-			}
-			closeTo(t, got, want, oh, ow)
-		})
-	}
+				closeTo(t, got, want, oh, ow)
+			})
+		}
+	})
 	t.Run("average 2x2 valid", func(t *testing.T) {
 		x := randTensor(r, 5, 4, 2)
 		got := AvgPoolValid(x, 2, nil)

@@ -78,7 +78,7 @@ func (cv *Conv2D) winoForward(x Tensor, relu bool, s *Scratch) Tensor {
 
 	// The input with its zero border (one pixel before, the rest after) so
 	// every tile reads a full 6 × 6 window.
-	pad := s.grow(&s.wpad, hp*wp*cin)
+	pad := s.grow(bufWinoPad, hp*wp*cin)
 	rs := wp * cin
 	for y := 0; y < hp; y++ {
 		row := pad[y*rs : (y+1)*rs]
@@ -92,21 +92,21 @@ func (cv *Conv2D) winoForward(x Tensor, relu bool, s *Scratch) Tensor {
 	}
 
 	// V: one tiles × cin matrix per point; M: one tiles × cout per point.
-	v := s.grow(&s.wv, winoPoints*tiles*cin)
+	v := s.grow(bufWinoV, winoPoints*tiles*cin)
 	for ty := 0; ty < th; ty++ {
 		for tx := 0; tx < tw; tx++ {
 			t := ty*tw + tx
 			k.winoIn(pad[(ty*winoTile*wp+tx*winoTile)*cin:], rs, cin, v[t*cin:], tiles*cin)
 		}
 	}
-	m := s.grow(&s.wm, winoPoints*tiles*cout)
+	m := s.grow(bufWinoM, winoPoints*tiles*cout)
 	clear(m)
 	for p := 0; p < winoPoints; p++ {
 		Gemm(tiles, v[p*tiles*cin:], cin, cv.wino.u[p], m[p*tiles*cout:], cout)
 	}
 
-	out := s.tensorNoClear(h, wd, cout)
-	edge := s.grow(&s.wedge, winoTile*winoTile*cout)
+	out := s.TensorNoZero(h, wd, cout)
+	edge := s.grow(bufWinoEdge, winoTile*winoTile*cout)
 	for ty := 0; ty < th; ty++ {
 		for tx := 0; tx < tw; tx++ {
 			t := ty*tw + tx
