@@ -78,9 +78,6 @@ func packB(kern *gemmKernel, b []float32, k, n int) *PackedB {
 	return p
 }
 
-// Kernel names the micro-kernel the product runs on.
-func (p *PackedB) Kernel() string { return p.kern.name }
-
 // Gemm sets C = A·B + C for the m × K matrix A (row stride lda) and the
 // packed K × N matrix B, with C m × N (row stride ldc). Callers that want
 // C = A·B (plus a bias) initialise C first.

@@ -58,6 +58,8 @@ var portable = &isa{
 // architecture's own (archSets, by CPU feature) and then the portable one.
 var sets = append(archSets(), portable)
 
+// current is the set in use, chosen at start-up; the tests switch it to run
+// every set (hence atomic).
 var current atomic.Pointer[isa]
 
 func init() {

@@ -20,7 +20,8 @@ type Pad struct{ Top, Left, Bottom, Right int }
 var Same1 = Pad{1, 1, 1, 1}
 
 // Conv2D is a convolution with one bias per output channel and its filter
-// packed for Gemm (im2col) or transformed for Winograd's algorithm.
+// packed for Gemm (a direct convolution) or transformed for Winograd's
+// algorithm.
 type Conv2D struct {
 	KH, KW, Cin, Cout, Stride int
 	W                         *PackedB // nil for Winograd
@@ -29,7 +30,8 @@ type Conv2D struct {
 }
 
 // NewConv2D packs a filter in TensorFlow layout (kh × kw × cin × cout) for a
-// direct (im2col) convolution.
+// direct convolution: products over im2col patches or, for outputs at least
+// implicitMinWidth wide, over the input itself (forwardImplicit).
 func NewConv2D(filter []float32, kh, kw, cin, cout, stride int, bias []float32) *Conv2D {
 	return &Conv2D{KH: kh, KW: kw, Cin: cin, Cout: cout, Stride: stride, W: PackB(filter, kh*kw*cin, cout), Bias: bias}
 }
@@ -43,9 +45,6 @@ func NewConv2D(filter []float32, kh, kw, cin, cout, stride int, bias []float32) 
 func NewConv2DWinograd(filter []float32, cin, cout int, bias []float32) *Conv2D {
 	return &Conv2D{KH: 3, KW: 3, Cin: cin, Cout: cout, Stride: 1, Bias: bias, wino: newWinograd(filter, cin, cout)}
 }
-
-// Winograd says whether the convolution runs Winograd's algorithm.
-func (cv *Conv2D) Winograd() bool { return cv.wino != nil }
 
 // ForwardReLU is Forward followed by ReLU, fused into the Winograd output
 // transform when the convolution has one.
@@ -67,13 +66,13 @@ func (cv *Conv2D) checkWinoPad(p Pad) {
 
 // patchRows is how many output pixels one im2col chunk covers, so the patch
 // matrix stays around 256 KiB whatever the image size; a multiple of 12,
-// which every micro-kernel's row count divides.
+// a whole number of the largest tiles (6 or 12 rows).
 func patchRows(k int) int {
 	return max(12, (64*1024/k)/12*12)
 }
 
 // Forward applies the convolution to x with padding p. Scratch holds the
-// im2col patches between calls.
+// working buffers between calls.
 func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 	if cv.wino != nil {
 		cv.checkWinoPad(p)
