@@ -137,6 +137,73 @@ func (cv *Conv2D) Forward(x Tensor, p Pad, s *Scratch) Tensor {
 	return out
 }
 
+// ForwardLeakyMaxPool2 is MaxPool(Leaky(Forward(x, p)), 2, stride, true),
+// the detector's layer ending, computed a pair of convolution rows at a
+// time so the convolution's full-size output (megabytes on the detector's
+// first layers) is never stored. The arithmetic is Forward's, Leaky's and
+// MaxPool's. Convolutions that Forward runs over im2col patches (outputs
+// narrower than implicitMinWidth, except 1 × 1) take the unfused path.
+func (cv *Conv2D) ForwardLeakyMaxPool2(x Tensor, p Pad, stride int, s *Scratch) Tensor {
+	oh := (x.H+p.Top+p.Bottom-cv.KH)/cv.Stride + 1
+	ow := (x.W+p.Left+p.Right-cv.KW)/cv.Stride + 1
+	pointwise := cv.KH == 1 && cv.KW == 1 && cv.Stride == 1 && p == (Pad{})
+	if cv.wino != nil || (!pointwise && ow < implicitMinWidth) {
+		y := cv.Forward(x, p, s)
+		Leaky(y.Data)
+		out := MaxPool(y, 2, stride, true, s)
+		s.Release(y)
+		return out
+	}
+	// A 2 × 2 "same" pool has no leading padding; its last window may hang
+	// over the bottom and right edges.
+	ph, _ := poolOut(oh, 2, stride, true)
+	pw, _ := poolOut(ow, 2, stride, true)
+	cout, rs := cv.Cout, ow*cv.Cout
+	out := s.TensorNoZero(ph, pw, cout)
+	// rows holds two convolution rows, row y at (y mod 2)·rs.
+	rows := s.grow(bufConvRows, 2*rs)
+	have := [2]int{-1, -1}
+	src, srs := cv.implicitInput(x, p, s)
+	k := active()
+	convRow := func(y int) []float32 {
+		r := rows[(y%2)*rs : (y%2+1)*rs]
+		if have[y%2] != y {
+			fillRows(r, cv.Bias)
+			if pointwise {
+				Gemm(ow, x.Data[y*ow*cv.Cin:], cv.Cin, cv.W, r, cout)
+			} else {
+				cv.implicitRow(src, srs, y, r)
+			}
+			k.leaky(r)
+			have[y%2] = y
+		}
+		return r
+	}
+	tmp := s.grow(bufPool, rs)
+	full := 0
+	if ow >= 2 {
+		full = min(pw, (ow-2)/stride+1)
+	}
+	for py := 0; py < ph; py++ {
+		y0 := py * stride
+		line := convRow(y0)
+		if y0+1 < oh {
+			convRow(y0 + 1)
+			k.maxTaps(tmp, rows, 1, rs, 0, 2, rs)
+			line = tmp
+		}
+		dst := out.Data[py*pw*cout : (py+1)*pw*cout]
+		if full > 0 {
+			k.maxTaps(dst, line, full, cout, stride*cout, 2, cout)
+		}
+		for px := full; px < pw; px++ {
+			x0 := px * stride
+			k.maxTaps(dst[px*cout:(px+1)*cout], line[x0*cout:], 1, cout, 0, min(2, ow-x0), cout)
+		}
+	}
+	return out
+}
+
 // implicitMinWidth is the narrowest output for which a convolution runs as
 // one product per kernel row and output row (forwardImplicit) instead of
 // over im2col patches: narrower rows make products too small to run well.
@@ -150,30 +217,45 @@ const implicitMinWidth = 16
 // and accumulates KH such products. A padded input is copied once into a
 // bordered buffer first.
 func (cv *Conv2D) forwardImplicit(x Tensor, p Pad, out Tensor, s *Scratch) {
-	src, rs := x.Data, x.W*x.C
-	if p != (Pad{}) {
-		w := x.W + p.Left + p.Right
-		src, rs = s.grow(bufPadded, (x.H+p.Top+p.Bottom)*w*x.C), w*x.C
-		for y := 0; y < x.H+p.Top+p.Bottom; y++ {
-			row := src[y*rs : (y+1)*rs]
-			if iy := y - p.Top; iy < 0 || iy >= x.H {
-				clear(row)
-				continue
-			}
-			clear(row[:p.Left*x.C])
-			copy(row[p.Left*x.C:], x.Data[(y-p.Top)*x.W*x.C:(y-p.Top+1)*x.W*x.C])
-			clear(row[(p.Left+x.W)*x.C:])
-		}
-	}
-	seg := cv.KW * cv.Cin
+	src, rs := cv.implicitInput(x, p, s)
 	ow, cout := out.W, cv.Cout
 	for oy := 0; oy < out.H; oy++ {
 		c := out.Data[oy*ow*cout : (oy+1)*ow*cout]
 		fillRows(c, cv.Bias)
-		for ky := 0; ky < cv.KH; ky++ {
-			iy := oy*cv.Stride + ky
-			gemmRows(ow, src[iy*rs:], cv.Stride*cv.Cin, cv.W, ky*seg, seg, c, cout)
+		cv.implicitRow(src, rs, oy, c)
+	}
+}
+
+// implicitInput is x's data with padding p applied (x's own data when there
+// is none) and its row stride.
+func (cv *Conv2D) implicitInput(x Tensor, p Pad, s *Scratch) ([]float32, int) {
+	if p == (Pad{}) {
+		return x.Data, x.W * x.C
+	}
+	w := x.W + p.Left + p.Right
+	rs := w * x.C
+	src := s.grow(bufPadded, (x.H+p.Top+p.Bottom)*rs)
+	for y := 0; y < x.H+p.Top+p.Bottom; y++ {
+		row := src[y*rs : (y+1)*rs]
+		if iy := y - p.Top; iy < 0 || iy >= x.H {
+			clear(row)
+			continue
 		}
+		clear(row[:p.Left*x.C])
+		copy(row[p.Left*x.C:], x.Data[(y-p.Top)*x.W*x.C:(y-p.Top+1)*x.W*x.C])
+		clear(row[(p.Left+x.W)*x.C:])
+	}
+	return src, rs
+}
+
+// implicitRow adds output row oy's products to c (len(c) = ow·Cout) from
+// the padded input src (rows rs floats apart).
+func (cv *Conv2D) implicitRow(src []float32, rs, oy int, c []float32) {
+	seg := cv.KW * cv.Cin
+	ow := len(c) / cv.Cout
+	for ky := 0; ky < cv.KH; ky++ {
+		iy := oy*cv.Stride + ky
+		gemmRows(ow, src[iy*rs:], cv.Stride*cv.Cin, cv.W, ky*seg, seg, c, cv.Cout)
 	}
 }
 
@@ -399,6 +481,7 @@ const (
 	bufWinoEdge        // one output tile
 	bufPool            // one row of the pooling's first pass
 	bufPadded          // a convolution's padded input
+	bufConvRows        // two rows of a convolution's output
 	numBufs
 )
 
@@ -470,6 +553,9 @@ func (s *Scratch) TensorNoZero(h, w, c int) Tensor {
 }
 
 func (s *Scratch) floats(n int) []float32 {
+	if s == nil {
+		return make([]float32, n)
+	}
 	if cap(s.buf) < n {
 		s.buf = make([]float32, n)
 	}

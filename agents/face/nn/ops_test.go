@@ -237,3 +237,38 @@ func TestScratchReuse(t *testing.T) {
 	}
 	none.Release(a)
 }
+
+func TestForwardLeakyMaxPool2(t *testing.T) {
+	tests := map[string]struct {
+		h, w, cin, cout, k, stride, poolStride int
+		pad                                    Pad
+	}{
+		"3x3 valid, pool 2":       {21, 20, 3, 16, 3, 1, 2, Pad{}},
+		"3x3 valid, odd, pool 2":  {20, 21, 3, 16, 3, 1, 2, Pad{}},
+		"pointwise, pool 2":       {7, 9, 16, 32, 1, 1, 2, Pad{}},
+		"pointwise, pool 1":       {5, 6, 24, 40, 1, 1, 1, Pad{}},
+		"3x3 same, pool 1":        {6, 17, 8, 16, 3, 1, 1, Same1},
+		"narrow, unfused, pool 2": {7, 7, 4, 8, 3, 1, 2, Pad{}},
+	}
+	eachKernelSet(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(13, 14))
+		for name, tc := range tests {
+			t.Run(name, func(t *testing.T) {
+				x := randTensor(r, tc.h, tc.w, tc.cin)
+				cv := NewConv2D(randSlice(r, tc.k*tc.k*tc.cin*tc.cout), tc.k, tc.k, tc.cin, tc.cout, tc.stride, randSlice(r, tc.cout))
+				y := cv.Forward(x, tc.pad, nil)
+				Leaky(y.Data)
+				want := MaxPool(y, 2, tc.poolStride, true, nil)
+				got := cv.ForwardLeakyMaxPool2(x, tc.pad, tc.poolStride, new(Scratch))
+				if got.H != want.H || got.W != want.W || got.C != want.C {
+					t.Fatalf("shape %dx%dx%d, want %dx%dx%d", got.H, got.W, got.C, want.H, want.W, want.C)
+				}
+				for i, w := range want.Data {
+					if math.Abs(float64(got.Data[i]-w)) > 1e-5 {
+						t.Fatalf("value %d = %v, want %v", i, got.Data[i], w)
+					}
+				}
+			})
+		}
+	})
+}
