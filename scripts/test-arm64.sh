@@ -79,7 +79,7 @@ emulate() {
 summary=()
 golden=(TestGoldenDescriptors TestGoldenDetector TestGoldenLandmarks TestGoDecodedPhotos TestGoDecodedAligned)
 emulate "kernel tests, every kernel set" "" agents/face/nn "$work/nn.test" \
-	TestGemm TestWinograd TestConv2D TestDepthwise3x3 TestPools TestActivations TestActivationsLong TestPick
+	TestGemm TestWinograd TestConv2D TestForwardLeakyMaxPool2 TestDepthwise3x3 TestPools TestActivations TestActivationsLong TestPick
 emulate "reference comparison, NEON kernels" "" agents/face "$work/face.test" "${golden[@]}"
 grep -q 'descriptors on the neon kernels' "$last" || die "the default arm64 kernels were not neon"
 emulate "reference comparison, portable kernels" portable agents/face "$work/face.test" "${golden[@]}"
