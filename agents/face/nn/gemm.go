@@ -209,23 +209,27 @@ func kernelGo6x16(k int, a *float32, lda int, b *float32, c *float32, ldc int) {
 // kernelGo3x16 is the portable micro-kernel: C[3×16] += A[3×k]·Bpanel[k×16].
 // It walks k once per 3 × 2 sub-tile, so the six sums, three values of A and
 // two of B stay in registers even on amd64's 15 usable ones (larger sub-tiles
-// spill there and run slower), and steps k two at a time. Pointers instead
-// of slices keep the loop free of bounds checks; Gemm checked the bounds.
+// spill there and run slower), and steps k two at a time. Offsets from the
+// operands' starts instead of slices keep the loop free of bounds checks
+// (Gemm checked the bounds); every pointer formed stays inside its operand.
 func kernelGo3x16(k int, a *float32, lda int, b *float32, c *float32, ldc int) {
 	const nr = 16
 	la := uintptr(lda) * 4
 	cs := unsafe.Slice(c, 2*ldc+nr)
+	a0p := unsafe.Pointer(a)
+	a1p := unsafe.Add(a0p, la)
+	a2p := unsafe.Add(a0p, 2*la)
 	for j := 0; j < nr; j += 2 {
 		var s00, s01, s10, s11, s20, s21 float32
-		ap := unsafe.Pointer(a)
-		bp := unsafe.Add(unsafe.Pointer(b), j*4)
+		bj := unsafe.Add(unsafe.Pointer(b), j*4)
 		p := 0
 		for ; p+2 <= k; p += 2 {
-			a0 := (*[2]float32)(ap)
-			a1 := (*[2]float32)(unsafe.Add(ap, la))
-			a2 := (*[2]float32)(unsafe.Add(ap, 2*la))
-			bv0 := (*[2]float32)(bp)
-			bv1 := (*[2]float32)(unsafe.Add(bp, nr*4))
+			ao, bo := uintptr(p)*4, uintptr(p)*nr*4
+			a0 := (*[2]float32)(unsafe.Add(a0p, ao))
+			a1 := (*[2]float32)(unsafe.Add(a1p, ao))
+			a2 := (*[2]float32)(unsafe.Add(a2p, ao))
+			bv0 := (*[2]float32)(unsafe.Add(bj, bo))
+			bv1 := (*[2]float32)(unsafe.Add(bj, bo+nr*4))
 			x0, x1, x2 := a0[0], a1[0], a2[0]
 			b0, b1 := bv0[0], bv0[1]
 			s00 += x0 * b0
@@ -242,14 +246,13 @@ func kernelGo3x16(k int, a *float32, lda int, b *float32, c *float32, ldc int) {
 			s11 += x1 * b1
 			s20 += x2 * b0
 			s21 += x2 * b1
-			ap = unsafe.Add(ap, 8)
-			bp = unsafe.Add(bp, 2*nr*4)
 		}
 		if p < k {
-			x0 := *(*float32)(ap)
-			x1 := *(*float32)(unsafe.Add(ap, la))
-			x2 := *(*float32)(unsafe.Add(ap, 2*la))
-			bv := (*[2]float32)(bp)
+			ao, bo := uintptr(p)*4, uintptr(p)*nr*4
+			x0 := *(*float32)(unsafe.Add(a0p, ao))
+			x1 := *(*float32)(unsafe.Add(a1p, ao))
+			x2 := *(*float32)(unsafe.Add(a2p, ao))
+			bv := (*[2]float32)(unsafe.Add(bj, bo))
 			b0, b1 := bv[0], bv[1]
 			s00 += x0 * b0
 			s01 += x0 * b1
