@@ -23,7 +23,7 @@ const (
 	// packed B panel it reads (blockK × nr floats, 16–32 KiB) stays in L1.
 	blockK = 256
 	// blockM bounds the rows of A one B panel is applied to, so they stay in
-	// L2; a multiple of every micro-kernel's row count.
+	// L2; a whole number of the largest tiles (6 or 12 rows).
 	blockM = 96
 )
 
