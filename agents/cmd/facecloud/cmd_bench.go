@@ -45,7 +45,7 @@ flags:
 	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory (env FACECLOUD_MODELS)")
 	n := fs.Int("n", 200, "descriptors per core (1..100000)")
 	cores := fs.Int("cores", runtime.GOMAXPROCS(0), fmt.Sprintf("cores to run on at once (1..%d)", runtime.GOMAXPROCS(0)))
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	switch {
