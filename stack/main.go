@@ -10,20 +10,59 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/stack/rehearsal"
 )
 
 func main() {
-	pulumi.Run(func(ctx *pulumi.Context) error {
+	run := func(ctx *pulumi.Context) error {
 		work, err := buildDir(ctx)
 		if err != nil {
 			return err
 		}
 		return program(ctx, inputs{build: goBuild, models: ensureModels, workDir: work})
-	})
+	}
+	if path := os.Getenv(rehearsal.EnvCapture); path != "" {
+		if err := capture(path); err != nil {
+			fmt.Fprintln(os.Stderr, "facecloud stack:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	pulumi.Run(run)
+}
+
+// capture runs the program as `pulumi up` would — the agent really
+// cross-compiled, the model files really hashed — but against
+// rehearsal.Cloud instead of the engine and AWS, and writes every declared
+// resource and the stack's outputs to path. The stack is $PULUMI_STACK
+// (default dev) of $PULUMI_PROJECT (default facecloud); its configuration is
+// $PULUMI_CONFIG, a JSON object as the engine passes it. The deployment
+// rehearsal boots hosts from this file.
+func capture(path string) error {
+	project, stack := os.Getenv("PULUMI_PROJECT"), os.Getenv("PULUMI_STACK")
+	if project == "" {
+		project = "facecloud"
+	}
+	if stack == "" {
+		stack = "dev"
+	}
+	outputs := map[string]any{}
+	c, err := rehearsal.Run(project, stack, &rehearsal.Cloud{}, func(ctx *pulumi.Context) error {
+		work, err := buildDir(ctx)
+		if err != nil {
+			return err
+		}
+		return program(ctx, inputs{build: goBuild, models: ensureModels, workDir: work, exported: outputs})
+	}, outputs)
+	if err != nil {
+		return err
+	}
+	return c.Write(path)
 }
 
 // inputs are the program's effects on this machine: compiling the agent and
@@ -32,6 +71,8 @@ type inputs struct {
 	build   agentBuilder
 	models  modelSource
 	workDir string
+	// exported, when not nil, receives the stack's outputs once known.
+	exported map[string]any
 }
 
 // buildDir keeps the cross-compiled agent per stack in the user's cache:
@@ -57,17 +98,31 @@ func program(ctx *pulumi.Context, in inputs) error {
 	if err != nil {
 		return err
 	}
-	ctx.Export("url", out.url)
-	ctx.Export("requestQueueUrl", out.requestQueue)
-	ctx.Export("responseQueueUrl", out.responseQueue)
-	ctx.Export("deadLetterQueueUrl", out.deadLetterQueue)
-	ctx.Export("inputBucket", out.inputBucket)
-	ctx.Export("outputBucket", out.outputBucket)
-	ctx.Export("artifactsBucket", out.artifactsBucket)
-	ctx.Export("workerGroup", out.workerGroup)
-	ctx.Export("workerAmiId", out.workerAMI)
-	ctx.Export("webInstanceId", out.webInstance)
-	ctx.Export("agentSha256", pulumi.String(a.Agent.SHA256))
+	exports := map[string]pulumi.StringOutput{
+		"url":                out.url,
+		"requestQueueUrl":    out.requestQueue,
+		"responseQueueUrl":   out.responseQueue,
+		"deadLetterQueueUrl": out.deadLetterQueue,
+		"inputBucket":        out.inputBucket,
+		"outputBucket":       out.outputBucket,
+		"artifactsBucket":    out.artifactsBucket,
+		"workerGroup":        out.workerGroup,
+		"workerAmiId":        out.workerAMI,
+		"webInstanceId":      out.webInstance,
+		"agentSha256":        pulumi.String(a.Agent.SHA256).ToStringOutput(),
+	}
+	var mu sync.Mutex
+	for k, v := range exports {
+		ctx.Export(k, v)
+		if in.exported != nil {
+			v.ApplyT(func(s string) string {
+				mu.Lock()
+				in.exported[k] = s
+				mu.Unlock()
+				return s
+			})
+		}
+	}
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/stack/rehearsal"
 )
 
 // argsOf maps every resource type the program may declare to its Args
@@ -125,7 +126,7 @@ func TestStack(t *testing.T) {
 }
 
 func checkClassified(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
-	for _, r := range m.resources {
+	for _, r := range m.Resources() {
 		if strings.HasPrefix(r.Type, "pulumi:") {
 			continue
 		}
@@ -433,7 +434,7 @@ func checkIMDS(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
 
 func checkTags(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
 	want := awsres.Tags(testProject, testStackName)
-	for _, r := range m.resources {
+	for _, r := range m.Resources() {
 		args, ok := argsOf[r.Type]
 		if !ok {
 			continue
@@ -516,35 +517,15 @@ func checkGroup(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 // cloudInit parses user data and returns its files by path.
 func cloudInit(t *testing.T, userData string) map[string]string {
 	t.Helper()
-	if !strings.HasPrefix(userData, "#cloud-config\n") {
-		t.Fatalf("user data is not cloud-config: %.60q", userData)
+	c, err := rehearsal.ParseCloudConfig(userData)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var doc struct {
-		WriteFiles []struct {
-			Path, Permissions, Content string
-		} `yaml:"write_files"`
-		RunCmd [][]string `yaml:"runcmd"`
-	}
-	if err := yaml.Unmarshal([]byte(userData), &doc); err != nil {
-		t.Fatalf("user data is not YAML: %v", err)
-	}
-	files := map[string]string{}
-	for _, f := range doc.WriteFiles {
-		files[f.Path] = f.Content
-	}
-	return files
+	return c.Files()
 }
 
 // envOf parses an EnvironmentFile.
-func envOf(s string) map[string]string {
-	env := map[string]string{}
-	for _, l := range strings.Split(s, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
-}
+func envOf(s string) map[string]string { return rehearsal.EnvFile(s) }
 
 func queueURL(name string) string {
 	return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", mockRegion, mockAccount, name)
