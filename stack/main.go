@@ -133,11 +133,30 @@ type outputs struct {
 	workerGroup, workerAMI, webInstance               pulumi.StringOutput
 }
 
-// deploy declares every resource of a validated configuration.
-func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
+// deploymentNames are the resources' names. The course preset keeps the
+// course's exact names (its ID makes them unique); the default preset's
+// bucket names carry a suffix of the account and region, since bucket names
+// are global across every AWS account.
+func deploymentNames(c Config, acct account) (awsres.Names, error) {
 	names, err := awsres.NewNames(c.NamingPreset, c.NamePrefix)
 	if err != nil {
-		return nil, fmt.Errorf("names: %w", err)
+		return awsres.Names{}, fmt.Errorf("names: %w", err)
+	}
+	if c.NamingPreset != awsres.PresetCourse {
+		names = names.WithBucketSuffix(awsres.BucketSuffix(acct.id, c.Region))
+	}
+	return names, nil
+}
+
+// deploy declares every resource of a validated configuration.
+func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
+	acct, err := lookupAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names, err := deploymentNames(c, acct)
+	if err != nil {
+		return nil, err
 	}
 	prefix := c.NamePrefix
 	net, err := newNetwork(ctx, c, prefix, numbered(names))
@@ -156,16 +175,14 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, instances, err := accountARNs(ctx, c, names)
-	if err != nil {
-		return nil, err
-	}
+	group, instances := accountARNs(c, names, acct)
 	r, err := newRoles(ctx, c, prefix, arns{
 		requests: q.requests.Arn, replies: q.replies.Arn,
 		input: b.input.Arn, output: b.output.Arn, artifacts: b.artifacts.Arn,
 		group:     pulumi.String(group).ToStringOutput(),
 		instances: pulumi.String(instances).ToStringOutput(),
 		numbered:  numbered(names),
+		warmPool:  c.WarmPoolSize > 0,
 	})
 	if err != nil {
 		return nil, err

@@ -88,6 +88,12 @@ func fakeModels(t *testing.T) modelSource {
 // (keys without a namespace get the project's) and returns what it declared.
 func runStack(t *testing.T, cfg map[string]string, in inputs) (*mockCloud, error) {
 	t.Helper()
+	return runStackIn(t, &mockCloud{}, cfg, in)
+}
+
+// runStackIn is runStack against m (e.g. another account).
+func runStackIn(t *testing.T, m *mockCloud, cfg map[string]string, in inputs) (*mockCloud, error) {
+	t.Helper()
 	full := map[string]string{"aws:region": mockRegion}
 	for k, v := range cfg {
 		if !strings.Contains(k, ":") {
@@ -103,7 +109,6 @@ func runStack(t *testing.T, cfg map[string]string, in inputs) (*mockCloud, error
 	if in.workDir == "" {
 		in.workDir = t.TempDir()
 	}
-	m := &mockCloud{}
 	err = pulumi.RunErr(func(ctx *pulumi.Context) error { return program(ctx, in) },
 		pulumi.WithMocks(testProject, testStackName, m))
 	return m, err
