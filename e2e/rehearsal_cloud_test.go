@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,7 +295,7 @@ func (s *system) makeQueues(ctx context.Context) error {
 		for k, v := range q.Inputs {
 			switch {
 			case attr[k] != "":
-				a[attr[k]] = fmt.Sprint(v)
+				a[attr[k]] = plainString(v)
 			case k == "name" || k == "tags" || k == "tagsAll":
 			default:
 				return fmt.Errorf("queue %s: input %s is not rehearsed", q.Name, k)
@@ -316,6 +318,15 @@ func (s *system) makeQueues(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// plainString writes a captured value as AWS takes it: numbers without an
+// exponent.
+func plainString(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
@@ -458,11 +469,19 @@ func (s *system) makeGroup(ctx context.Context) error {
 		ids[sn.ID] = aws.ToString(out.Subnet.SubnetId)
 	}
 	for _, sg := range s.of("aws:ec2/securityGroup:SecurityGroup") {
+		name, vpc := s.name+"-"+sg.Name, ids[rehearsal.String(sg.Inputs, "vpcId")]
 		out, err := e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
-			GroupName:   aws.String(s.name + "-" + sg.Name),
-			Description: aws.String(rehearsal.String(sg.Inputs, "description")),
-			VpcId:       aws.String(ids[rehearsal.String(sg.Inputs, "vpcId")]),
+			GroupName: aws.String(name), Description: aws.String(rehearsal.String(sg.Inputs, "description")), VpcId: aws.String(vpc),
 		})
+		if err != nil && strings.Contains(err.Error(), "Duplicate") {
+			// The SDK retried a call moto had carried out.
+			d, derr := e.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+				{Name: aws.String("group-name"), Values: []string{name}}, {Name: aws.String("vpc-id"), Values: []string{vpc}}}})
+			if derr == nil && len(d.SecurityGroups) == 1 {
+				ids[sg.ID] = aws.ToString(d.SecurityGroups[0].GroupId)
+				continue
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("security group %s: %w", sg.Name, err)
 		}
@@ -701,6 +720,57 @@ type awsProxy struct {
 	blocked  atomic.Pointer[string] // bucket that is unreachable, if any
 	mu       sync.Mutex
 	services map[string]bool // services called
+	// secret finds the secret key of an access key, to sign again what
+	// moto would misread (resignForMoto).
+	secret func(accessKey string) (string, bool)
+}
+
+var (
+	credentialRE    = regexp.MustCompile(`Credential=([^/,]+)/([^,]+),`)
+	signedHeadersRE = regexp.MustCompile(`SignedHeaders=([^,]+),`)
+)
+
+// resignForMoto signs an S3 request again, with the same key, date and
+// headers, the way moto checks it. moto decodes the query before it
+// recomputes a signature and does not escape it again, so a request whose
+// query holds an escaped "/" (ListObjectsV2 with prefix=gallery%2F) never
+// matches what the SDK signed, as S3 itself would accept it. Only the
+// canonical query differs from what the SDK signed.
+func resignForMoto(r *http.Request, secret func(string) (string, bool)) {
+	auth := r.Header.Get("Authorization")
+	cm, sm := credentialRE.FindStringSubmatch(auth), signedHeadersRE.FindStringSubmatch(auth)
+	if cm == nil || sm == nil {
+		return
+	}
+	key, ok := secret(cm[1])
+	if !ok {
+		return
+	}
+	scope := cm[2] // date/region/service/aws4_request
+	parts := strings.Split(scope, "/")
+	if len(parts) != 4 {
+		return
+	}
+	pairs := strings.Split(strings.ReplaceAll(r.URL.RawQuery, "%2F", "/"), "&")
+	sort.Strings(pairs)
+	var canonHeaders strings.Builder
+	for _, h := range strings.Split(sm[1], ";") {
+		v := r.Header.Get(h)
+		if h == "host" {
+			v = r.Host
+		}
+		fmt.Fprintf(&canonHeaders, "%s:%s\n", h, strings.TrimSpace(v))
+	}
+	canonical := strings.Join([]string{r.Method, r.URL.EscapedPath(), strings.Join(pairs, "&"), canonHeaders.String(), sm[1], r.Header.Get("X-Amz-Content-Sha256")}, "\n")
+	sum := sha256.Sum256([]byte(canonical))
+	toSign := strings.Join([]string{"AWS4-HMAC-SHA256", r.Header.Get("X-Amz-Date"), scope, hex.EncodeToString(sum[:])}, "\n")
+	mac := func(k []byte, s string) []byte { h := hmac.New(sha256.New, k); h.Write([]byte(s)); return h.Sum(nil) }
+	k := mac([]byte("AWS4"+key), parts[0])
+	for _, p := range parts[1:] {
+		k = mac(k, p)
+	}
+	sig := hex.EncodeToString(mac(k, toSign))
+	r.Header.Set("Authorization", fmt.Sprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", cm[1], scope, sm[1], sig))
 }
 
 // servicesUsed returns the AWS services the host called.
@@ -757,12 +827,12 @@ func callOf(r *http.Request, body []byte) (call, res string) {
 	return svc + ":" + r.Method, r.URL.Path
 }
 
-func newAWSProxy(t *testing.T, target string, host string, refused func(refusal)) *awsProxy {
+func newAWSProxy(t *testing.T, target string, host string, refused func(refusal), secret func(string) (string, bool)) *awsProxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &awsProxy{services: map[string]bool{}}
+	p := &awsProxy{services: map[string]bool{}, secret: secret}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized {
@@ -797,6 +867,9 @@ func newAWSProxy(t *testing.T, target string, host string, refused func(refusal)
 			p.mu.Lock()
 			p.services[m[1]] = true
 			p.mu.Unlock()
+			if m[1] == "s3" && strings.Contains(r.URL.RawQuery, "%2F") && p.secret != nil {
+				resignForMoto(r, p.secret)
+			}
 		}
 		if b := p.blocked.Load(); b != nil && strings.HasPrefix(strings.TrimPrefix(r.URL.Path, "/"), *b+"/") {
 			// Unreachable: the connection drops without an answer.
@@ -830,6 +903,18 @@ func (p *awsProxy) block(bucket string) {
 		return
 	}
 	p.blocked.Store(&bucket)
+}
+
+// secretOf finds the secret of one of the system's sessions.
+func (s *system) secretOf(accessKey string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.roles {
+		if id.AccessKeyID == accessKey {
+			return id.SecretAccessKey, true
+		}
+	}
+	return "", false
 }
 
 // sessionFor returns the session IMDS serves the role's hosts.

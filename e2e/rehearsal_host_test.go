@@ -94,10 +94,10 @@ func serviceUser() (*syscall.Credential, error) {
 func (s *system) bootHost(id, role, userData string, lifecycle func() string) *host {
 	t := s.t
 	t.Helper()
-	h := &host{sys: s, id: id, role: role, root: filepath.Join(t.TempDir(), id), log: &logBuffer{},
+	h := &host{sys: s, id: id, role: role, root: hostRoot(t, id), log: &logBuffer{},
 		units: map[string]rehearsal.Unit{}, ports: map[string]int{}, running: map[string]*exec.Cmd{}, state: map[string]string{},
 		stateCh: make(chan struct{}), lifecycle: lifecycle}
-	h.proxy = newAWSProxy(t, s.endpoint, id, s.noteRefused)
+	h.proxy = newAWSProxy(t, s.endpoint, id, s.noteRefused, s.secretOf)
 	if s.blockOnBoot != "" {
 		h.proxy.block(s.blockOnBoot)
 	}
@@ -135,11 +135,32 @@ func (s *system) bootHost(id, role, userData string, lifecycle func() string) *h
 	s.hosts[id] = h
 	s.booted = append(s.booted, h)
 	s.mu.Unlock()
+	// One transaction, as systemctl enable --now: every job is queued
+	// before any runs, so After= orders them.
+	h.mu.Lock()
+	for _, u := range start {
+		h.state[u] = "queued"
+	}
+	h.mu.Unlock()
 	for _, u := range start {
 		go h.startUnit(u, map[string]bool{})
 	}
 	t.Cleanup(func() { h.shutdown(10 * time.Second) })
 	return h
+}
+
+// hostRoot makes the directory a host's file tree lives under, one the
+// service user may walk through (t.TempDir is private to the test's user).
+func hostRoot(t *testing.T, id string) string {
+	dir, err := os.MkdirTemp("", "facecloud-host-"+id+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // onHost moves an absolute path of the instance under the host's root.
@@ -248,7 +269,7 @@ func (h *host) startUnit(name string, seen map[string]bool) {
 	}
 	seen[name] = true
 	h.mu.Lock()
-	if _, started := h.state[name]; started {
+	if st := h.state[name]; st != "" && st != "queued" {
 		h.mu.Unlock()
 		return
 	}
@@ -258,8 +279,11 @@ func (h *host) startUnit(name string, seen map[string]bool) {
 		if _, ours := h.units[dep]; !ours {
 			continue // network-online.target and the like: up already
 		}
-		if slices.Contains(u.List("Unit", "Requires"), dep) {
-			go h.startUnit(dep, seen)
+		if slices.Contains(u.List("Unit", "Requires"), dep) && h.unitState(dep) == "" {
+			h.mu.Lock()
+			h.state[dep] = "queued"
+			h.mu.Unlock()
+			go h.startUnit(dep, map[string]bool{})
 		}
 		if h.unitState(dep) == "" {
 			continue // not part of this transaction

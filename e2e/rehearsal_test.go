@@ -107,6 +107,8 @@ type outcome struct {
 	trajectory        string
 	took              time.Duration
 	problems          []string
+	// logs are the hosts' logs (last lines), for a failed rehearsal.
+	logs string
 }
 
 func (o outcome) failed() bool { return len(o.problems) > 0 }
@@ -124,10 +126,9 @@ func (o outcome) report() string {
 // requests at concurrency 100 as the course's generator sends them, a
 // result read back by id, an unknown id, and the group back to its
 // minimum. It stops at the first refused AWS call.
-func (s *system) rehearse(w workload) outcome {
+func (s *system) rehearse(w workload) (o outcome) {
 	t := s.t
 	t0 := time.Now()
-	var o outcome
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	s.mu.Lock()
@@ -157,6 +158,7 @@ func (s *system) rehearse(w workload) outcome {
 		hosts := append([]*host(nil), s.booted...)
 		s.mu.Unlock()
 		for _, h := range hosts {
+			o.logs += fmt.Sprintf("--- host %s (last 40 lines):\n%s\n", h.id, tail(h.log.String(), 40))
 			for _, l := range h.errorLines() {
 				problem("error logged: %s", truncate(l, 400))
 			}
@@ -170,6 +172,11 @@ func (s *system) rehearse(w workload) outcome {
 			o.trajectory, _ = s.player.path()
 		}
 		o.took = time.Since(t0)
+		if dir := os.Getenv("FACECLOUD_REHEARSAL_LOGS"); dir != "" {
+			for _, h := range hosts {
+				_ = os.WriteFile(filepath.Join(dir, s.name+"-"+h.id+".log"), []byte(h.log.String()), 0o644)
+			}
+		}
 	}()
 
 	web, base := s.bootWeb()
