@@ -134,13 +134,14 @@ func (s *system) rehearse(w workload) (o outcome) {
 	s.mu.Lock()
 	s.refused = nil
 	s.mu.Unlock()
-	// Fail fast: a refused call is a broken deployment.
+	// Fail fast: a refused call, a unit failed for good or an agent's
+	// error is a broken deployment; waiting on would only time out.
 	var stopOnce sync.Once
 	watch := make(chan struct{})
 	go func() {
 		defer close(watch)
 		for ctx.Err() == nil {
-			if len(s.refusals()) > 0 {
+			if len(s.refusals()) > 0 || s.broken() {
 				stopOnce.Do(cancel)
 				return
 			}
@@ -264,6 +265,25 @@ func (s *system) rehearse(w workload) (o outcome) {
 		problem("%v", err)
 	}
 	return o
+}
+
+// broken reports whether a booted host has a failed unit or an agent
+// error line.
+func (s *system) broken() bool {
+	s.mu.Lock()
+	hosts := append([]*host(nil), s.booted...)
+	s.mu.Unlock()
+	for _, h := range hosts {
+		for _, st := range h.states() {
+			if st == "failed" {
+				return true
+			}
+		}
+		if len(h.errorLines()) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // states returns the host's unit states.
