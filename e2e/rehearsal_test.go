@@ -145,7 +145,7 @@ func (s *system) rehearse(w workload) (o outcome) {
 				stopOnce.Do(cancel)
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond)
 		}
 	}()
 	problem := func(format string, a ...any) { o.problems = append(o.problems, fmt.Sprintf(format, a...)) }
