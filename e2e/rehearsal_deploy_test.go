@@ -475,7 +475,7 @@ func outage(t *testing.T, s *system) {
 	if code, body := waitReady(t.Context(), base(), 90*time.Second); code != 200 {
 		t.Fatalf("web host did not recover after the outage: readyz %d %s\n%s", code, body, truncate(web.log.String(), 3000))
 	}
-	t.Logf("web host ready %s after the bucket came back: %s", time.Since(t0).Round(time.Second), firstLineWith(web.log.String(), "download failed"))
+	t.Logf("web host ready %s after its boot began, the artifacts bucket unreachable for the first 60 s: %s", time.Since(t0).Round(time.Second), firstLineWith(web.log.String(), "download failed"))
 	s.startPlayer()
 	s.blockOnBoot = ""
 	o := s.rehearse(workload{files: courseSet(t).Files[:10], enrol: true, back: time.Minute})
