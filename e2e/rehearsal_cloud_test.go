@@ -589,26 +589,33 @@ func iamPattern(p string) *regexp.Regexp {
 }
 
 // forMoto returns a policy document as moto can evaluate it. moto checks
-// Auto Scaling actions against the resource "*" whatever the call names, so
-// a statement limited to the group would never match: each such resource
-// is first checked to match the group's real ARN, then widened to "*".
-func forMoto(doc, groupARN string) (string, error) {
+// Auto Scaling and EC2 actions against the resource "*" whatever the call
+// names, so a statement limited to the group or to instances would never
+// match: each such resource is first checked to match the group's real ARN
+// (or an instance's), then widened to "*". Tag conditions are not evaluated
+// by moto either.
+func forMoto(doc, groupARN, instanceARN string) (string, error) {
 	var d map[string]any
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
 		return "", err
 	}
 	for _, st := range asList(d["Statement"]) {
 		m := asMap(st)
-		auto := false
+		target := ""
 		for _, a := range asList(m["Action"]) {
-			auto = auto || strings.HasPrefix(fmt.Sprint(a), "autoscaling:")
+			switch {
+			case strings.HasPrefix(fmt.Sprint(a), "autoscaling:"):
+				target = groupARN
+			case strings.HasPrefix(fmt.Sprint(a), "ec2:"):
+				target = instanceARN
+			}
 		}
-		if !auto {
+		if target == "" {
 			continue
 		}
 		for _, r := range asList(m["Resource"]) {
-			if r != "*" && !iamPattern(fmt.Sprint(r)).MatchString(groupARN) {
-				return "", fmt.Errorf("statement %v names %v, which does not match the group %s", m["Sid"], r, groupARN)
+			if r != "*" && !iamPattern(fmt.Sprint(r)).MatchString(target) {
+				return "", fmt.Errorf("statement %v names %v, which does not match %s", m["Sid"], r, target)
 			}
 		}
 		m["Resource"] = []any{"*"}
@@ -637,7 +644,7 @@ func (s *system) makeRoles(ctx context.Context) error {
 	}
 	for _, p := range s.of("aws:iam/rolePolicy:RolePolicy") {
 		role, name := rehearsal.String(p.Inputs, "role"), rehearsal.String(p.Inputs, "name")
-		doc, err := forMoto(rehearsal.String(p.Inputs, "policy"), garn)
+		doc, err := forMoto(rehearsal.String(p.Inputs, "policy"), garn, "arn:aws:ec2:"+s.cap.Region+":"+s.cap.Account+":instance/i-0123456789abcdef0")
 		if err != nil {
 			return fmt.Errorf("policy %s: %w", p.Name, err)
 		}

@@ -44,7 +44,7 @@ func TestDeployRehearsal(t *testing.T) {
 		name, file string
 		overrides  map[string]string
 	}
-	plans := []planned{{"dev", "Pulumi.dev.yaml", map[string]string{"idleExit": "10s", "maxWorkers": "3"}}}
+	plans := []planned{{"dev", "Pulumi.dev.yaml", map[string]string{"idleExit": "5s", "maxWorkers": "3"}}}
 	switch keep {
 	case "":
 		plans = append(plans,
@@ -53,7 +53,7 @@ func TestDeployRehearsal(t *testing.T) {
 			// EC2, which moto does not run, and its Image Builder AMI is
 			// stood in by the stock boot path (the same fetch).
 			planned{"prod", "Pulumi.prod.yaml.example", map[string]string{"idleExit": "10s", "warmPoolSize": "0", "image": "stock", "maxWorkers": "3"}},
-			planned{"outage", "Pulumi.dev.yaml", map[string]string{"idleExit": "10s", "namePrefix": "facecloud-outage", "maxWorkers": "2"}})
+			planned{"outage", "Pulumi.dev.yaml", map[string]string{"idleExit": "5s", "namePrefix": "facecloud-outage", "maxWorkers": "2"}})
 	case "dev":
 	case "course":
 		plans = []planned{{"course", "Pulumi.course.yaml.example", map[string]string{"maxWorkers": "3"}}}

@@ -96,7 +96,7 @@ fi
 
 t0=$SECONDS
 status=0
-go test -count=1 -timeout 25m -run '^TestDeployRehearsal$' -v ./e2e/ >"$work/test.log" 2>&1 || status=$?
+go test -count=1 -timeout 40m -run '^TestDeployRehearsal$' -v ./e2e/ >"$work/test.log" 2>&1 || status=$?
 # The summary: what ran, what was answered, the fleet, the IAM rows.
 grep -E '^\s*(--- (PASS|FAIL)|rehearsal_.*\.go:[0-9]+: )' "$work/test.log" | grep -vE '^\s*--- (PASS|FAIL): TestDeployRehearsal/dev/iam/.*\(0\.' || true
 if [ "$status" != 0 ]; then
