@@ -419,10 +419,11 @@ var awsCLIOnce = sync.OnceValue(func() string {
 	if p == "" {
 		p, _ = exec.LookPath("aws")
 	}
-	dir, err := os.MkdirTemp("", "facecloud-awscli-")
+	dir, err := os.MkdirTemp(scratch, "awscli-")
 	if err == nil && p != "" {
 		_ = os.Symlink(p, filepath.Join(dir, "aws"))
 		_ = os.Chmod(dir, 0o755)
+		_ = os.Chmod(scratch, 0o755) // the service user runs the CLI too
 	}
 	return dir
 })
