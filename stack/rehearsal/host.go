@@ -93,7 +93,7 @@ func ParseUnit(name, text string) (Unit, error) {
 		n++
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasSuffix(line, "\\") {
-			cont.WriteString(strings.TrimSuffix(line, "\\") + " ")
+			cont.WriteString(strings.TrimSpace(strings.TrimSuffix(line, "\\")) + " ")
 			continue
 		}
 		if cont.Len() > 0 {
