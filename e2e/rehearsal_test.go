@@ -58,8 +58,9 @@ func (s *system) bootWeb() (*host, string) {
 		old.shutdown(10 * time.Second)
 	}
 	h := s.bootHost("web", s.webRole, s.webUserData, nil)
-	// The web unit's port, as its environment sets it.
-	deadline := time.Now().Add(30 * time.Second)
+	// The web unit's port, as its environment sets it once the boot fetch
+	// is done (a few seconds alone, more on a loaded machine).
+	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		h.mu.Lock()
 		port, ok := h.ports["FACECLOUD_PORT"]
@@ -67,7 +68,7 @@ func (s *system) bootWeb() (*host, string) {
 		if ok {
 			return h, fmt.Sprintf("http://127.0.0.1:%d", port)
 		}
-		if h.unitState("facecloud-fetch.service") == "failed" {
+		if h.unitState("facecloud-fetch.service") == "failed" || len(s.refusals()) > 0 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
