@@ -382,10 +382,21 @@ func missingModel(t *testing.T, s *system) {
 	if removed == "" {
 		t.Fatal("the worker manifest ships no face_landmark_68_model.bin")
 	}
+	cur, err := e.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
+		LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")), Versions: []string{"$Latest"},
+	})
+	if err != nil || len(cur.LaunchTemplateVersions) != 1 {
+		t.Fatalf("launch template: %v", err)
+	}
+	d := cur.LaunchTemplateVersions[0].LaunchTemplateData
 	version := func(userData string) {
+		// moto copies nothing from a source version: the whole data again.
 		out, err := e.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
-			LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")), SourceVersion: aws.String("$Latest"),
-			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{UserData: aws.String(userData)},
+			LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")),
+			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
+				UserData: aws.String(userData), ImageId: d.ImageId, InstanceType: d.InstanceType, SecurityGroupIds: d.SecurityGroupIds,
+				IamInstanceProfile: &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: d.IamInstanceProfile.Arn},
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
