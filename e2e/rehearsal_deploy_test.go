@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -365,8 +366,7 @@ func missingModel(t *testing.T, s *system) {
 	ctx := t.Context()
 	e := ec2.NewFromConfig(s.admin)
 	lt := s.of("aws:ec2/launchTemplate:LaunchTemplate")[0]
-	orig := rehearsal.String(lt.Inputs, "userData")
-	ud, err := userDataOf(orig)
+	ud, err := userDataOf(rehearsal.String(lt.Inputs, "userData"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,17 +382,30 @@ func missingModel(t *testing.T, s *system) {
 	if removed == "" {
 		t.Fatal("the worker manifest ships no face_landmark_68_model.bin")
 	}
+	as := autoscaling.NewFromConfig(s.admin)
+	g, err := as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{s.group}})
+	if err != nil || len(g.AutoScalingGroups) != 1 {
+		t.Fatalf("group: %v", err)
+	}
+	origLT := g.AutoScalingGroups[0].LaunchTemplate
 	cur, err := e.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
-		LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")), Versions: []string{"$Latest"},
+		LaunchTemplateId: origLT.LaunchTemplateId, Versions: []string{"$Latest"},
 	})
 	if err != nil || len(cur.LaunchTemplateVersions) != 1 {
 		t.Fatalf("launch template: %v", err)
 	}
 	d := cur.LaunchTemplateVersions[0].LaunchTemplateData
+	useTemplate := func(spec *astypes.LaunchTemplateSpecification) {
+		if _, err := as.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: aws.String(s.group), LaunchTemplate: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What a stack shipping one model file less would roll out: a new
+	// launch template for the group. (moto cannot launch from a second
+	// version of a template: it keeps that version's user data undecoded.)
 	version := func(userData string) {
-		// moto copies nothing from a source version: the whole data again.
-		out, err := e.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
-			LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")),
+		out, err := e.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+			LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name") + "-without-a-model-file"),
 			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
 				UserData: aws.String(userData), ImageId: d.ImageId, InstanceType: d.InstanceType, SecurityGroupIds: d.SecurityGroupIds,
 				IamInstanceProfile: &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: d.IamInstanceProfile.Arn},
@@ -401,15 +414,11 @@ func missingModel(t *testing.T, s *system) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.ModifyLaunchTemplate(ctx, &ec2.ModifyLaunchTemplateInput{
-			LaunchTemplateId: out.LaunchTemplateVersion.LaunchTemplateId, DefaultVersion: aws.String(fmt.Sprint(aws.ToInt64(out.LaunchTemplateVersion.VersionNumber))),
-		}); err != nil {
-			t.Fatal(err)
-		}
+		useTemplate(&astypes.LaunchTemplateSpecification{LaunchTemplateId: out.LaunchTemplate.LaunchTemplateId, Version: aws.String("$Latest")})
 	}
 	version(base64.StdEncoding.EncodeToString([]byte(strings.Join(kept, "\n"))))
 	defer func() {
-		version(orig)
+		useTemplate(origLT)
 		s.player.reload(t)
 		s.reset(t)
 	}()
@@ -454,18 +463,16 @@ func firstLineWith(s, sub string) string {
 // reload makes the player boot later instances from the launch
 // template's current default version.
 func (p *player) reload(t *testing.T) {
-	out, err := ec2.NewFromConfig(p.s.admin).DescribeLaunchTemplateVersions(t.Context(), &ec2.DescribeLaunchTemplateVersionsInput{
-		LaunchTemplateName: aws.String(rehearsal.String(p.s.of("aws:ec2/launchTemplate:LaunchTemplate")[0].Inputs, "name")), Versions: []string{"$Default"},
-	})
-	if err != nil || len(out.LaunchTemplateVersions) != 1 {
-		t.Fatalf("launch template: %v", err)
+	g, err := autoscaling.NewFromConfig(p.s.admin).DescribeAutoScalingGroups(t.Context(), &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{p.s.group}})
+	if err != nil || len(g.AutoScalingGroups) != 1 {
+		t.Fatalf("group: %v", err)
 	}
-	ud, err := userDataOf(aws.ToString(out.LaunchTemplateVersions[0].LaunchTemplateData.UserData))
+	ld, err := ec2LaunchTemplateUserData(t.Context(), p.s, aws.ToString(g.AutoScalingGroups[0].LaunchTemplate.LaunchTemplateId))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
-	p.userData = ud
+	p.userData = ld.userData
 	p.mu.Unlock()
 }
 

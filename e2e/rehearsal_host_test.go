@@ -769,7 +769,10 @@ func (p *player) sync(ctx context.Context) {
 		s.mu.Unlock()
 		if !up && strings.HasPrefix(st, "InService") && ctx.Err() == nil {
 			id := id
-			s.bootHost(id, p.role, p.userData, func() string {
+			p.mu.Lock()
+			ud := p.userData
+			p.mu.Unlock()
+			s.bootHost(id, p.role, ud, func() string {
 				st, _, _ := s.instanceStates(context.Background())
 				state, _, _ := strings.Cut(st[id], "/")
 				return state
