@@ -418,7 +418,7 @@ func missingModel(t *testing.T, s *system) {
 	}
 	version(base64.StdEncoding.EncodeToString([]byte(strings.Join(kept, "\n"))))
 	defer func() {
-		useTemplate(origLT)
+		useTemplate(&astypes.LaunchTemplateSpecification{LaunchTemplateId: origLT.LaunchTemplateId, Version: aws.String("$Latest")})
 		s.player.reload(t)
 		s.reset(t)
 	}()
