@@ -25,7 +25,7 @@ func TestCrossCompiledAgentInLaunchTemplate(t *testing.T) {
 		t.Skip("no go toolchain on PATH to cross-compile with")
 	}
 	work := t.TempDir()
-	m, err := runStack(t, map[string]string{"image": "stock"}, inputs{build: goBuild, models: fakeModels(t), workDir: work})
+	m, err := runStack(t, map[string]string{"image": "stock", "arch": "arm64"}, inputs{build: goBuild, models: fakeModels(t), workDir: work})
 	if err != nil {
 		t.Fatalf("program: %v", err)
 	}
@@ -64,6 +64,10 @@ func TestCrossCompiledAgentInLaunchTemplate(t *testing.T) {
 const fakeAWS = `#!/bin/bash
 set -eu
 echo "$*" >> "$FAKE_S3/calls"
+if [ -n "${FAKE_FAILURES:-}" ] && [ "$(wc -l < "$FAKE_S3/calls")" -le "$FAKE_FAILURES" ]; then
+	echo "Could not connect to the endpoint URL" >&2
+	exit 1
+fi
 args=("$@")
 n=${#args[@]}
 src=${args[$((n-2))]} dst=${args[$((n-1))]}
@@ -111,9 +115,9 @@ func TestFetchArtifactsScript(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func() (string, error) {
+	run := func(env ...string) (string, error) {
 		cmd := exec.Command("bash", script, "arts", "us-east-1", manifestFile)
-		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_S3="+s3)
+		cmd.Env = append(append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_S3="+s3, "FACECLOUD_FETCH_MAX_WAIT=0"), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -122,10 +126,13 @@ func TestFetchArtifactsScript(t *testing.T) {
 		return strings.Count(string(b), "\n")
 	}
 
+	// The bucket unreachable for the first two tries: the boot waits and
+	// succeeds rather than failing for good.
 	writeManifest(sum)
-	if out, err := run(); err != nil {
-		t.Fatalf("first boot: %v\n%s", err, out)
+	if out, err := run("FAKE_FAILURES=2"); err != nil || !strings.Contains(out, "download failed (try 2)") {
+		t.Fatalf("first boot with the bucket briefly unreachable: %v\n%s", err, out)
 	}
+	base := calls()
 	got, err := os.ReadFile(dest)
 	if err != nil || string(got) != "agent build 1\n" {
 		t.Fatalf("installed %q, %v", got, err)
@@ -138,8 +145,8 @@ func TestFetchArtifactsScript(t *testing.T) {
 	}
 
 	// A reboot with the same manifest downloads nothing.
-	if out, err := run(); err != nil || calls() != 1 {
-		t.Errorf("second boot: %v, %d downloads in all, want 1\n%s", err, calls(), out)
+	if out, err := run(); err != nil || calls() != base {
+		t.Errorf("second boot: %v, %d downloads in all, want %d\n%s", err, calls(), base, out)
 	}
 
 	// An object that does not match its sum is refused and changes nothing.
@@ -154,6 +161,16 @@ func TestFetchArtifactsScript(t *testing.T) {
 	left, _ := filepath.Glob(dest + ".*")
 	if len(left) > 0 {
 		t.Errorf("temporary files left behind: %v", left)
+	}
+
+	// Unreachable past the deadline: it gives up, saying so.
+	if err := os.Remove(dest); err != nil {
+		t.Fatal(err)
+	}
+	writeManifest(sum)
+	out, err = run("FAKE_FAILURES=1000", "FACECLOUD_FETCH_DEADLINE=0")
+	if err == nil || !strings.Contains(out, "giving up") {
+		t.Errorf("unreachable past the deadline: %v\n%s", err, out)
 	}
 
 	// Wrong usage is one clear line.
