@@ -73,6 +73,7 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
 	rc.RetryMax = cfg.RetryMax
 	rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryWaitMin, cfg.RetryWaitMax
+	rc.Backoff = spreadBackoff
 	rc.Logger = nil
 	// After the last attempt, hand back the last response (if any), so its
 	// status and one-line reason become the Error.

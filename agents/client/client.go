@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sort"
@@ -176,6 +177,18 @@ func New(cfg Config) (*Client, error) {
 		api.http.Logger = cfg.Logger
 	}
 	return &Client{cfg: cfg, api: api, http: api.http}, nil
+}
+
+// spreadBackoff is retryablehttp's default backoff, except that a
+// Retry-After of n seconds waits a random time between n and 2n: a hundred
+// requests refused by one rate limit in the same instant then come back
+// spread out instead of all together, to be refused together again.
+func spreadBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+	wait := retryablehttp.DefaultBackoff(lo, hi, attempt, resp)
+	if resp == nil || resp.Header.Get("Retry-After") == "" || wait <= 0 {
+		return wait
+	}
+	return wait + rand.N(wait)
 }
 
 // ErrUnreachable means nothing answers HTTP at the client's URL.
