@@ -142,12 +142,34 @@ func (e *Engine) closeUp(m rgb, k float64, input int, threshold float64, s *nn.S
 }
 
 // detectPyramid runs the passes described above and merges their boxes.
+// The fine pass sees texture in detail and takes some for faces (retinal
+// vessels, graffiti): a box only it found is kept if the crop check passes
+// on the box with half its size of context around it.
 func (e *Engine) detectPyramid(m rgb, s *nn.Scratch) []detection {
 	th := e.opts.ScoreThreshold
 	dets := e.detector.detect(m, e.opts.DetectorInputSize, th, s)
 	dets = append(dets, e.closeUp(m, 2, closeUpInput, th, s)...)
-	if sc := e.opts.fineScale(max(m.W, m.H)); sc > 0 {
-		dets = append(dets, e.fineTiles(m, sc, s)...)
+	sc := e.opts.fineScale(max(m.W, m.H))
+	if sc == 0 {
+		return mergeDetections(dets)
+	}
+	base := mergeDetections(dets)
+	dets = base
+next:
+	for _, d := range mergeDetections(e.fineTiles(m, sc, s)) {
+		for _, b := range base {
+			if IoU(d.Box, b.Box) > detectorIoU || cover(d.Box, b.Box) > mergeCover {
+				dets = append(dets, d)
+				continue next
+			}
+		}
+		r := image.Rect(int(d.Box.X-d.Box.W/2), int(d.Box.Y-d.Box.H/2), int(d.Box.X+1.5*d.Box.W), int(d.Box.Y+1.5*d.Box.H)).Intersect(image.Rect(0, 0, m.W, m.H))
+		if r.Empty() {
+			continue
+		}
+		if score, _ := e.cropCheck(m.crop(r), s); score >= th {
+			dets = append(dets, d)
+		}
 	}
 	return mergeDetections(dets)
 }
@@ -198,6 +220,9 @@ func (e *Engine) cropCheck(m rgb, s *nn.Scratch) (float64, Box) {
 		k     float64
 		input int
 	}{{2, 224}, {1.5, 160}} {
+		if best >= e.opts.ScoreThreshold {
+			break // sure enough: the second view would not change the answer
+		}
 		for _, d := range e.closeUp(sm, p.k, p.input, cropCandidateScore, s) {
 			if d.Box.W >= minCropFace*float64(side) && d.Score > best {
 				best, bestBox = d.Score, d.Box
