@@ -92,6 +92,9 @@ scripts/test-arm64.sh
 log "AWS-backed tests against moto"
 scripts/test-aws.sh
 
+# Deployment rehearsal: what the stack ships, booted as shipped against moto with IAM enforced.
+scripts/rehearse.sh
+
 log "fuzz image decoding briefly"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 20s ./agents/imageio/
 
