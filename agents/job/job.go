@@ -27,6 +27,16 @@ const Version = 1
 // queues.
 const VersionReplyTo = 2
 
+// VersionQuality is the schema version of a Request that names a quality
+// filter (Quality), with or without ReplyTo. A Request without one is
+// written as before, so earlier workers keep reading it; an earlier worker
+// refuses a Request it cannot honour rather than ignore its filter.
+const VersionQuality = 3
+
+// Quality filters a Request may name (the face engine's; see
+// face.ParseQualityFilter and docs/gallery.md).
+var QualityFilters = []string{"none", "low", "medium", "high"}
+
 // MaxReplyToBytes bounds a Request's ReplyTo address.
 const MaxReplyToBytes = 512
 
@@ -63,7 +73,11 @@ type Request struct {
 	// Input is the store key of the image.
 	Input string `json:"input"`
 	// Nearest asks for the nearest gallery name even beyond the threshold.
-	Nearest bool      `json:"nearest,omitempty"`
+	Nearest bool `json:"nearest,omitempty"`
+	// Quality is the least quality a face needs to be matched: one of
+	// QualityFilters, or empty for the worker's default (VersionQuality
+	// only).
+	Quality string    `json:"quality,omitempty"`
 	Sent    time.Time `json:"sent"`
 	// ReplyTo is the address of the queue the web host that waits for the
 	// answer reads (VersionReplyTo only). A worker sends the Reply there
@@ -89,15 +103,22 @@ type Box struct {
 	H float64 `json:"h"`
 }
 
+// LowQuality is the Name of a face below the request's quality filter: it
+// is reported, not matched.
+const LowQuality = "low quality"
+
 // Face is one recognised face.
 type Face struct {
 	Box Box `json:"box"`
-	// Score is the detector's confidence (1 when the whole image was described).
+	// Score is the detector's confidence (for a face crop, the crop check's).
 	Score float64 `json:"score"`
-	// Name is the matched gallery name, or "unknown".
+	// Name is the matched gallery name, "unknown", or LowQuality.
 	Name string `json:"name"`
-	// Distance is the Euclidean distance to the nearest gallery entry.
+	// Distance is the Euclidean distance to the nearest gallery entry; -1
+	// when the face was not matched (LowQuality, or an empty gallery).
 	Distance float64 `json:"distance"`
+	// Quality grades the face: poor, low, medium or high.
+	Quality string `json:"quality,omitempty"`
 }
 
 // Result is what a worker stores for a job, done or failed.
@@ -171,13 +192,31 @@ func NewRequest(id, name string, nearest bool, now time.Time) Request {
 	return Request{V: Version, ID: id, Name: name, Input: InputKey(id), Nearest: nearest, Sent: now.UTC()}
 }
 
-// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo.
+// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo
+// (VersionQuality if it names a quality filter).
 func (r Request) WithReplyTo(addr string) Request {
-	r.ReplyTo, r.V = addr, VersionReplyTo
-	if addr == "" {
-		r.V = Version
-	}
+	r.ReplyTo = addr
+	r.V = r.version()
 	return r
+}
+
+// WithQuality returns r naming the quality filter q ("" for the worker's
+// default), at VersionQuality when q is set.
+func (r Request) WithQuality(q string) Request {
+	r.Quality = q
+	r.V = r.version()
+	return r
+}
+
+// version is the lowest schema version that carries r's fields.
+func (r Request) version() int {
+	switch {
+	case r.Quality != "":
+		return VersionQuality
+	case r.ReplyTo != "":
+		return VersionReplyTo
+	}
+	return Version
 }
 
 func validID(id string) error {
@@ -201,6 +240,17 @@ func validVersion(v int) error {
 // Validate reports the first thing wrong with r.
 func (r Request) Validate() error {
 	switch {
+	case r.V == VersionQuality:
+		if r.ReplyTo != "" {
+			if err := validReplyTo(r.ReplyTo); err != nil {
+				return err
+			}
+		}
+		if err := ValidQuality(r.Quality); err != nil {
+			return err
+		}
+	case r.Quality != "":
+		return fmt.Errorf("quality needs schema version %d, message has %d", VersionQuality, r.V)
 	case r.V == VersionReplyTo:
 		if err := validReplyTo(r.ReplyTo); err != nil {
 			return err
@@ -209,7 +259,7 @@ func (r Request) Validate() error {
 		return fmt.Errorf("reply_to needs schema version %d, message has %d", VersionReplyTo, r.V)
 	default:
 		if err := validVersion(r.V); err != nil {
-			return fmt.Errorf("%w (requests may also be version %d)", err, VersionReplyTo)
+			return fmt.Errorf("%w (requests may also be version %d or %d)", err, VersionReplyTo, VersionQuality)
 		}
 	}
 	if err := validID(r.ID); err != nil {
@@ -250,6 +300,27 @@ func validReplyTo(addr string) error {
 	return nil
 }
 
+// ValidQuality checks a quality filter: empty (the default) or one of
+// QualityFilters.
+func ValidQuality(q string) error {
+	if q == "" {
+		return nil
+	}
+	for _, f := range QualityFilters {
+		if q == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("quality %q must be none, low, medium or high", truncateQ(q))
+}
+
+func truncateQ(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
+}
+
 // ValidPerson checks a gallery name: 1..64 bytes of printable characters
 // without '/', since names become store key segments.
 func ValidPerson(name string) error {
@@ -261,7 +332,7 @@ func ValidPerson(name string) error {
 			return fmt.Errorf("person name %q must not contain '/', '\\' or control characters", name)
 		}
 	}
-	if name == "." || name == ".." || name == "unknown" {
+	if name == "." || name == ".." || name == "unknown" || name == LowQuality || name == "no face" {
 		return fmt.Errorf("person name %q is reserved", name)
 	}
 	return nil
