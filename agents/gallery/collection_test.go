@@ -3,6 +3,7 @@ package gallery
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -478,4 +479,67 @@ func openStoreAt(t *testing.T, dir string) platform.Store {
 		t.Fatal(err)
 	}
 	return openStoreDir(t, dir)
+}
+
+// compactingStore is a store on which, for the first `races` listings of
+// the collections, a face is enrolled just before the listing and a
+// compaction folds it just after: it stands in for an enrolment and a
+// compactor on other machines finishing between a follower's listing and
+// its reads.
+type compactingStore struct {
+	platform.Store
+	t       *testing.T
+	races   int
+	enrolls int
+}
+
+func (s *compactingStore) List(ctx context.Context, prefix string) ([]string, error) {
+	race := prefix == CollectionsPrefix && s.races > 0
+	if race {
+		s.races--
+		s.enrolls++
+		if err := AddFace(ctx, s.Store, "team-a", Entry{Person: "Racer", ID: fmt.Sprintf("race%d", s.enrolls), Descriptor: axis(50+s.enrolls, 1)}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	keys, err := s.Store.List(ctx, prefix)
+	if race {
+		if _, cerr := Compact(ctx, s.Store); cerr != nil {
+			s.t.Fatal(cerr)
+		}
+	}
+	return keys, err
+}
+
+// TestRefreshRacesCompaction checks that a refresh whose listing a
+// compaction makes stale lists again rather than failing, and that a
+// refresh that failed leaves its changes to be published by the next.
+func TestRefreshRacesCompaction(t *testing.T) {
+	small(t, 8, 4)
+	ctx := context.Background()
+	st := openStore(t)
+	for i := range 5 {
+		if err := AddFace(ctx, st, "team-a", Entry{Person: fmt.Sprintf("P%d", i%3), ID: fmt.Sprintf("id%02d", i), Descriptor: axis(i, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	racing := &compactingStore{Store: st, t: t, races: 1}
+	f := NewFollower(racing)
+	changed, err := f.Refresh(ctx)
+	if err != nil || strings.Join(changed, ",") != "team-a" || f.View("team-a").Len() != 6 {
+		t.Fatalf("refresh racing a compaction = %v, %v, %d faces; want team-a with 6", changed, err, f.View("team-a").Len())
+	}
+	// A race at every listing: the refresh fails and keeps the view it
+	// had; the next one publishes the collection.
+	racing.races = refreshAttempts
+	if _, err := f.Refresh(ctx); err == nil || !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("refresh racing a compaction at each listing = %v, want not found", err)
+	}
+	if n := f.View("team-a").Len(); n != 6 {
+		t.Fatalf("after a failed refresh the view has %d faces, want the 6 it had", n)
+	}
+	changed, err = f.Refresh(ctx)
+	if err != nil || strings.Join(changed, ",") != "team-a" || f.View("team-a").Len() != 9 {
+		t.Fatalf("refresh after a failed one = %v, %v, %d faces; want team-a with 9", changed, err, f.View("team-a").Len())
+	}
 }

@@ -38,7 +38,13 @@ type Follower struct {
 	legacyOpen bool
 	legacy     map[string]Entry
 	loaded     int64 // descriptor bytes read by the current refresh
-	sinceGC    int64 // descriptor bytes read since the last runtime.GC
+	// legacyMoved is set when the legacy entries changed and the default
+	// collection's view is not rebuilt yet; unpublished are the
+	// collections whose view changed since views was last stored. Both
+	// outlive a failed refresh, so the next one publishes its work.
+	legacyMoved bool
+	unpublished map[string]bool
+	sinceGC     int64 // descriptor bytes read since the last runtime.GC
 
 	views atomic.Pointer[map[string]*View]
 }
@@ -60,7 +66,7 @@ func NewFollower(store platform.Store) *Follower { return newFollower(store, for
 func NewIndexFollower(store platform.Store) *Follower { return newFollower(store, forIndex) }
 
 func newFollower(store platform.Store, m mode) *Follower {
-	f := &Follower{store: store, mode: m, cols: map[string]*followed{}, legacyOpen: true, legacy: map[string]Entry{}}
+	f := &Follower{store: store, mode: m, cols: map[string]*followed{}, legacyOpen: true, legacy: map[string]Entry{}, unpublished: map[string]bool{}}
 	f.views.Store(&map[string]*View{})
 	return f
 }
@@ -100,16 +106,53 @@ func (f *Follower) Faces() int {
 func (f *Follower) Refresh(ctx context.Context) (changed []string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// A compaction that ends between the listing and the reads deletes
+	// what the listing named (folded events, replaced manifests): listing
+	// again finds its new manifest.
+	for attempt := 1; ; attempt++ {
+		err = f.refresh(ctx)
+		if err == nil || !errors.Is(err, platform.ErrNotFound) || attempt == refreshAttempts || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(f.unpublished) > 0 {
+		views := make(map[string]*View, len(f.cols))
+		for c, st := range f.cols {
+			views[c] = st.view
+		}
+		f.views.Store(&views)
+		changed = slices.Sorted(maps.Keys(f.unpublished))
+		clear(f.unpublished)
+	}
+	if f.loaded >= 64<<20 {
+		// A cold load leaves the segments' raw bytes behind: give the
+		// memory back now rather than holding twice the gallery until the
+		// collector's next cycle.
+		debug.FreeOSMemory()
+	}
+	f.loaded = 0
+	return changed, nil
+}
+
+// refreshAttempts bounds the listings of one Refresh that races compactions.
+const refreshAttempts = 3
+
+// refresh is one listing and the reads it calls for.
+func (f *Follower) refresh(ctx context.Context) error {
 	keys, err := f.store.List(ctx, CollectionsPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("list collections: %w", err)
+		return fmt.Errorf("list collections: %w", err)
 	}
 	listed := groupListing(keys)
-	legacyChanged := false
 	if f.legacyOpen {
-		if legacyChanged, err = f.refreshLegacy(ctx); err != nil {
-			return nil, err
+		legacyChanged, err := f.refreshLegacy(ctx)
+		if err != nil {
+			return err
 		}
+		f.legacyMoved = f.legacyMoved || legacyChanged
 		if _, ok := listed[DefaultCollection]; !ok && len(f.legacy) > 0 {
 			listed[DefaultCollection] = &listing{}
 		}
@@ -122,40 +165,26 @@ func (f *Follower) Refresh(ctx context.Context) (changed []string, err error) {
 		}
 		moved, err := f.follow(ctx, c, l, st)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if moved || st.view == nil || (c == DefaultCollection && legacyChanged) {
+		if moved || st.view == nil || (c == DefaultCollection && f.legacyMoved) {
 			var legacy []Entry
 			if c == DefaultCollection {
 				legacy = f.legacyEntries()
+				f.legacyMoved = false
 			}
 			st.view = buildView(c, f.segments(st), legacy, sortedEvents(st.events), f.mode)
-			changed = append(changed, c)
+			f.unpublished[c] = true
 		}
 		next[c] = st
 	}
 	for c := range f.cols {
 		if _, ok := next[c]; !ok {
-			changed = append(changed, c)
+			f.unpublished[c] = true
 		}
 	}
 	f.cols = next
-	if len(changed) > 0 {
-		views := make(map[string]*View, len(next))
-		for c, st := range next {
-			views[c] = st.view
-		}
-		f.views.Store(&views)
-	}
-	if f.loaded >= 64<<20 {
-		// A cold load leaves the segments' raw bytes behind: give the
-		// memory back now rather than holding twice the gallery until the
-		// collector's next cycle.
-		debug.FreeOSMemory()
-	}
-	f.loaded = 0
-	slices.Sort(changed)
-	return changed, nil
+	return nil
 }
 
 // listing is what one List showed of a collection.

@@ -1,8 +1,10 @@
 package gallery
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,10 +32,10 @@ type Match struct {
 	Similarity float64 `json:"similarity"`
 }
 
-// Similarity maps a descriptor distance to 0..1: 1/(1 + (d/0.6)⁴). It is 1
-// for identical descriptors, 0.5 at the default threshold (0.6), about 0.8
-// at 0.4 (two photos of one person) and under 0.1 beyond 1.05 (strangers).
-// It is a display scale, monotone in the distance, not a probability.
+// Similarity maps a descriptor distance to 0..1: 1/(1 + (d/t)⁴) with t
+// the default threshold (0.5). It is 1 for identical descriptors, 0.5 at
+// the default threshold, about 0.7 at 0.4 and under 0.1 beyond 0.9. It is a
+// display scale, monotone in the distance, not a probability.
 func Similarity(distance float64) float64 {
 	if distance < 0 {
 		return 0
@@ -194,13 +196,25 @@ func (v *View) Search(queries []face.Descriptor, k int, person string) [][]Match
 			}
 		}
 	}
+	// The product's distances lose digits to cancellation (an identical
+	// face comes out near 5e-4, not 0): the few found are measured again
+	// directly, in float64, and put in that order.
+	col := make([]float32, dim)
 	for qi := range m {
 		ms := make([]Match, len(tops[qi].hits))
 		for i, h := range tops[qi].hits {
 			s := v.segs[h.seg]
-			d := math.Sqrt(float64(h.d2))
-			ms[i] = Match{Person: s.personOf(int(h.row)), FaceID: s.faceID(int(h.row)), Distance: d, Similarity: Similarity(d)}
+			r := int(h.row)
+			s.chunks[r/chunkFaces].Column(r%chunkFaces, col)
+			var d2 float64
+			for k, x := range queries[qi] {
+				t := float64(x) - float64(col[k])
+				d2 += t * t
+			}
+			d := math.Sqrt(d2)
+			ms[i] = Match{Person: s.personOf(r), FaceID: s.faceID(r), Distance: d, Similarity: Similarity(d)}
 		}
+		slices.SortStableFunc(ms, func(a, b Match) int { return cmp.Compare(a.Distance, b.Distance) })
 		out[qi] = ms
 	}
 	return out
@@ -220,24 +234,31 @@ func (v *View) Match(d face.Descriptor, threshold float64, nearest bool) (name s
 	return ms[0].Person, ms[0].Distance
 }
 
-// NameFaces names every face of a recognition after its nearest face in
-// the view, in its order (largest first): beyond threshold "unknown"
-// unless nearest is set.
-func (v *View) NameFaces(rec face.Recognition, threshold float64, nearest bool) []job.Face {
-	qs := make([]face.Descriptor, len(rec.Faces))
-	for i, f := range rec.Faces {
-		qs[i] = f.Descriptor
+// FacesWith names every face of a recognition after its nearest face in
+// the view, in its order (largest first): each gets its quality level;
+// one below o.MinQuality is job.LowQuality (distance -1) and not searched;
+// beyond o.Threshold the name is "unknown" unless o.Nearest is set.
+func (v *View) FacesWith(rec face.Recognition, o MatchOptions) []job.Face {
+	var qs []face.Descriptor
+	for _, f := range rec.Faces {
+		if f.Quality.Level >= o.MinQuality {
+			qs = append(qs, f.Descriptor)
+		}
 	}
 	ms := v.Search(qs, 1, "")
 	out := make([]job.Face, 0, len(rec.Faces))
-	for i, f := range rec.Faces {
-		jf := job.Face{Box: job.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H}, Score: f.Score, Name: Unknown, Distance: -1}
-		if len(ms[i]) > 0 {
-			m := ms[i][0]
-			jf.Distance, jf.Similarity = m.Distance, m.Similarity
-			if m.Distance <= threshold || nearest {
-				jf.Name, jf.FaceID = m.Person, m.FaceID
+	for _, f := range rec.Faces {
+		jf := job.Face{Box: job.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H}, Score: f.Score,
+			Name: job.LowQuality, Distance: -1, Quality: f.Quality.Level.String()}
+		if f.Quality.Level >= o.MinQuality {
+			jf.Name = Unknown
+			if m := ms[0]; len(m) > 0 {
+				jf.Distance, jf.Similarity = m[0].Distance, m[0].Similarity
+				if m[0].Distance <= o.Threshold || o.Nearest {
+					jf.Name, jf.FaceID = m[0].Person, m[0].FaceID
+				}
 			}
+			ms = ms[1:]
 		}
 		out = append(out, jf)
 	}

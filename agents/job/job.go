@@ -28,6 +28,19 @@ const Version = 1
 // queues.
 const VersionReplyTo = 2
 
+// VersionQuality is the schema version of a Request that names a quality
+// filter (Quality) or uses the face API's fields (a Collection, FaceID,
+// Limit, Threshold or Input2, or the kinds search, detect and verify),
+// with or without ReplyTo. A Request without any of them is written as
+// before, so earlier workers keep reading it; an earlier worker refuses a
+// Request it cannot honour rather than ignore its filter or enrol into
+// the default gallery what was meant for a collection.
+const VersionQuality = 3
+
+// Quality filters a Request may name (the face engine's; see
+// face.ParseQualityFilter and docs/gallery.md).
+var QualityFilters = []string{"none", "low", "medium", "high"}
+
 // MaxReplyToBytes bounds a Request's ReplyTo address.
 const MaxReplyToBytes = 512
 
@@ -101,7 +114,11 @@ type Request struct {
 	// Input is the store key of the image.
 	Input string `json:"input"`
 	// Nearest asks for the nearest gallery name even beyond the threshold.
-	Nearest bool      `json:"nearest,omitempty"`
+	Nearest bool `json:"nearest,omitempty"`
+	// Quality is the least quality a face needs to be matched: one of
+	// QualityFilters, or empty for the worker's default (VersionQuality
+	// only).
+	Quality string    `json:"quality,omitempty"`
 	Sent    time.Time `json:"sent"`
 	// ReplyTo is the address of the queue the web host that waits for the
 	// answer reads (VersionReplyTo only). A worker sends the Reply there
@@ -127,17 +144,24 @@ type Box struct {
 	H float64 `json:"h"`
 }
 
+// LowQuality is the Name of a face below the request's quality filter: it
+// is reported, not matched.
+const LowQuality = "low quality"
+
 // Face is one recognised face.
 type Face struct {
 	Box Box `json:"box"`
-	// Score is the detector's confidence (1 when the whole image was described).
+	// Score is the detector's confidence (for a face crop, the crop check's).
 	Score float64 `json:"score"`
-	// Name is the matched gallery name, or "unknown" (the enrolled person
-	// for an enrolment).
+	// Name is the matched gallery name, "unknown", or LowQuality (the
+	// enrolled person for an enrolment).
 	Name string `json:"name,omitempty"`
-	// Distance is the Euclidean distance to the nearest gallery face (-1
-	// when the gallery is empty; 0 for an enrolment).
+	// Distance is the Euclidean distance to the nearest gallery face; -1
+	// when the face was not matched (LowQuality, or an empty gallery); 0
+	// for an enrolment.
 	Distance float64 `json:"distance"`
+	// Quality grades the face: poor, low, medium or high.
+	Quality string `json:"quality,omitempty"`
 	// Similarity maps Distance to 0..1 (gallery.Similarity).
 	Similarity float64 `json:"similarity,omitempty"`
 	// FaceID is the nearest face's id, or the enrolled face's.
@@ -268,13 +292,39 @@ func NewRequest(id, name string, nearest bool, now time.Time) Request {
 	return Request{V: Version, ID: id, Name: name, Input: InputKey(id), Nearest: nearest, Sent: now.UTC()}
 }
 
-// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo.
+// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo
+// (VersionQuality if it names a quality filter).
 func (r Request) WithReplyTo(addr string) Request {
-	r.ReplyTo, r.V = addr, VersionReplyTo
-	if addr == "" {
-		r.V = Version
-	}
+	r.ReplyTo = addr
+	r.V = r.version()
 	return r
+}
+
+// WithQuality returns r naming the quality filter q ("" for the worker's
+// default), at VersionQuality when q is set or r uses the face API's
+// fields: call it last, once the other fields are set.
+func (r Request) WithQuality(q string) Request {
+	r.Quality = q
+	r.V = r.version()
+	return r
+}
+
+// version is the lowest schema version that carries r's fields.
+func (r Request) version() int {
+	switch {
+	case r.Quality != "" || r.usesAPI():
+		return VersionQuality
+	case r.ReplyTo != "":
+		return VersionReplyTo
+	}
+	return Version
+}
+
+// usesAPI reports whether r has a field that only VersionQuality carries
+// (besides Quality).
+func (r Request) usesAPI() bool {
+	return r.Collection != "" || r.FaceID != "" || r.Limit != 0 || r.Threshold != 0 || r.Input2 != "" ||
+		r.Kind == KindSearch || r.Kind == KindDetect || r.Kind == KindVerify
 }
 
 func validID(id string) error {
@@ -298,6 +348,19 @@ func validVersion(v int) error {
 // Validate reports the first thing wrong with r.
 func (r Request) Validate() error {
 	switch {
+	case r.V == VersionQuality:
+		if r.ReplyTo != "" {
+			if err := validReplyTo(r.ReplyTo); err != nil {
+				return err
+			}
+		}
+		if err := ValidQuality(r.Quality); err != nil {
+			return err
+		}
+	case r.Quality != "":
+		return fmt.Errorf("quality needs schema version %d, message has %d", VersionQuality, r.V)
+	case r.usesAPI():
+		return fmt.Errorf("kind %q with collection, face_id, limit, threshold or input2 needs schema version %d, message has %d", r.Kind, VersionQuality, r.V)
 	case r.V == VersionReplyTo:
 		if err := validReplyTo(r.ReplyTo); err != nil {
 			return err
@@ -306,7 +369,7 @@ func (r Request) Validate() error {
 		return fmt.Errorf("reply_to needs schema version %d, message has %d", VersionReplyTo, r.V)
 	default:
 		if err := validVersion(r.V); err != nil {
-			return fmt.Errorf("%w (requests may also be version %d)", err, VersionReplyTo)
+			return fmt.Errorf("%w (requests may also be version %d or %d)", err, VersionReplyTo, VersionQuality)
 		}
 	}
 	if err := validID(r.ID); err != nil {
@@ -417,6 +480,27 @@ func validReplyTo(addr string) error {
 	return nil
 }
 
+// ValidQuality checks a quality filter: empty (the default) or one of
+// QualityFilters.
+func ValidQuality(q string) error {
+	if q == "" {
+		return nil
+	}
+	for _, f := range QualityFilters {
+		if q == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("quality %q must be none, low, medium or high", truncateQ(q))
+}
+
+func truncateQ(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
+}
+
 // ValidPerson checks a gallery name: 1..64 bytes of printable characters
 // without '/', since names become store key segments.
 func ValidPerson(name string) error {
@@ -428,7 +512,7 @@ func ValidPerson(name string) error {
 			return fmt.Errorf("person name %q must not contain '/', '\\' or control characters", name)
 		}
 	}
-	if name == "." || name == ".." || name == "unknown" {
+	if name == "." || name == ".." || name == "unknown" || name == LowQuality || name == "no face" {
 		return fmt.Errorf("person name %q is reserved", name)
 	}
 	return nil

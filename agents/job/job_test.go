@@ -21,7 +21,13 @@ func TestRequestVersions(t *testing.T) {
 		"version 2 without reply_to":      {req: func() Request { r := base; r.V = VersionReplyTo; return r }(), wantErr: "reply_to must be"},
 		"reply_to with a space":           {req: base.WithReplyTo("http://a b"), wantErr: "printable ASCII"},
 		"reply_to too long":               {req: base.WithReplyTo(strings.Repeat("x", MaxReplyToBytes+1)), wantErr: "reply_to must be"},
-		"version 3":                       {req: func() Request { r := base; r.V = 3; return r }(), wantErr: "version 3 not supported"},
+		"version 3 with quality":          {req: base.WithQuality("high")},
+		"version 3 with quality, reply":   {req: base.WithReplyTo("https://sqs.example/fc-reply-h1").WithQuality("none")},
+		"WithQuality empty keeps 2":       {req: base.WithReplyTo("https://sqs.example/fc-reply-h1").WithQuality("")},
+		"quality at version 2":            {req: func() Request { r := base.WithReplyTo("x"); r.Quality = "low"; return r }(), wantErr: "needs schema version 3"},
+		"unknown quality":                 {req: base.WithQuality("AUTO"), wantErr: "must be none, low, medium or high"},
+		"version 3 without quality":       {req: func() Request { r := base; r.V = VersionQuality; return r }()},
+		"version 4":                       {req: func() Request { r := base; r.V = 4; return r }(), wantErr: "version 4 not supported"},
 		"version 0 (field missing, old?)": {req: func() Request { r := base; r.V = 0; return r }(), wantErr: "version 0 not supported"},
 	}
 	for name, tc := range tests {
@@ -46,6 +52,9 @@ func TestRequestVersions(t *testing.T) {
 			if tc.req.ReplyTo == "" && strings.Contains(string(b), "reply_to") {
 				t.Fatalf("a request without reply_to is encoded with the field: %s", b)
 			}
+			if tc.req.Quality == "" && strings.Contains(string(b), "quality") {
+				t.Fatalf("a request without quality is encoded with the field: %s", b)
+			}
 		})
 	}
 }
@@ -67,7 +76,9 @@ func TestVersion1WireForm(t *testing.T) {
 // TestRequestKinds checks which fields each kind of request takes.
 func TestRequestKinds(t *testing.T) {
 	base := NewRequest(NewID(), "img", false, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	with := func(f func(*Request)) Request { r := base; f(&r); return r }
+	// with sets fields, then the schema version they need, as the web
+	// agent does.
+	with := func(f func(*Request)) Request { r := base; f(&r); return r.WithQuality(r.Quality) }
 	tests := map[string]struct {
 		req     Request
 		wantErr string
@@ -91,6 +102,13 @@ func TestRequestKinds(t *testing.T) {
 		"verify with neither":       {req: with(func(r *Request) { r.Kind = KindVerify }), wantErr: "person name"},
 		"verify with both":          {req: with(func(r *Request) { r.Kind, r.Person, r.Input2 = KindVerify, "Ada", "inputs/x" }), wantErr: "person is not for verify"},
 		"unknown kind":              {req: with(func(r *Request) { r.Kind = "guess" }), wantErr: `kind "guess" is none of`},
+		"search at version 1":       {req: func() Request { r := base; r.Kind = KindSearch; return r }(), wantErr: "needs schema version 3"},
+		"collection at version 2": {req: func() Request {
+			r := base.WithReplyTo("q")
+			r.Kind, r.Person, r.Collection = KindEnroll, "Ada", "c"
+			return r
+		}(), wantErr: "needs schema version 3"},
+		"search with quality": {req: with(func(r *Request) { r.Kind, r.Collection, r.Quality = KindSearch, "c", "high" })},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -99,5 +117,13 @@ func TestRequestKinds(t *testing.T) {
 				t.Fatalf("Validate = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestReservedNames(t *testing.T) {
+	for _, name := range []string{"unknown", LowQuality, "no face", ".", ".."} {
+		if err := ValidPerson(name); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("ValidPerson(%q) = %v, want reserved", name, err)
+		}
 	}
 }

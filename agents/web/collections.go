@@ -392,7 +392,7 @@ func (s *Server) eraseFace(w http.ResponseWriter, r *http.Request, c string) *ht
 
 // postSearch queues a search of one image's faces in {collection}: each
 // face's ?limit= nearest faces (1..100, default 5), named within
-// ?threshold=.
+// ?threshold=, ?quality=.
 func (s *Server) postSearch(w http.ResponseWriter, r *http.Request) *httpError {
 	c := r.PathValue("collection")
 	if herr := s.allowCollection(r, c); herr != nil {
@@ -406,7 +406,11 @@ func (s *Server) postSearch(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	return s.queueOne(w, r, job.Request{Kind: job.KindSearch, Collection: c, Limit: limit, Threshold: threshold})
+	quality, herr := qualityParam(r)
+	if herr != nil {
+		return herr
+	}
+	return s.queueOne(w, r, job.Request{Kind: job.KindSearch, Collection: c, Limit: limit, Threshold: threshold, Quality: quality})
 }
 
 // postDetection queues a detection: faces, scores and landmarks, no gallery.

@@ -42,6 +42,8 @@ func (s *Server) enqueue(ctx context.Context, ups []upload, tmpl job.Request) (p
 		// by its age like any input.
 		req.Input2 = job.InputKey(job.NewID())
 	}
+	// Last, so the schema version is the one the fields set above need.
+	req = req.WithQuality(tmpl.Quality)
 	body, err := job.Encode(req)
 	if err != nil {
 		return pending{}, refuse(http.StatusBadRequest, "bad_request", "%v", err)
@@ -96,6 +98,10 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
+	quality, herr := qualityParam(r)
+	if herr != nil {
+		return herr
+	}
 	if !isMultipart(r) {
 		return refuse(http.StatusUnsupportedMediaType, "not_multipart", "request must be multipart/form-data with the image in field %s", fileFields[0])
 	}
@@ -103,7 +109,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueChecked(r, in, ups, job.Request{Nearest: nearest, Threshold: threshold})
+	p, herr := s.enqueueChecked(r, in, ups, job.Request{Nearest: nearest, Threshold: threshold, Quality: quality})
 	if herr != nil {
 		return herr
 	}
@@ -149,7 +155,11 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	return s.queueOne(w, r, job.Request{Nearest: nearest, Threshold: threshold})
+	quality, herr := qualityParam(r)
+	if herr != nil {
+		return herr
+	}
+	return s.queueOne(w, r, job.Request{Nearest: nearest, Threshold: threshold, Quality: quality})
 }
 
 // queueOne reads one image (multipart or raw), queues the request tmpl

@@ -39,10 +39,16 @@ type FaceRecognizer struct {
 // ErrNoFace is a request's image without the face it needs.
 var ErrNoFace = gallery.ErrNoFace
 
-// Process runs req on its images. Errors (undecodable, too many pixels,
-// no face to enrol or verify, ...) are permanent: the same bytes fail the
-// same way; only writing an enrolment is retried.
+// Process runs req on its images. A recognition or search names only the
+// faces at or above req.Quality (gallery.DefaultQuality when it names
+// none); the others are job.LowQuality. Errors (undecodable, too many
+// pixels, no face to enrol or verify, ...) are permanent: the same bytes
+// fail the same way; only writing an enrolment is retried.
 func (f *FaceRecognizer) Process(ctx context.Context, req job.Request, images [][]byte) (Recognition, error) {
+	minQ, err := gallery.ParseQuality(req.Quality)
+	if err != nil {
+		return Recognition{}, err
+	}
 	threshold := f.Threshold
 	if req.Threshold != 0 {
 		threshold = req.Threshold
@@ -67,14 +73,23 @@ func (f *FaceRecognizer) Process(ctx context.Context, req job.Request, images []
 	if len(rec.Faces) == 0 {
 		return out, nil
 	}
-	qs := make([]face.Descriptor, len(rec.Faces))
-	for i, fc := range rec.Faces {
-		qs[i] = fc.Descriptor
+	var qs []face.Descriptor
+	for _, fc := range rec.Faces {
+		if fc.Quality.Level >= minQ {
+			qs = append(qs, fc.Descriptor)
+		}
 	}
 	matches := f.Gallery.View(c).Search(qs, limit, "")
-	for i, fc := range rec.Faces {
-		jf := job.Face{Box: box(fc.Box), Score: fc.Score, Name: gallery.Unknown, Distance: -1}
-		if ms := matches[i]; len(ms) > 0 {
+	for _, fc := range rec.Faces {
+		jf := job.Face{Box: box(fc.Box), Score: fc.Score, Name: job.LowQuality, Distance: -1, Quality: fc.Quality.Level.String()}
+		if fc.Quality.Level < minQ {
+			out.Faces = append(out.Faces, jf)
+			continue
+		}
+		jf.Name = gallery.Unknown
+		ms := matches[0]
+		matches = matches[1:]
+		if len(ms) > 0 {
 			jf.Distance, jf.Similarity = ms[0].Distance, ms[0].Similarity
 			if ms[0].Distance <= threshold || req.Nearest {
 				jf.Name, jf.FaceID = ms[0].Person, ms[0].FaceID
@@ -126,7 +141,7 @@ func (f *FaceRecognizer) enroll(ctx context.Context, req job.Request, image []by
 	if _, err := f.Gallery.Refresh(ctx); err != nil && f.Logger != nil {
 		f.Logger.Warn("gallery refresh after enrolment failed; the periodic refresh will retry", "err", err)
 	}
-	enrolled := job.Face{Box: box(rec.Faces[0].Box), Score: rec.Faces[0].Score, Name: req.Person, FaceID: id}
+	enrolled := job.Face{Box: box(rec.Faces[0].Box), Score: rec.Faces[0].Score, Name: req.Person, FaceID: id, Quality: rec.Faces[0].Quality.Level.String()}
 	return Recognition{Width: rec.Width, Height: rec.Height, Faces: []job.Face{enrolled}, Elapsed: engineTime(rec.Timings)}, nil
 }
 
@@ -164,7 +179,7 @@ func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][
 	out := Recognition{Width: rec.Width, Height: rec.Height, Threshold: threshold, Elapsed: engineTime(rec.Timings)}
 	first := rec.Faces[0]
 	v := &job.Verification{Threshold: threshold}
-	out.Faces = []job.Face{{Box: box(first.Box), Score: first.Score}}
+	out.Faces = []job.Face{{Box: box(first.Box), Score: first.Score, Quality: first.Quality.Level.String()}}
 	if len(images) > 1 {
 		rec2, err := largest(1)
 		if err != nil {
@@ -173,7 +188,7 @@ func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][
 		out.Elapsed += engineTime(rec2.Timings)
 		second := rec2.Faces[0]
 		v.Distance = face.Distance(first.Descriptor, second.Descriptor)
-		out.Faces = append(out.Faces, job.Face{Box: box(second.Box), Score: second.Score})
+		out.Faces = append(out.Faces, job.Face{Box: box(second.Box), Score: second.Score, Quality: second.Quality.Level.String()})
 	} else {
 		c := collectionOf(req)
 		ms := f.Gallery.View(c).Search([]face.Descriptor{first.Descriptor}, 1, req.Person)[0]

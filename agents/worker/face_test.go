@@ -153,6 +153,27 @@ func TestFaceRecognizer(t *testing.T) {
 		}
 	}
 
+	t.Run("quality filter", func(t *testing.T) {
+		img := reqs["test_000"]
+		for _, kind := range []string{job.KindRecognize, job.KindSearch} {
+			for q, want := range map[string]string{"": reqLabels["test_000"], "medium": reqLabels["test_000"], "high": job.LowQuality} {
+				rec, err := run(job.Request{Kind: kind, Quality: q}, img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rec.Faces) != 1 || rec.Faces[0].Name != want || rec.Faces[0].Quality != "medium" {
+					t.Errorf("%s at quality %q: faces %+v, want one medium-quality face named %s", kind, q, rec.Faces, want)
+				}
+				// A filtered face is not searched: it has no candidates.
+				if searched := len(rec.Faces) == 1 && len(rec.Faces[0].Candidates) > 0; kind == job.KindSearch && searched == (want == job.LowQuality) {
+					t.Errorf("search at quality %q: candidates %+v", q, rec.Faces)
+				}
+			}
+		}
+		if _, err := run(job.Request{Quality: "auto"}, img); err == nil {
+			t.Error("quality auto: no error")
+		}
+	})
 	t.Run("search", func(t *testing.T) {
 		s := stems[3]
 		rec, err := run(job.Request{Kind: job.KindSearch, Collection: "half", Limit: 5}, gal[s])

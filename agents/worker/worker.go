@@ -36,7 +36,8 @@ import (
 // Recognizer runs the face engine and the gallery for the worker.
 type Recognizer interface {
 	// Process runs req (any kind) on its images: images[0] is the stored
-	// req.Input, images[1] req.Input2 when the request has one. Enrolling
+	// req.Input, images[1] req.Input2 when the request has one; req.Quality
+	// is the least quality a face needs to be matched. Enrolling
 	// under the same face id again replaces the face, so a redelivered
 	// request never adds a second one.
 	Process(ctx context.Context, req job.Request, images [][]byte) (Recognition, error)
@@ -46,7 +47,8 @@ type Recognizer interface {
 type Recognition struct {
 	// Width and Height are the (first) image's.
 	Width, Height int
-	// Faces are largest first; Name is "unknown" for a face that matched no one.
+	// Faces are largest first; Name is "unknown" for a face that matched no
+	// one, job.LowQuality for one below the request's quality filter.
 	Faces []job.Face
 	// Detections answer a detection.
 	Detections []job.Detection
