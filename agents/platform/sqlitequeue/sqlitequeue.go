@@ -115,7 +115,10 @@ type Queue struct {
 	member bool
 }
 
-var _ platform.Queue = (*Queue)(nil)
+var (
+	_ platform.Queue        = (*Queue)(nil)
+	_ platform.BatchDeleter = (*Queue)(nil)
+)
 
 // schemaVersion is stored in the file's user_version; a file written by a
 // newer layout is refused rather than misread.
@@ -517,11 +520,46 @@ func parseReceipt(receipt string) (id string, count int, err error) {
 // been received again fails with platform.ErrNotFound and leaves the
 // message to its current holder.
 func (q *Queue) Delete(ctx context.Context, receipt string) error {
+	return q.delete(ctx, q.st.del, q.st.received, receipt)
+}
+
+// DeleteBatch deletes the messages of up to MaxBatch deliveries in one
+// transaction (one commit instead of one each), each as Delete would. It
+// returns the errors of the receipts that failed, joined; the others are
+// deleted.
+func (q *Queue) DeleteBatch(ctx context.Context, receipts []string) error {
+	if len(receipts) > MaxBatch {
+		return fmt.Errorf("delete batch from %s: %d receipts, at most %d", q.name, len(receipts), MaxBatch)
+	}
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete batch from %s: %w", q.name, err)
+	}
+	defer tx.Rollback()
+	del, received := tx.StmtContext(ctx, q.st.del), tx.StmtContext(ctx, q.st.received)
+	var errs []error
+	for _, r := range receipts {
+		if err := q.delete(ctx, del, received, r); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete batch from %s: %w", q.name, err)
+	}
+	return errors.Join(errs...)
+}
+
+// delete runs Delete's statements del and received (the handle's, or a
+// transaction's).
+func (q *Queue) delete(ctx context.Context, del, received *sql.Stmt, receipt string) error {
 	id, count, err := parseReceipt(receipt)
 	if err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	res, err := q.st.del.ExecContext(ctx, q.name, id, count)
+	res, err := del.ExecContext(ctx, q.name, id, count)
 	if err != nil {
 		return fmt.Errorf("delete from %s: %w", q.name, err)
 	}
@@ -529,7 +567,7 @@ func (q *Queue) Delete(ctx context.Context, receipt string) error {
 		return err
 	}
 	var cur int
-	switch err := q.st.received.QueryRowContext(ctx, q.name, id).Scan(&cur); {
+	switch err := received.QueryRowContext(ctx, q.name, id).Scan(&cur); {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
