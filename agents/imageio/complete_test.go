@@ -121,3 +121,32 @@ func progressiveJPEG() []byte {
 	b = append(b, 0x78, 0x9A)
 	return append(b, 0xFF, 0xD9)
 }
+
+// BenchmarkWholeFileCheck compares the web agent's two ways of finding a
+// truncated image: walking a JPEG's markers or a PNG's chunks (Complete)
+// and decoding it (Check), on images the size of the course's faces.
+//
+//	go test -run '^$' -bench WholeFileCheck ./agents/imageio/
+func BenchmarkWholeFileCheck(b *testing.B) {
+	m := quadrants(160, 160)
+	for name, data := range map[string][]byte{"jpeg": encodeJPEG(b, m), "png": encodePNG(b, m)} {
+		info, err := Inspect(data, DefaultLimits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/complete", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Complete(data, info); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/decode", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Check(data, DefaultLimits); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
