@@ -150,7 +150,11 @@ func TestAWSWebTier(t *testing.T) {
 		h.scaler = startEnv(t, name+"-scaler", tierEnv, "scaler", "--min-workers", fmt.Sprint(workers), "--max-workers", fmt.Sprint(workers), "--interval", "500ms")
 		return h
 	}
+	admin := s.createAdminKey() // before the hosts start, so both load it
 	a, b := startHost("web-a"), startHost("web-b")
+	for _, h := range []*webHost{a, b} {
+		adminKeys.Store(h.base, admin) // for their /metrics
+	}
 	if a.replyQueue == b.replyQueue || !strings.HasPrefix(a.replyQueue, prefix) || !strings.HasPrefix(b.replyQueue, prefix) {
 		t.Fatalf("reply queues %s and %s: want one each under %s", a.replyQueue, b.replyQueue, prefix)
 	}
@@ -279,10 +283,10 @@ func TestAWSWebTier(t *testing.T) {
 	// Every accepted request's result, from the surviving host.
 	for _, p := range pending {
 		id, f, _ := strings.Cut(p, " ")
-		code, body, err := get(a.base + "/v1/recognitions/" + id + "?wait=60s")
+		code, body := get(context.Background(), http.DefaultClient, a.base+"/v1/recognitions/"+id+"?wait=60s")
 		var res struct{ Name, Status, Answer string }
-		if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil {
-			t.Errorf("%s (%s): accepted but not retrievable from the surviving host: %d %q %v", stem(f), id, code, body, err)
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil {
+			t.Errorf("%s (%s): accepted but not retrievable from the surviving host: %d %q", stem(f), id, code, body)
 			continue
 		}
 		if res.Status != "done" || res.Name != stem(f) || res.Answer != c.Want[stem(f)] {
@@ -376,14 +380,4 @@ func percentile(d []time.Duration, p int) time.Duration {
 		return 0
 	}
 	return s[min(len(s)-1, len(s)*p/100)]
-}
-
-func get(url string) (int, string, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }

@@ -5,30 +5,50 @@
 # core in the same invocation; wall time and process CPU time are shown, the
 # latter being steadier on a busy machine.
 #
+# The Go side runs once per kernel set (avx512, avx2, neon; see
+# docs/face-engine.md): by default every set this machine offers except the
+# portable one, so an AVX-512 machine also shows its AVX2 path.
+#
 #   scripts/bench-face.sh            (BENCHTIME=50x ITERATIONS=50 to change)
+#   KERNELS="avx2 portable" scripts/bench-face.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 benchtime=${BENCHTIME:-50x}
 
-echo "Go (go test -bench, GOMAXPROCS=1) ..." >&2
-go_out=$(go test -run '^$' -bench 'Benchmark(Describe|Detect)$' -cpu 1 -benchtime "$benchtime" ./agents/face/)
+gobench() { # gobench KERNEL (empty: the default)
+	echo "Go (go test -bench, GOMAXPROCS=1, kernel ${1:-default}) ..." >&2
+	FACECLOUD_KERNEL=$1 go test -v -run '^$' -bench 'Benchmark(Describe|Detect)$' -cpu 1 -benchtime "$benchtime" ./agents/face/
+}
+declare -A go_out
+kernels=${KERNELS:-}
+if [ -z "$kernels" ]; then
+	out=$(gobench "")
+	kernels=$(echo "$out" | sed -n 's/.*kernel [a-z0-9]* of: //p' | head -1)
+	kernels=${kernels% portable}
+	go_out[$(echo "$out" | sed -n 's/.*kernel \([a-z0-9]*\) of: .*/\1/p' | head -1)]=$out
+fi
+for k in $kernels; do
+	[ -n "${go_out[$k]:-}" ] || go_out[$k]=$(gobench "$k")
+done
 echo "reference (node, tfjs-backend-wasm, 1 thread) ..." >&2
 ref_out=$(ITERATIONS=${ITERATIONS:-50} scripts/golden.sh bench | tail -1)
 
-metric() { # metric BENCHNAME UNIT
-  echo "$go_out" | awk -v b="$1" -v u="$2" '$1 ~ "^"b { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }'
+metric() { # metric KERNEL BENCHNAME UNIT
+	echo "${go_out[$1]}" | awk -v b="$2" -v u="$3" '$1 ~ "^"b { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }'
 }
 ref() { # ref KEY
-  echo "$ref_out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"
+	echo "$ref_out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"
 }
 
-printf '%-26s %12s %12s %8s\n' "measure" "Go ms" "reference ms" "Go/ref"
+printf '%-26s %-9s %9s %13s %8s\n' "measure" "kernel" "Go ms" "reference ms" "Go/ref"
 row() {
-  awk -v n="$1" -v g="$2" -v r="$3" 'BEGIN { printf "%-26s %12.2f %12.2f %8.2f\n", n, g, r, g / r }'
+	awk -v n="$1" -v k="$2" -v g="$3" -v r="$4" 'BEGIN { printf "%-26s %-9s %9.2f %13.2f %8.2f\n", n, k, g, r, g / r }'
 }
-row "descriptor (wall)" "$(metric BenchmarkDescribe ms/descriptor)" "$(ref describeMs)"
-row "descriptor (CPU)" "$(metric BenchmarkDescribe cpu-ms/descriptor)" "$(ref describeCpuMs)"
-row "detection 416 (wall)" "$(metric BenchmarkDetect ms/detection)" "$(ref detectMs)"
-row "detection 416 (CPU)" "$(metric BenchmarkDetect cpu-ms/detection)" "$(ref detectCpuMs)"
+for k in $kernels; do
+	row "descriptor (wall)" "$k" "$(metric "$k" BenchmarkDescribe ms/descriptor)" "$(ref describeMs)"
+	row "descriptor (CPU)" "$k" "$(metric "$k" BenchmarkDescribe cpu-ms/descriptor)" "$(ref describeCpuMs)"
+	row "detection 416 (wall)" "$k" "$(metric "$k" BenchmarkDetect ms/detection)" "$(ref detectMs)"
+	row "detection 416 (CPU)" "$k" "$(metric "$k" BenchmarkDetect cpu-ms/detection)" "$(ref detectCpuMs)"
+done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

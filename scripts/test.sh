@@ -81,8 +81,19 @@ scripts/readme-try.sh
 log "face engine on the portable kernels (what arm64 / Graviton runs)"
 gotest purego -count=1 -short -tags purego ./agents/face/...
 
+log "face engine on the AVX2 kernels (AVX-512 machines pick AVX-512 by default)"
+if grep -qw avx512f /proc/cpuinfo; then
+	FACECLOUD_KERNEL=avx2 gotest avx2 -count=1 -short ./agents/face/...
+fi
+
+log "face engine for arm64 under QEMU (NEON and portable kernels)"
+scripts/test-arm64.sh
+
 log "AWS-backed tests against moto"
 scripts/test-aws.sh
+
+# Deployment rehearsal: what the stack ships, booted as shipped against moto with IAM enforced.
+scripts/rehearse.sh
 
 log "fuzz image decoding briefly"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 20s ./agents/imageio/

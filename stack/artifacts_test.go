@@ -22,10 +22,10 @@ func TestCrossCompiledAgentInLaunchTemplate(t *testing.T) {
 		t.Skip("cross-compiles the agent (minutes on a cold build cache); run without -short")
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go toolchain on PATH to cross-compile with")
+		t.Fatal("no go toolchain on PATH to cross-compile with, as pulumi up does")
 	}
 	work := t.TempDir()
-	m, err := runStack(t, map[string]string{"image": "stock"}, inputs{build: goBuild, models: fakeModels(t), workDir: work})
+	m, err := runStack(t, map[string]string{"image": "stock", "arch": "arm64"}, inputs{build: goBuild, models: fakeModels(t), workDir: work})
 	if err != nil {
 		t.Fatalf("program: %v", err)
 	}
@@ -64,6 +64,10 @@ func TestCrossCompiledAgentInLaunchTemplate(t *testing.T) {
 const fakeAWS = `#!/bin/bash
 set -eu
 echo "$*" >> "$FAKE_S3/calls"
+if [ -n "${FAKE_FAILURES:-}" ] && [ "$(wc -l < "$FAKE_S3/calls")" -le "$FAKE_FAILURES" ]; then
+	echo "Could not connect to the endpoint URL" >&2
+	exit 1
+fi
 args=("$@")
 n=${#args[@]}
 src=${args[$((n-2))]} dst=${args[$((n-1))]}
@@ -73,7 +77,7 @@ cp "$FAKE_S3/${src#s3://}" "$dst"
 func TestFetchArtifactsScript(t *testing.T) {
 	for _, tool := range []string{"bash", "sha256sum", "install", "mktemp"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s on PATH to run the boot script with", tool)
+			t.Fatalf("no %s on PATH to run the boot script with (the instances have it)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -111,9 +115,9 @@ func TestFetchArtifactsScript(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func() (string, error) {
+	run := func(env ...string) (string, error) {
 		cmd := exec.Command("bash", script, "arts", "us-east-1", manifestFile)
-		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_S3="+s3)
+		cmd.Env = append(append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "FAKE_S3="+s3, "FACECLOUD_FETCH_MAX_WAIT=0"), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -122,10 +126,13 @@ func TestFetchArtifactsScript(t *testing.T) {
 		return strings.Count(string(b), "\n")
 	}
 
+	// The bucket unreachable for the first two tries: the boot waits and
+	// succeeds rather than failing for good.
 	writeManifest(sum)
-	if out, err := run(); err != nil {
-		t.Fatalf("first boot: %v\n%s", err, out)
+	if out, err := run("FAKE_FAILURES=2"); err != nil || !strings.Contains(out, "download failed (try 2)") {
+		t.Fatalf("first boot with the bucket briefly unreachable: %v\n%s", err, out)
 	}
+	base := calls()
 	got, err := os.ReadFile(dest)
 	if err != nil || string(got) != "agent build 1\n" {
 		t.Fatalf("installed %q, %v", got, err)
@@ -138,8 +145,8 @@ func TestFetchArtifactsScript(t *testing.T) {
 	}
 
 	// A reboot with the same manifest downloads nothing.
-	if out, err := run(); err != nil || calls() != 1 {
-		t.Errorf("second boot: %v, %d downloads in all, want 1\n%s", err, calls(), out)
+	if out, err := run(); err != nil || calls() != base {
+		t.Errorf("second boot: %v, %d downloads in all, want %d\n%s", err, calls(), base, out)
 	}
 
 	// An object that does not match its sum is refused and changes nothing.
@@ -154,6 +161,16 @@ func TestFetchArtifactsScript(t *testing.T) {
 	left, _ := filepath.Glob(dest + ".*")
 	if len(left) > 0 {
 		t.Errorf("temporary files left behind: %v", left)
+	}
+
+	// Unreachable past the deadline: it gives up, saying so.
+	if err := os.Remove(dest); err != nil {
+		t.Fatal(err)
+	}
+	writeManifest(sum)
+	out, err = run("FAKE_FAILURES=1000", "FACECLOUD_FETCH_DEADLINE=0")
+	if err == nil || !strings.Contains(out, "giving up") {
+		t.Errorf("unreachable past the deadline: %v\n%s", err, out)
 	}
 
 	// Wrong usage is one clear line.
@@ -234,7 +251,7 @@ func TestUnitsUseAgentFlags(t *testing.T) {
 	}
 	root, err := moduleRoot(t.Context())
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "facecloud")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./agents/cmd/facecloud")
@@ -302,7 +319,7 @@ esac
 func TestNameInstanceScript(t *testing.T) {
 	for _, tool := range []string{"bash", "grep"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s on PATH to run the boot script with", tool)
+			t.Fatalf("no %s on PATH to run the boot script with (the instances have it)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -352,7 +369,7 @@ func TestNameInstanceScript(t *testing.T) {
 // that the agent and scripts are not installed on the test machine.
 func TestUnitsVerify(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("no systemd-analyze on PATH")
+		t.Fatal("no systemd-analyze on PATH (Debian's systemd package) to check the units with")
 	}
 	units, err := images.FS.ReadDir("systemd")
 	if err != nil {

@@ -75,6 +75,21 @@ type Config struct {
 	Queue awsres.QueueSettings
 }
 
+// defaultArch is the architecture with the lowest measured cost per request
+// (docs/operations.md, "Cost per request"): on amd64 the engine runs its
+// AVX2 kernels; on arm64 it runs the portable Go kernels, unmeasured on
+// Graviton hardware. `facecloud:arch: arm64` alone switches, instance
+// types following.
+const defaultArch = "amd64"
+
+// defaultInstanceTypes are the worker and web instance types a stack gets
+// for its architecture when it names none: the cheapest per request in the
+// cost table, and the smallest burstable type that holds the web host.
+var defaultInstanceTypes = map[string]struct{ worker, web string }{
+	"amd64": {worker: "c7a.large", web: "t3a.small"},
+	"arm64": {worker: "c7g.large", web: "t4g.small"},
+}
+
 // defaults returns the configuration a stack gets for every key it leaves unset.
 func defaults(project, stack string) Config {
 	return Config{
@@ -83,10 +98,10 @@ func defaults(project, stack string) Config {
 		NamingPreset:        awsres.PresetDefault,
 		NamePrefix:          awsres.SanitizePrefix(project + "-" + stack),
 		VpcCidr:             "10.20.0.0/16",
-		Arch:                "arm64",
+		Arch:                defaultArch,
 		Image:               ImageBuilder,
-		WorkerInstanceType:  "c7g.large",
-		WebInstanceType:     "t4g.small",
+		WorkerInstanceType:  defaultInstanceTypes[defaultArch].worker,
+		WebInstanceType:     defaultInstanceTypes[defaultArch].web,
 		RootVolumeGiB:       8,
 		MinWorkers:          0,
 		MaxWorkers:          20,
@@ -125,6 +140,9 @@ func readConfig(project, stack, region string, src configSource) (Config, error)
 	r.str("vpcCidr", &c.VpcCidr)
 	r.boolean("privateWorkers", &c.PrivateWorkers)
 	r.str("arch", &c.Arch)
+	if t, ok := defaultInstanceTypes[c.Arch]; ok {
+		c.WorkerInstanceType, c.WebInstanceType = t.worker, t.web
+	}
 	r.str("image", &c.Image)
 	r.str("workerInstanceType", &c.WorkerInstanceType)
 	r.str("webInstanceType", &c.WebInstanceType)
@@ -216,6 +234,10 @@ func (r *reader) strings(key string, dst *[]string) {
 	*dst = list
 }
 
+// minIdleExit is the shortest idle time before a worker retires: the
+// course asks for no instance running about 10 s after the last answer.
+const minIdleExit = 5 * time.Second
+
 // instanceType splits an EC2 instance type such as "c7g.large" into family
 // letters, generation, attribute letters ("g" = Graviton) and size.
 var instanceType = regexp.MustCompile(`^([a-z]+)([0-9]+)([a-z-]*)\.([0-9a-z]+)$`)
@@ -275,8 +297,8 @@ func (c Config) Validate() error {
 	if c.WarmPoolSize < 0 || c.WarmPoolSize > c.MaxWorkers {
 		bad("warmPoolSize %d out of range 0..maxWorkers (%d); 0 turns the warm pool off", c.WarmPoolSize, c.MaxWorkers)
 	}
-	if c.IdleExit < 30*time.Second || c.IdleExit > time.Hour {
-		bad("idleExit %s out of range 30s..1h", c.IdleExit)
+	if c.IdleExit < minIdleExit || c.IdleExit > time.Hour {
+		bad("idleExit %s out of range %s..1h", c.IdleExit, minIdleExit)
 	}
 	if c.WebPort < 1 || c.WebPort > 65535 || c.WebPort == 22 {
 		bad("webPort %d out of range 1..65535 (22 is refused: there is no SSH)", c.WebPort)

@@ -43,6 +43,10 @@ const imageBuilderManagedPolicy = "arn:aws:iam::aws:policy/EC2InstanceProfileFor
 // own role. Every role also reads the artifacts bucket at boot.
 type roles struct {
 	web, worker, builder *iam.InstanceProfile
+	// webPolicies and workerPolicies are the roles' inline policies and
+	// managed attachments: an instance launched before them boots without
+	// its grants, and its first fetch and agent start fail.
+	webPolicies, workerPolicies, builderPolicies []pulumi.Resource
 }
 
 // arns are the resources the policies name.
@@ -51,6 +55,7 @@ type arns struct {
 	input, output, artifacts pulumi.StringOutput
 	group, instances         pulumi.StringOutput
 	numbered                 bool
+	warmPool                 bool
 }
 
 // resolved are the ARNs once known. instances is the ARN pattern of the
@@ -58,7 +63,7 @@ type arns struct {
 // themselves (course preset).
 type resolved struct {
 	requests, replies, input, output, artifacts, group, instances string
-	numbered                                                      bool
+	numbered, warmPool                                            bool
 }
 
 // grantPolicy turns an agent's grants from awsres (the list the agents'
@@ -100,6 +105,20 @@ func agentPolicies(r resolved) (map[string]policyDocument, error) {
 		"web/artifacts":     artifactRead,
 		"worker/artifacts":  artifactRead,
 		"builder/artifacts": artifactRead,
+		// A worker whose boot fetch or agent keeps failing marks itself
+		// unhealthy (images/scripts/report-unhealthy.sh), so the group
+		// replaces it instead of paying for it until destroy.
+		"worker/health": {Statement: []statement{{
+			Sid: "ReportOwnHealth", Effect: "Allow", Action: []string{"autoscaling:SetInstanceHealth"}, Resource: []string{r.group},
+		}}},
+	}
+	if r.warmPool {
+		// A worker launched into the warm pool tells the group when its
+		// boot fetch is done (images/scripts/worker-gate.sh), so it is
+		// stopped with the agent and model on disk.
+		out["worker/warmpool"] = policyDocument{Statement: []statement{{
+			Sid: "CompleteLaunch", Effect: "Allow", Action: []string{"autoscaling:CompleteLifecycleAction"}, Resource: []string{r.group},
+		}}}
 	}
 	if r.numbered {
 		// A worker may set only the Name tag, and only on a worker.
@@ -139,7 +158,7 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 		policies, err := agentPolicies(resolved{
 			requests: v[0].(string), replies: v[1].(string),
 			input: v[2].(string), output: v[3].(string), artifacts: v[4].(string),
-			group: v[5].(string), instances: v[6].(string), numbered: a.numbered,
+			group: v[5].(string), instances: v[6].(string), numbered: a.numbered, warmPool: a.warmPool,
 		})
 		if err != nil {
 			return nil, err
@@ -161,16 +180,20 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 		managed  []string
 		policies []string
 		dst      **iam.InstanceProfile
+		deps     *[]pulumi.Resource
 	}
 	specs := []spec{
-		{"web", []string{ssmManagedPolicy}, []string{"web", "scaler", "artifacts"}, &r.web},
-		{"worker", []string{ssmManagedPolicy}, []string{"worker", "artifacts"}, &r.worker},
+		{"web", []string{ssmManagedPolicy}, []string{"web", "scaler", "artifacts"}, &r.web, &r.webPolicies},
+		{"worker", []string{ssmManagedPolicy}, []string{"worker", "artifacts", "health"}, &r.worker, &r.workerPolicies},
 	}
 	if a.numbered {
 		specs[1].policies = append(specs[1].policies, "name")
 	}
+	if a.warmPool {
+		specs[1].policies = append(specs[1].policies, "warmpool")
+	}
 	if c.Image == ImageBuilder {
-		specs = append(specs, spec{"builder", []string{ssmManagedPolicy, imageBuilderManagedPolicy}, []string{"artifacts"}, &r.builder})
+		specs = append(specs, spec{"builder", []string{ssmManagedPolicy, imageBuilderManagedPolicy}, []string{"artifacts"}, &r.builder, &r.builderPolicies})
 	}
 	for _, s := range specs {
 		role, err := iam.NewRole(ctx, s.role, &iam.RoleArgs{
@@ -183,21 +206,25 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 			return nil, fmt.Errorf("%s role: %w", s.role, err)
 		}
 		for i, m := range s.managed {
-			if _, err := iam.NewRolePolicyAttachment(ctx, fmt.Sprintf("%s-managed-%d", s.role, i+1), &iam.RolePolicyAttachmentArgs{
+			att, err := iam.NewRolePolicyAttachment(ctx, fmt.Sprintf("%s-managed-%d", s.role, i+1), &iam.RolePolicyAttachmentArgs{
 				Role:      role.Name,
 				PolicyArn: pulumi.String(m),
-			}); err != nil {
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%s role managed policy %s: %w", s.role, m, err)
 			}
+			*s.deps = append(*s.deps, att)
 		}
 		for _, p := range s.policies {
-			if _, err := iam.NewRolePolicy(ctx, s.role+"-"+p, &iam.RolePolicyArgs{
+			pol, err := iam.NewRolePolicy(ctx, s.role+"-"+p, &iam.RolePolicyArgs{
 				Role:   role.Name,
 				Name:   pulumi.String(p),
 				Policy: docs.MapIndex(pulumi.String(s.role + "/" + p)),
-			}); err != nil {
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%s role policy %s: %w", s.role, p, err)
 			}
+			*s.deps = append(*s.deps, pol)
 		}
 		*s.dst, err = iam.NewInstanceProfile(ctx, s.role, &iam.InstanceProfileArgs{
 			Name: pulumi.String(prefix + "-" + s.role),
@@ -211,20 +238,29 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 	return r, nil
 }
 
-// accountARNs returns the Auto Scaling group's ARN pattern, known before the
-// group exists so the roles (and the instances' first boot) do not wait for
-// it, and the pattern of the account's instances in the region.
-func accountARNs(ctx *pulumi.Context, c Config, names awsres.Names) (group, instances string, err error) {
+// account is the AWS account and partition the stack deploys to.
+type account struct {
+	id, partition string
+}
+
+func lookupAccount(ctx *pulumi.Context) (account, error) {
 	id, err := aws.GetCallerIdentity(ctx, nil)
 	if err != nil {
-		return "", "", fmt.Errorf("look up account: %w", err)
+		return account{}, fmt.Errorf("look up account: %w", err)
 	}
 	part, err := aws.GetPartition(ctx, nil)
 	if err != nil {
-		return "", "", fmt.Errorf("look up partition: %w", err)
+		return account{}, fmt.Errorf("look up partition: %w", err)
 	}
+	return account{id: id.AccountId, partition: part.Partition}, nil
+}
+
+// accountARNs returns the Auto Scaling group's ARN pattern, known before the
+// group exists so the roles (and the instances' first boot) do not wait for
+// it, and the pattern of the account's instances in the region.
+func accountARNs(c Config, names awsres.Names, acct account) (group, instances string) {
 	group = fmt.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s",
-		part.Partition, c.Region, id.AccountId, names.WorkerGroup)
-	instances = fmt.Sprintf("arn:%s:ec2:%s:%s:instance/*", part.Partition, c.Region, id.AccountId)
-	return group, instances, nil
+		acct.partition, c.Region, acct.id, names.WorkerGroup)
+	instances = fmt.Sprintf("arn:%s:ec2:%s:%s:instance/*", acct.partition, c.Region, acct.id)
+	return group, instances
 }

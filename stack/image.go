@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/cloudwatch"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/imagebuilder"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -128,6 +130,20 @@ func workerImage(ctx *pulumi.Context, c Config, prefix, bucket string, a *artifa
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("image distribution: %w", err)
 	}
+	// Image Builder logs each build to /aws/imagebuilder/<recipe name>, a
+	// log group it creates without expiry if none exists; declaring it
+	// first bounds its retention and lets `pulumi destroy` remove it.
+	logs, err := cloudwatch.NewLogGroup(ctx, "image-build", &cloudwatch.LogGroupArgs{
+		Name:            pulumi.Sprintf("/aws/imagebuilder/%s-worker-%s", prefix, version),
+		RetentionInDays: pulumi.Int(imageLogRetentionDays),
+		Tags:            c.tags(),
+	})
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("image build log group: %w", err)
+	}
+	if err := amiLifecycle(ctx, c, prefix); err != nil {
+		return pulumi.StringOutput{}, err
+	}
 	img, err := imagebuilder.NewImage(ctx, "worker", &imagebuilder.ImageArgs{
 		ImageRecipeArn:                 recipe.Arn,
 		InfrastructureConfigurationArn: infra.Arn,
@@ -138,10 +154,78 @@ func workerImage(ctx *pulumi.Context, c Config, prefix, bucket string, a *artifa
 			TimeoutMinutes:    pulumi.Int(60),
 		},
 		Tags: c.tags("Name", prefix+"-worker"),
-	}, pulumi.DependsOn(up.models), pulumi.Timeouts(&pulumi.CustomTimeouts{Create: fmt.Sprintf("%dm", int(imageBuildTimeout.Minutes()))}))
+	}, pulumi.DependsOn(append(append([]pulumi.Resource{logs}, up.models...), r.builderPolicies...)), pulumi.Timeouts(&pulumi.CustomTimeouts{Create: fmt.Sprintf("%dm", int(imageBuildTimeout.Minutes()))}))
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("image: %w", err)
 	}
 	ami := img.OutputResources.Index(pulumi.Int(0)).Amis().Index(pulumi.Int(0)).Image().Elem()
 	return ami, nil
+}
+
+// imageLogRetentionDays bounds how long AMI build logs are kept.
+const imageLogRetentionDays = 30
+
+// keptImages is how many of the newest worker images (AMI and snapshots)
+// Image Builder keeps; every rebuild would otherwise leave the previous AMI
+// and its snapshot behind, paid for until removed by hand.
+const keptImages = 2
+
+// lifecycleExecutionPolicy lets Image Builder's lifecycle management
+// deregister AMIs and delete their snapshots.
+const lifecycleExecutionPolicy = "arn:aws:iam::aws:policy/service-role/EC2ImageBuilderLifecycleExecutionPolicy"
+
+// amiLifecycle deletes worker images beyond the newest keptImages: those
+// carrying this stack's tags and Name.
+func amiLifecycle(ctx *pulumi.Context, c Config, prefix string) error {
+	trust, err := policyDocument{Statement: []statement{{
+		Effect:    "Allow",
+		Principal: map[string]string{"Service": "imagebuilder.amazonaws.com"},
+		Action:    []string{"sts:AssumeRole"},
+	}}}.JSON()
+	if err != nil {
+		return err
+	}
+	role, err := iam.NewRole(ctx, "image-lifecycle", &iam.RoleArgs{
+		Name:             pulumi.String(prefix + "-image-lifecycle"),
+		AssumeRolePolicy: pulumi.String(trust),
+		Description:      pulumi.String("facecloud: Image Builder deletes old worker AMIs"),
+		Tags:             c.tags(),
+	})
+	if err != nil {
+		return fmt.Errorf("image lifecycle role: %w", err)
+	}
+	att, err := iam.NewRolePolicyAttachment(ctx, "image-lifecycle", &iam.RolePolicyAttachmentArgs{
+		Role:      role.Name,
+		PolicyArn: pulumi.String(lifecycleExecutionPolicy),
+	})
+	if err != nil {
+		return fmt.Errorf("image lifecycle role policy: %w", err)
+	}
+	selection := pulumi.StringMap{"Name": pulumi.String(prefix + "-worker")}
+	for k, v := range c.tags() {
+		selection[k] = v
+	}
+	if _, err := imagebuilder.NewLifecyclePolicy(ctx, "worker-images", &imagebuilder.LifecyclePolicyArgs{
+		Name:          pulumi.String(prefix + "-worker-images"),
+		Description:   pulumi.String(fmt.Sprintf("facecloud: keep the newest %d worker AMIs, delete older ones and their snapshots", keptImages)),
+		ExecutionRole: role.Arn,
+		ResourceType:  pulumi.String("AMI_IMAGE"),
+		PolicyDetails: imagebuilder.LifecyclePolicyPolicyDetailArray{&imagebuilder.LifecyclePolicyPolicyDetailArgs{
+			Action: &imagebuilder.LifecyclePolicyPolicyDetailActionArgs{
+				Type: pulumi.String("DELETE"),
+				IncludeResources: &imagebuilder.LifecyclePolicyPolicyDetailActionIncludeResourcesArgs{
+					Amis: pulumi.Bool(true), Snapshots: pulumi.Bool(true),
+				},
+			},
+			Filter: &imagebuilder.LifecyclePolicyPolicyDetailFilterArgs{
+				Type:  pulumi.String("COUNT"),
+				Value: pulumi.Int(keptImages),
+			},
+		}},
+		ResourceSelection: &imagebuilder.LifecyclePolicyResourceSelectionArgs{TagMap: selection},
+		Tags:              c.tags(),
+	}, pulumi.DependsOn([]pulumi.Resource{att})); err != nil {
+		return fmt.Errorf("image lifecycle policy: %w", err)
+	}
+	return nil
 }

@@ -10,20 +10,59 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/stack/rehearsal"
 )
 
 func main() {
-	pulumi.Run(func(ctx *pulumi.Context) error {
+	run := func(ctx *pulumi.Context) error {
 		work, err := buildDir(ctx)
 		if err != nil {
 			return err
 		}
 		return program(ctx, inputs{build: goBuild, models: ensureModels, workDir: work})
-	})
+	}
+	if path := os.Getenv(rehearsal.EnvCapture); path != "" {
+		if err := capture(path); err != nil {
+			fmt.Fprintln(os.Stderr, "facecloud stack:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	pulumi.Run(run)
+}
+
+// capture runs the program as `pulumi up` would — the agent really
+// cross-compiled, the model files really hashed — but against
+// rehearsal.Cloud instead of the engine and AWS, and writes every declared
+// resource and the stack's outputs to path. The stack is $PULUMI_STACK
+// (default dev) of $PULUMI_PROJECT (default facecloud); its configuration is
+// $PULUMI_CONFIG, a JSON object as the engine passes it. The deployment
+// rehearsal boots hosts from this file.
+func capture(path string) error {
+	project, stack := os.Getenv("PULUMI_PROJECT"), os.Getenv("PULUMI_STACK")
+	if project == "" {
+		project = "facecloud"
+	}
+	if stack == "" {
+		stack = "dev"
+	}
+	outputs := map[string]any{}
+	c, err := rehearsal.Run(project, stack, &rehearsal.Cloud{}, func(ctx *pulumi.Context) error {
+		work, err := buildDir(ctx)
+		if err != nil {
+			return err
+		}
+		return program(ctx, inputs{build: goBuild, models: ensureModels, workDir: work, exported: outputs})
+	}, outputs)
+	if err != nil {
+		return err
+	}
+	return c.Write(path)
 }
 
 // inputs are the program's effects on this machine: compiling the agent and
@@ -32,6 +71,8 @@ type inputs struct {
 	build   agentBuilder
 	models  modelSource
 	workDir string
+	// exported, when not nil, receives the stack's outputs once known.
+	exported map[string]any
 }
 
 // buildDir keeps the cross-compiled agent per stack in the user's cache:
@@ -57,17 +98,31 @@ func program(ctx *pulumi.Context, in inputs) error {
 	if err != nil {
 		return err
 	}
-	ctx.Export("url", out.url)
-	ctx.Export("requestQueueUrl", out.requestQueue)
-	ctx.Export("responseQueueUrl", out.responseQueue)
-	ctx.Export("deadLetterQueueUrl", out.deadLetterQueue)
-	ctx.Export("inputBucket", out.inputBucket)
-	ctx.Export("outputBucket", out.outputBucket)
-	ctx.Export("artifactsBucket", out.artifactsBucket)
-	ctx.Export("workerGroup", out.workerGroup)
-	ctx.Export("workerAmiId", out.workerAMI)
-	ctx.Export("webInstanceId", out.webInstance)
-	ctx.Export("agentSha256", pulumi.String(a.Agent.SHA256))
+	exports := map[string]pulumi.StringOutput{
+		"url":                out.url,
+		"requestQueueUrl":    out.requestQueue,
+		"responseQueueUrl":   out.responseQueue,
+		"deadLetterQueueUrl": out.deadLetterQueue,
+		"inputBucket":        out.inputBucket,
+		"outputBucket":       out.outputBucket,
+		"artifactsBucket":    out.artifactsBucket,
+		"workerGroup":        out.workerGroup,
+		"workerAmiId":        out.workerAMI,
+		"webInstanceId":      out.webInstance,
+		"agentSha256":        pulumi.String(a.Agent.SHA256).ToStringOutput(),
+	}
+	var mu sync.Mutex
+	for k, v := range exports {
+		ctx.Export(k, v)
+		if in.exported != nil {
+			v.ApplyT(func(s string) string {
+				mu.Lock()
+				in.exported[k] = s
+				mu.Unlock()
+				return s
+			})
+		}
+	}
 	return nil
 }
 
@@ -78,11 +133,30 @@ type outputs struct {
 	workerGroup, workerAMI, webInstance               pulumi.StringOutput
 }
 
-// deploy declares every resource of a validated configuration.
-func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
+// deploymentNames are the resources' names. The course preset keeps the
+// course's exact names (its ID makes them unique); the default preset's
+// bucket names carry a suffix of the account and region, since bucket names
+// are global across every AWS account.
+func deploymentNames(c Config, acct account) (awsres.Names, error) {
 	names, err := awsres.NewNames(c.NamingPreset, c.NamePrefix)
 	if err != nil {
-		return nil, fmt.Errorf("names: %w", err)
+		return awsres.Names{}, fmt.Errorf("names: %w", err)
+	}
+	if c.NamingPreset != awsres.PresetCourse {
+		names = names.WithBucketSuffix(awsres.BucketSuffix(acct.id, c.Region))
+	}
+	return names, nil
+}
+
+// deploy declares every resource of a validated configuration.
+func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
+	acct, err := lookupAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names, err := deploymentNames(c, acct)
+	if err != nil {
+		return nil, err
 	}
 	prefix := c.NamePrefix
 	net, err := newNetwork(ctx, c, prefix, numbered(names))
@@ -101,16 +175,14 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, instances, err := accountARNs(ctx, c, names)
-	if err != nil {
-		return nil, err
-	}
+	group, instances := accountARNs(c, names, acct)
 	r, err := newRoles(ctx, c, prefix, arns{
 		requests: q.requests.Arn, replies: q.replies.Arn,
 		input: b.input.Arn, output: b.output.Arn, artifacts: b.artifacts.Arn,
 		group:     pulumi.String(group).ToStringOutput(),
 		instances: pulumi.String(instances).ToStringOutput(),
 		numbered:  numbered(names),
+		warmPool:  c.WarmPoolSize > 0,
 	})
 	if err != nil {
 		return nil, err

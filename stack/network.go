@@ -21,6 +21,15 @@ type network struct {
 	workerSubnets pulumi.StringArray
 
 	webSG, workerSG, builderSG *ec2.SecurityGroup
+
+	// publicRoutes are the internet gateway and the public subnets' route
+	// table associations: an instance or Elastic IP in a public subnet
+	// reaches nothing (and an Elastic IP cannot be associated) before them.
+	publicRoutes []pulumi.Resource
+	// workerRoutes are what a worker needs to reach S3, SQS and Auto Scaling
+	// from its subnet: the public routes, or for private workers their route
+	// table associations and the VPC endpoints.
+	workerRoutes []pulumi.Resource
 }
 
 // zones is how many availability zones the stack spreads over.
@@ -49,16 +58,17 @@ func subnetCIDR(vpc string, index int) (string, error) {
 // subnets makes one public or private subnet per zone, routed by rt:
 // public ones take the VPC's first blocks and give instances public
 // addresses, private ones take the blocks after them.
-func (n *network) subnets(ctx *pulumi.Context, c Config, azs []string, prefix string, public bool, rt *ec2.RouteTable) ([]*ec2.Subnet, error) {
+func (n *network) subnets(ctx *pulumi.Context, c Config, azs []string, prefix string, public bool, rt *ec2.RouteTable) ([]*ec2.Subnet, []pulumi.Resource, error) {
 	kind, first := "public", 0
 	if !public {
 		kind, first = "private", zones
 	}
 	var out []*ec2.Subnet
+	var assocs []pulumi.Resource
 	for i := 0; i < zones; i++ {
 		cidr, err := subnetCIDR(c.VpcCidr, first+i)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		name := fmt.Sprintf("%s-%d", kind, i+1)
 		sn, err := ec2.NewSubnet(ctx, name, &ec2.SubnetArgs{
@@ -69,17 +79,19 @@ func (n *network) subnets(ctx *pulumi.Context, c Config, azs []string, prefix st
 			Tags:                c.tags("Name", prefix+"-"+name),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s subnet %d: %w", kind, i+1, err)
+			return nil, nil, fmt.Errorf("%s subnet %d: %w", kind, i+1, err)
 		}
-		if _, err := ec2.NewRouteTableAssociation(ctx, name, &ec2.RouteTableAssociationArgs{
+		assoc, err := ec2.NewRouteTableAssociation(ctx, name, &ec2.RouteTableAssociationArgs{
 			SubnetId:     sn.ID(),
 			RouteTableId: rt.ID(),
-		}); err != nil {
-			return nil, fmt.Errorf("%s subnet %d route table: %w", kind, i+1, err)
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s subnet %d route table: %w", kind, i+1, err)
 		}
 		out = append(out, sn)
+		assocs = append(assocs, assoc)
 	}
-	return out, nil
+	return out, assocs, nil
 }
 
 // newNetwork builds the VPC. numberedNames adds the EC2 API endpoint that
@@ -121,9 +133,11 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 		return nil, fmt.Errorf("public route table: %w", err)
 	}
 	routeTables := pulumi.StringArray{publicRT.ID()}
-	if n.public, err = n.subnets(ctx, c, azs.Names, prefix, true, publicRT); err != nil {
+	var publicAssocs []pulumi.Resource
+	if n.public, publicAssocs, err = n.subnets(ctx, c, azs.Names, prefix, true, publicRT); err != nil {
 		return nil, err
 	}
+	n.publicRoutes = append([]pulumi.Resource{igw, publicRT}, publicAssocs...)
 
 	if err := n.securityGroups(ctx, c, prefix); err != nil {
 		return nil, err
@@ -138,9 +152,11 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 			return nil, fmt.Errorf("private route table: %w", err)
 		}
 		routeTables = append(routeTables, privateRT.ID())
-		if n.private, err = n.subnets(ctx, c, azs.Names, prefix, false, privateRT); err != nil {
+		var privateAssocs []pulumi.Resource
+		if n.private, privateAssocs, err = n.subnets(ctx, c, azs.Names, prefix, false, privateRT); err != nil {
 			return nil, err
 		}
+		n.workerRoutes = privateAssocs
 		for _, sn := range n.private {
 			n.workerSubnets = append(n.workerSubnets, sn.ID())
 		}
@@ -165,7 +181,7 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 			services = append(append([]string{}, services...), "ec2")
 		}
 		for _, svc := range services {
-			if _, err := ec2.NewVpcEndpoint(ctx, "endpoint-"+svc, &ec2.VpcEndpointArgs{
+			ep, err := ec2.NewVpcEndpoint(ctx, "endpoint-"+svc, &ec2.VpcEndpointArgs{
 				VpcId:             n.vpc.ID(),
 				ServiceName:       pulumi.Sprintf("com.amazonaws.%s.%s", c.Region, svc),
 				VpcEndpointType:   pulumi.String("Interface"),
@@ -173,26 +189,34 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 				SubnetIds:         subnets,
 				SecurityGroupIds:  pulumi.StringArray{endpointSG.ID()},
 				Tags:              c.tags("Name", prefix+"-"+svc),
-			}); err != nil {
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%s interface endpoint: %w", svc, err)
 			}
+			n.workerRoutes = append(n.workerRoutes, ep)
 		}
 	} else {
 		for _, sn := range n.public {
 			n.workerSubnets = append(n.workerSubnets, sn.ID())
 		}
+		n.workerRoutes = n.publicRoutes
 	}
 
 	// The S3 gateway endpoint is free and keeps artifact, input and output
 	// traffic inside the VPC for every subnet, public or private.
-	if _, err := ec2.NewVpcEndpoint(ctx, "endpoint-s3", &ec2.VpcEndpointArgs{
+	s3ep, err := ec2.NewVpcEndpoint(ctx, "endpoint-s3", &ec2.VpcEndpointArgs{
 		VpcId:           n.vpc.ID(),
 		ServiceName:     pulumi.Sprintf("com.amazonaws.%s.s3", c.Region),
 		VpcEndpointType: pulumi.String("Gateway"),
 		RouteTableIds:   routeTables,
 		Tags:            c.tags("Name", prefix+"-s3"),
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("s3 gateway endpoint: %w", err)
+	}
+	if c.PrivateWorkers {
+		// Private workers have no other way to the artifacts bucket.
+		n.workerRoutes = append(n.workerRoutes, s3ep)
 	}
 	return n, nil
 }

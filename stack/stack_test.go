@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/cloudwatch"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/imagebuilder"
@@ -19,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/stack/rehearsal"
 )
 
 // argsOf maps every resource type the program may declare to its Args
@@ -53,6 +55,8 @@ var argsOf = map[string]any{
 	"aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration": imagebuilder.InfrastructureConfigurationArgs{},
 	"aws:imagebuilder/image:Image":                                             imagebuilder.ImageArgs{},
 	"aws:imagebuilder/distributionConfiguration:DistributionConfiguration":     imagebuilder.DistributionConfigurationArgs{},
+	"aws:imagebuilder/lifecyclePolicy:LifecyclePolicy":                         imagebuilder.LifecyclePolicyArgs{},
+	"aws:cloudwatch/logGroup:LogGroup":                                         cloudwatch.LogGroupArgs{},
 	"aws:autoscaling/group:Group":                                              autoscaling.GroupArgs{},
 }
 
@@ -89,6 +93,10 @@ var stackCases = map[string]stackCase{
 		cfg:    map[string]string{"image": "stock", "arch": "amd64", "workerInstanceType": "c7i.large", "webInstanceType": "t3.small", "maxWorkers": "1"},
 		preset: awsres.PresetDefault, prefix: "facecloud-test", maxWorkers: 1, webPort: 80,
 	},
+	"graviton": {
+		cfg:    map[string]string{"arch": "arm64"},
+		preset: awsres.PresetDefault, prefix: "facecloud-test", builder: true, maxWorkers: 20, webPort: 80,
+	},
 }
 
 func TestStack(t *testing.T) {
@@ -98,10 +106,7 @@ func TestStack(t *testing.T) {
 			if err != nil {
 				t.Fatalf("program failed: %v", err)
 			}
-			names, err := awsres.NewNames(tc.preset, tc.prefix)
-			if err != nil {
-				t.Fatal(err)
-			}
+			names := testNames(t, tc.preset, tc.prefix)
 			checks := map[string]func(*testing.T, *mockCloud, stackCase, awsres.Names){
 				"every resource type classified":    checkClassified,
 				"ingress only on the web port":      checkIngress,
@@ -124,8 +129,22 @@ func TestStack(t *testing.T) {
 	}
 }
 
+// testNames are the names the program gives a preset's resources in the
+// stand-in account: the default preset's buckets carry the account's suffix.
+func testNames(t *testing.T, preset, prefix string) awsres.Names {
+	t.Helper()
+	names, err := awsres.NewNames(preset, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preset != awsres.PresetCourse {
+		names = names.WithBucketSuffix(awsres.BucketSuffix(mockAccount, mockRegion))
+	}
+	return names
+}
+
 func checkClassified(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
-	for _, r := range m.resources {
+	for _, r := range m.Resources() {
 		if strings.HasPrefix(r.Type, "pulumi:") {
 			continue
 		}
@@ -290,9 +309,12 @@ func checkQueues(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
 
 func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 	policies := m.of("aws:iam/rolePolicy:RolePolicy")
-	want := []string{"web-artifacts", "web-scaler", "web-web", "worker-artifacts", "worker-worker"}
+	want := []string{"web-artifacts", "web-scaler", "web-web", "worker-artifacts", "worker-health", "worker-worker"}
 	if tc.builder {
 		want = append(want, "builder-artifacts")
+	}
+	if tc.warmPool > 0 {
+		want = append(want, "worker-warmpool")
 	}
 	if tc.preset == awsres.PresetCourse {
 		want = append(want, "worker-name")
@@ -433,7 +455,7 @@ func checkIMDS(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
 
 func checkTags(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
 	want := awsres.Tags(testProject, testStackName)
-	for _, r := range m.resources {
+	for _, r := range m.Resources() {
 		args, ok := argsOf[r.Type]
 		if !ok {
 			continue
@@ -502,6 +524,24 @@ func checkGroup(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 		t.Errorf("warm pool %v, want none", wp)
 	case tc.warmPool > 0 && (int(getNumber(wp, "minSize")) != tc.warmPool || getString(wp, "poolState") != "Stopped"):
 		t.Errorf("warm pool %v, want %d stopped", wp, tc.warmPool)
+	case tc.warmPool > 0 && int(getNumber(wp, "maxGroupPreparedCapacity")) != tc.warmPool:
+		// Without it the pool holds maxWorkers − desired instances.
+		t.Errorf("warm pool maxGroupPreparedCapacity %v, want %d so the pool stays at warmPoolSize", get(wp, "maxGroupPreparedCapacity"), tc.warmPool)
+	}
+	hooks, _ := get(g.Inputs, "initialLifecycleHooks").([]any)
+	switch {
+	case tc.warmPool == 0 && len(hooks) > 0:
+		t.Errorf("lifecycle hooks %v without a warm pool: every launch would wait for them", hooks)
+	case tc.warmPool > 0 && (len(hooks) != 1 || getString(hooks, 0, "lifecycleTransition") != "autoscaling:EC2_INSTANCE_LAUNCHING" || getString(hooks, 0, "defaultResult") != "CONTINUE"):
+		t.Errorf("lifecycle hooks %v, want one on launch that continues by default", hooks)
+	case tc.warmPool > 0:
+		env := envOf(cloudInit(t, workerUserDataOf(t, m))["/etc/facecloud/agent.env"])
+		if env["FACECLOUD_LAUNCH_HOOK"] != getString(hooks, 0, "name") {
+			t.Errorf("workers complete hook %q, the group has %q", env["FACECLOUD_LAUNCH_HOOK"], getString(hooks, 0, "name"))
+		}
+		if !strings.Contains(getString(m.one(t, "aws:iam/rolePolicy:RolePolicy", "worker-warmpool").Inputs, "policy"), "autoscaling:CompleteLifecycleAction") {
+			t.Error("workers may not complete the launch hook")
+		}
 	}
 	// Instances start only once the files they fetch are uploaded.
 	objects := m.of("aws:s3/bucketObjectv2:BucketObjectv2")
@@ -516,35 +556,15 @@ func checkGroup(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 // cloudInit parses user data and returns its files by path.
 func cloudInit(t *testing.T, userData string) map[string]string {
 	t.Helper()
-	if !strings.HasPrefix(userData, "#cloud-config\n") {
-		t.Fatalf("user data is not cloud-config: %.60q", userData)
+	c, err := rehearsal.ParseCloudConfig(userData)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var doc struct {
-		WriteFiles []struct {
-			Path, Permissions, Content string
-		} `yaml:"write_files"`
-		RunCmd [][]string `yaml:"runcmd"`
-	}
-	if err := yaml.Unmarshal([]byte(userData), &doc); err != nil {
-		t.Fatalf("user data is not YAML: %v", err)
-	}
-	files := map[string]string{}
-	for _, f := range doc.WriteFiles {
-		files[f.Path] = f.Content
-	}
-	return files
+	return c.Files()
 }
 
 // envOf parses an EnvironmentFile.
-func envOf(s string) map[string]string {
-	env := map[string]string{}
-	for _, l := range strings.Split(s, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
-}
+func envOf(s string) map[string]string { return rehearsal.EnvFile(s) }
 
 func queueURL(name string) string {
 	return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", mockRegion, mockAccount, name)
@@ -702,9 +722,9 @@ func checkImage(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
 			t.Errorf("component document: %v, phases %v", err, doc.Phases)
 		}
 		recipe := m.one(t, "aws:imagebuilder/imageRecipe:ImageRecipe", "worker")
-		arch := "arm64"
-		if tc.cfg["arch"] == "amd64" {
-			arch = "x86"
+		arch := "x86"
+		if tc.cfg["arch"] == "arm64" {
+			arch = "arm64"
 		}
 		if p := getString(recipe.Inputs, "parentImage"); !strings.Contains(p, "amazon-linux-2023-"+arch) {
 			t.Errorf("recipe parent %q is not Amazon Linux 2023 %s", p, arch)
@@ -829,10 +849,11 @@ func TestOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	suffix := awsres.BucketSuffix(mockAccount, mockRegion)
 	want := []string{
 		"http://" + mockPublicIP + ":8080/",
 		queueURL("facecloud-test-requests"), queueURL("facecloud-test-replies"), queueURL("facecloud-test-requests-dlq"),
-		"facecloud-test-input", "facecloud-test-output", "facecloud-test-artifacts",
+		"facecloud-test-input-" + suffix, "facecloud-test-output-" + suffix, "facecloud-test-artifacts-" + suffix,
 		"facecloud-test-workers", mockBuiltAMI, "i-0123456789abcdef0",
 	}
 	if !slices.Equal(got, want) {

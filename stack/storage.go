@@ -25,16 +25,20 @@ type bucketSpec struct {
 	// empty prefix covers the whole bucket, days 0 keeps objects forever.
 	expirePrefix string
 	expireDays   int
+	// data marks a bucket holding the service's data (uploads, results,
+	// gallery): with forceDestroy false it is kept by `pulumi destroy`.
+	data bool
 }
 
 func newBuckets(ctx *pulumi.Context, c Config, names awsres.Names) (*buckets, error) {
 	specs := []bucketSpec{
 		// Uploaded images are needed until a worker has read them.
-		{logical: "input", name: names.InputBucket, expirePrefix: "", expireDays: c.InputRetentionDays},
+		{logical: "input", name: names.InputBucket, expirePrefix: "", expireDays: c.InputRetentionDays, data: true},
 		// Results are what clients poll for; the gallery (other prefixes) stays.
-		{logical: "output", name: names.OutputBucket, expirePrefix: job.ResultPrefix, expireDays: c.OutputRetentionDays},
+		{logical: "output", name: names.OutputBucket, expirePrefix: job.ResultPrefix, expireDays: c.OutputRetentionDays, data: true},
 		// Artifacts are keyed by content hash; Pulumi deletes the old
-		// objects when a new build replaces them.
+		// objects when a new build replaces them. They are rebuilt from the
+		// source at every run, so the bucket always goes with the stack.
 		{logical: "artifacts", name: names.ArtifactsBucket},
 	}
 	made := make([]*s3.BucketV2, len(specs))
@@ -51,19 +55,25 @@ func newBuckets(ctx *pulumi.Context, c Config, names awsres.Names) (*buckets, er
 // newBucket makes a private, encrypted, TLS-only bucket: ACLs disabled,
 // every public access path blocked, SSE-S3 by default, and a lifecycle that
 // clears failed multipart uploads and expires what spec says.
+//
+// With forceDestroy false a data bucket is kept — with its objects and every
+// setting that guards them — when the stack is destroyed
+// (RetainOnDelete), rather than making `pulumi destroy` fail with
+// BucketNotEmpty half-way. Other buckets are always emptied and deleted.
 func newBucket(ctx *pulumi.Context, c Config, sp bucketSpec) (*s3.BucketV2, error) {
+	keep := sp.data && !c.ForceDestroy
 	b, err := s3.NewBucketV2(ctx, sp.logical, &s3.BucketV2Args{
 		Bucket:       pulumi.String(sp.name),
-		ForceDestroy: pulumi.Bool(c.ForceDestroy),
+		ForceDestroy: pulumi.Bool(!keep),
 		Tags:         c.tags("Name", sp.name),
-	})
+	}, pulumi.RetainOnDelete(keep))
 	if err != nil {
 		return nil, err
 	}
 	if _, err := s3.NewBucketOwnershipControls(ctx, sp.logical, &s3.BucketOwnershipControlsArgs{
 		Bucket: b.ID(),
 		Rule:   &s3.BucketOwnershipControlsRuleArgs{ObjectOwnership: pulumi.String("BucketOwnerEnforced")},
-	}); err != nil {
+	}, pulumi.RetainOnDelete(keep)); err != nil {
 		return nil, fmt.Errorf("ownership controls: %w", err)
 	}
 	pab, err := s3.NewBucketPublicAccessBlock(ctx, sp.logical, &s3.BucketPublicAccessBlockArgs{
@@ -72,7 +82,7 @@ func newBucket(ctx *pulumi.Context, c Config, sp bucketSpec) (*s3.BucketV2, erro
 		BlockPublicPolicy:     pulumi.Bool(true),
 		IgnorePublicAcls:      pulumi.Bool(true),
 		RestrictPublicBuckets: pulumi.Bool(true),
-	})
+	}, pulumi.RetainOnDelete(keep))
 	if err != nil {
 		return nil, fmt.Errorf("public access block: %w", err)
 	}
@@ -83,7 +93,7 @@ func newBucket(ctx *pulumi.Context, c Config, sp bucketSpec) (*s3.BucketV2, erro
 				SseAlgorithm: pulumi.String("AES256"),
 			},
 		}},
-	}); err != nil {
+	}, pulumi.RetainOnDelete(keep)); err != nil {
 		return nil, fmt.Errorf("encryption: %w", err)
 	}
 	// The policy is applied after the public access block so S3 never sees
@@ -91,7 +101,7 @@ func newBucket(ctx *pulumi.Context, c Config, sp bucketSpec) (*s3.BucketV2, erro
 	if _, err := s3.NewBucketPolicy(ctx, sp.logical, &s3.BucketPolicyArgs{
 		Bucket: b.ID(),
 		Policy: b.Arn.ApplyT(tlsOnlyPolicy).(pulumi.StringOutput),
-	}, pulumi.DependsOn([]pulumi.Resource{pab})); err != nil {
+	}, pulumi.DependsOn([]pulumi.Resource{pab}), pulumi.RetainOnDelete(keep)); err != nil {
 		return nil, fmt.Errorf("tls-only policy: %w", err)
 	}
 	rules := s3.BucketLifecycleConfigurationV2RuleArray{&s3.BucketLifecycleConfigurationV2RuleArgs{
@@ -111,7 +121,7 @@ func newBucket(ctx *pulumi.Context, c Config, sp bucketSpec) (*s3.BucketV2, erro
 	if _, err := s3.NewBucketLifecycleConfigurationV2(ctx, sp.logical, &s3.BucketLifecycleConfigurationV2Args{
 		Bucket: b.ID(),
 		Rules:  rules,
-	}); err != nil {
+	}, pulumi.RetainOnDelete(keep)); err != nil {
 		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
 	return b, nil

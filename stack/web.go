@@ -93,7 +93,10 @@ func newWeb(ctx *pulumi.Context, c Config, names awsres.Names, a *artifacts, ami
 			Tags:                tags,
 		},
 		Tags: tags,
-	}, pulumi.IgnoreChanges([]string{"ami"}), pulumi.DependsOn([]pulumi.Resource{up.agent}))
+	}, pulumi.IgnoreChanges([]string{"ami"}),
+		// Its first boot fetches the agent with the role's grants through
+		// the internet gateway: all must exist before it starts.
+		pulumi.DependsOn(append(append([]pulumi.Resource{up.agent}, r.webPolicies...), net.publicRoutes...)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("web instance: %w", err)
 	}
@@ -101,7 +104,7 @@ func newWeb(ctx *pulumi.Context, c Config, names awsres.Names, a *artifacts, ami
 		Domain:   pulumi.String("vpc"),
 		Instance: inst.ID(),
 		Tags:     c.tags("Name", names.WebInstance),
-	})
+	}, pulumi.DependsOn(net.publicRoutes)) // AWS refuses an address in a VPC without an internet gateway
 	if err != nil {
 		return nil, nil, fmt.Errorf("web elastic ip: %w", err)
 	}

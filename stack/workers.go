@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -60,13 +61,25 @@ func workerEnv(c Config, names awsres.Names, requestsURL, repliesURL string) map
 		"FACECLOUD_LOG_FORMAT":     "json",
 		"FACECLOUD_LOG_LEVEL":      c.LogLevel,
 		"AWS_REGION":               c.Region,
+		// The boot scripts' group: health reports, lifecycle hook, naming.
+		"FACECLOUD_GROUP": names.WorkerGroup,
 	}
 	if numbered(names) {
-		env["FACECLOUD_GROUP"] = names.WorkerGroup
 		env["FACECLOUD_NAME_PATTERN"] = names.WorkerInstance
+	}
+	if c.WarmPoolSize > 0 {
+		env["FACECLOUD_LAUNCH_HOOK"] = launchHook
 	}
 	return env
 }
+
+// launchHook holds a launching worker until its boot fetch is done, so one
+// launched into the warm pool is stopped with the agent and model on disk.
+const launchHook = "facecloud-boot"
+
+// launchHookTimeout is how long the group waits for a booting worker to
+// complete the launch hook before going on by itself.
+const launchHookTimeout = 15 * time.Minute
 
 // artifactsEnv is /etc/facecloud/artifacts.env on every instance.
 func artifactsEnv(c Config, names awsres.Names) (string, error) {
@@ -138,7 +151,7 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("volume"), Tags: instanceTags},
 		},
 		Tags: c.tags(),
-	})
+	}, pulumi.DependsOn(r.workerPolicies))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker launch template: %w", err)
 	}
@@ -189,16 +202,30 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 	}
 	if c.WarmPoolSize > 0 {
 		// Stopped instances cost only their volumes and start in seconds
-		// with the model and agent already on disk.
+		// with the model and agent already on disk. Without a maximum the
+		// pool holds maxWorkers − desired instances; MaxGroupPreparedCapacity
+		// = MinSize = warmPoolSize keeps it at warmPoolSize whatever the
+		// desired count (the pool is max(MinSize, MGPC − desired)).
 		args.WarmPool = &autoscaling.GroupWarmPoolArgs{
-			PoolState: pulumi.String("Stopped"),
-			MinSize:   pulumi.Int(c.WarmPoolSize),
+			PoolState:                pulumi.String("Stopped"),
+			MinSize:                  pulumi.Int(c.WarmPoolSize),
+			MaxGroupPreparedCapacity: pulumi.Int(c.WarmPoolSize),
 		}
+		args.InitialLifecycleHooks = autoscaling.GroupInitialLifecycleHookArray{&autoscaling.GroupInitialLifecycleHookArgs{
+			Name:                pulumi.String(launchHook),
+			LifecycleTransition: pulumi.String("autoscaling:EC2_INSTANCE_LAUNCHING"),
+			DefaultResult:       pulumi.String("CONTINUE"),
+			HeartbeatTimeout:    pulumi.Int(int(launchHookTimeout / time.Second)),
+		}}
 	}
 	// The scaler owns the desired capacity; Pulumi sets it on creation only.
+	// Instances launch only once what they fetch is uploaded and what they
+	// reach it through exists.
+	deps := append([]pulumi.Resource{up.agent}, up.models...)
+	deps = append(deps, net.workerRoutes...)
 	grp, err := autoscaling.NewGroup(ctx, "workers", args,
 		pulumi.IgnoreChanges([]string{"desiredCapacity"}),
-		pulumi.DependsOn([]pulumi.Resource{up.agent}), pulumi.DependsOn(up.models))
+		pulumi.DependsOn(deps))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker group: %w", err)
 	}

@@ -14,6 +14,7 @@ type workflow struct {
 	Name string         `yaml:"name"`
 	On   map[string]any `yaml:"on"`
 	Jobs map[string]struct {
+		If             string            `yaml:"if"`
 		RunsOn         string            `yaml:"runs-on"`
 		TimeoutMinutes int               `yaml:"timeout-minutes"`
 		Env            map[string]string `yaml:"env"`
@@ -59,12 +60,19 @@ func TestPreviewWorkflow(t *testing.T) {
 		t.Errorf("preview runs on %v, want pull_request", w.On)
 	}
 	found := false
-	for _, j := range w.Jobs {
+	for id, j := range w.Jobs {
+		// Forks' pull requests get no secrets: the job must skip for them.
+		if !strings.Contains(j.If, "github.event.pull_request.head.repo.full_name == github.repository") {
+			t.Errorf("preview job %s runs on pull requests from forks (if: %q), where its secrets are absent", id, j.If)
+		}
 		for _, s := range j.Steps {
 			if !strings.HasPrefix(s.Uses, "pulumi/actions@") {
 				continue
 			}
 			found = true
+			if s.With["upsert"] != true {
+				t.Errorf("pulumi/actions upsert %v: a new stack must be created, not fail", s.With["upsert"])
+			}
 			if s.With["command"] != "preview" {
 				t.Errorf("pulumi/actions command %v, want preview", s.With["command"])
 			}

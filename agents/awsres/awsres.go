@@ -4,6 +4,8 @@
 package awsres
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -46,7 +48,8 @@ var bucketSafe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,40}[a-z0-9]$`)
 // NewNames returns the names for preset. prefix is "<project>-<stack>" for
 // the default preset and the course's ID for the course preset; it must be
 // 3..42 characters of lowercase letters, digits and hyphens, so that every
-// bucket name stays within S3's 63-character limit.
+// bucket name, with the default preset's 9-character suffix
+// (WithBucketSuffix), stays within S3's 63-character limit.
 func NewNames(preset, prefix string) (Names, error) {
 	if !bucketSafe.MatchString(prefix) {
 		return Names{}, fmt.Errorf("name prefix %q must be 3..42 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", prefix)
@@ -81,6 +84,27 @@ func NewNames(preset, prefix string) (Names, error) {
 	default:
 		return Names{}, fmt.Errorf("naming preset %q unknown: use %q or %q", preset, PresetDefault, PresetCourse)
 	}
+}
+
+// WithBucketSuffix returns n with "-suffix" added to the bucket names. S3
+// bucket names are global across accounts: the default preset adds a
+// suffix derived from the account and region (BucketSuffix) so that two
+// people deploying the same stack name never meet BucketAlreadyExists.
+func (n Names) WithBucketSuffix(suffix string) Names {
+	if suffix == "" {
+		return n
+	}
+	n.InputBucket += "-" + suffix
+	n.OutputBucket += "-" + suffix
+	n.ArtifactsBucket += "-" + suffix
+	return n
+}
+
+// BucketSuffix is 8 hex digits of the SHA-256 of account and region:
+// stable for one deployment, different for every account and region.
+func BucketSuffix(account, region string) string {
+	sum := sha256.Sum256([]byte(account + "/" + region))
+	return hex.EncodeToString(sum[:4])
 }
 
 // QueueSettings are the request queue's settings. The worker's heartbeat

@@ -40,12 +40,16 @@ var (
 )
 
 // WebActions are what the web agent does: store inputs, send requests,
-// receive replies, read results (s3:ListBucket makes a missing result a 404
-// rather than a 403).
+// receive replies, read results, and check that an input is there (a
+// pending request, /readyz: HeadObject needs s3:GetObject, and s3:ListBucket
+// makes a missing object a 404 rather than a 403).
+// The web agent never extends a reply's visibility (it deletes each reply
+// it reads), so it has no sqs:ChangeMessageVisibility.
 var WebActions = []Grant{
 	{Resource: RequestQueue, Actions: queueProducer},
-	{Resource: ReplyQueue, Actions: queueConsumer},
-	{Resource: InputObjects, Actions: []string{"s3:PutObject"}},
+	{Resource: ReplyQueue, Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}},
+	{Resource: InputObjects, Actions: []string{"s3:PutObject", "s3:GetObject"}},
+	{Resource: InputBucket, Actions: []string{"s3:ListBucket"}},
 	{Resource: OutputObjects, Actions: []string{"s3:GetObject"}},
 	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
 }

@@ -5,6 +5,7 @@ import (
 	"image/jpeg"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ func benchFaces(b *testing.B) []rgb {
 
 func BenchmarkDescribe(b *testing.B) {
 	e := loadEngine(b)
+	// scripts/bench-face.sh reads this line (go test -v).
+	b.Logf("kernel %s of: %s", nn.Kernel(), strings.Join(nn.Kernels(), " "))
 	benchEach(b, benchFaces(b), "descriptor", func(m rgb, s *nn.Scratch) { e.recognizer.describe(m, s) })
 }
 

@@ -67,18 +67,16 @@ type detection struct {
 func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch) []detection {
 	x := netInput(m, inputSize, false, detectorMean, s)
 	step := func(y nn.Tensor) { s.Release(x); x = y }
-	step(d.conv0.Forward(x, nn.Pad{}, s))
-	nn.Leaky(x.Data)
-	step(nn.MaxPool(x, 2, 2, true, s))
+	// Each layer is a convolution, leaky ReLU and 2 × 2 max pool (stride 2,
+	// the last stride 1), fused so the full-size maps are never stored.
+	step(d.conv0.ForwardLeakyMaxPool2(x, nn.Pad{}, 2, s))
 	for i, sp := range d.seps {
 		step(nn.Depthwise3x3(x, sp.depthwise, s))
-		step(sp.pointwise.Forward(x, nn.Pad{}, s))
-		nn.Leaky(x.Data)
-		if i < len(d.seps)-1 {
-			step(nn.MaxPool(x, 2, 2, true, s))
-		} else {
-			step(nn.MaxPool(x, 2, 1, true, s))
+		stride := 2
+		if i == len(d.seps)-1 {
+			stride = 1
 		}
+		step(sp.pointwise.ForwardLeakyMaxPool2(x, nn.Pad{}, stride, s))
 	}
 	out := d.conv8.Forward(x, nn.Pad{}, s)
 	s.Release(x)

@@ -160,7 +160,7 @@ func TestGoldenDescriptors(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d descriptors, worst component difference %.2g", n, worst)
+	t.Logf("%d descriptors on the %s kernels, worst component difference %.2g", n, nn.Kernel(), worst)
 }
 
 type detCase struct {

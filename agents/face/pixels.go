@@ -93,36 +93,76 @@ func netInput(m rgb, size int, centre bool, mean [3]float32, s *nn.Scratch) nn.T
 			offY = diff - after
 		}
 	}
-	at := func(py, px, ch int) float32 {
-		y, x := py-offY, px-offX
-		if y < 0 || y >= m.H || x < 0 || x >= m.W {
-			return 0
-		}
-		return float32(m.Pix[3*(y*m.W+x)+ch])
-	}
-	out := s.Tensor(size, size, 3)
+	out := s.TensorNoZero(size, size, 3)
 	scale := float32(side) / float32(size)
+	// The horizontal taps are the same for every row: the byte offsets of
+	// the two source pixels in a row (-1 where they fall in the padding)
+	// and the weight.
+	type tap struct {
+		o0, o1 int
+		dx     float32
+	}
+	taps := make([]tap, size)
+	for c := range taps {
+		fx := scale * float32(c)
+		x0 := int(fx)
+		x1 := min(side-1, int(math.Ceil(float64(fx))))
+		taps[c] = tap{pixelOffset(x0-offX, m.W), pixelOffset(x1-offX, m.W), fx - float32(x0)}
+	}
 	for r := 0; r < size; r++ {
 		fy := scale * float32(r)
 		y0 := int(fy)
 		y1 := min(side-1, int(math.Ceil(float64(fy))))
 		dy := fy - float32(y0)
-		for c := 0; c < size; c++ {
-			fx := scale * float32(c)
-			x0 := int(fx)
-			x1 := min(side-1, int(math.Ceil(float64(fx))))
-			dx := fx - float32(x0)
-			for ch := 0; ch < 3; ch++ {
-				tl, tr := at(y0, x0, ch), at(y0, x1, ch)
-				bl, br := at(y1, x0, ch), at(y1, x1, ch)
-				top := tl + (tr-tl)*dx
-				bottom := bl + (br-bl)*dx
-				v := top + (bottom-top)*dy
-				out.Data[(r*size+c)*3+ch] = (v - mean[ch]) / 255
-			}
+		top, bot := m.row(y0-offY), m.row(y1-offY)
+		dst := out.Data[r*size*3 : (r+1)*size*3]
+		for c, t := range taps {
+			tl0, tl1, tl2 := pixel(top, t.o0)
+			tr0, tr1, tr2 := pixel(top, t.o1)
+			bl0, bl1, bl2 := pixel(bot, t.o0)
+			br0, br1, br2 := pixel(bot, t.o1)
+			d := dst[3*c : 3*c+3 : 3*c+3]
+			d[0] = lerp2(tl0, tr0, bl0, br0, t.dx, dy, mean[0])
+			d[1] = lerp2(tl1, tr1, bl1, br1, t.dx, dy, mean[1])
+			d[2] = lerp2(tl2, tr2, bl2, br2, t.dx, dy, mean[2])
 		}
 	}
 	return out
+}
+
+// pixelOffset is the byte offset of column x in a row of width w, or -1
+// outside it.
+func pixelOffset(x, w int) int {
+	if x < 0 || x >= w {
+		return -1
+	}
+	return 3 * x
+}
+
+// row is row y's bytes, or nil outside the image.
+func (m rgb) row(y int) []uint8 {
+	if y < 0 || y >= m.H {
+		return nil
+	}
+	return m.Pix[3*y*m.W : 3*(y+1)*m.W]
+}
+
+// pixel is the colour at byte offset o of row r; zero in the padding.
+func pixel(r []uint8, o int) (float32, float32, float32) {
+	if r == nil || o < 0 {
+		return 0, 0, 0
+	}
+	p := r[o : o+3 : o+3]
+	return float32(p[0]), float32(p[1]), float32(p[2])
+}
+
+// lerp2 is TensorFlow's bilinear interpolation of one channel in float32,
+// minus the mean, over 255.
+func lerp2(tl, tr, bl, br, dx, dy, mean float32) float32 {
+	top := tl + (tr-tl)*dx
+	bottom := bl + (br-bl)*dx
+	v := top + (bottom-top)*dy
+	return (v - mean) / 255
 }
 
 func abs(x int) int {

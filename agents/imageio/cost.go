@@ -14,7 +14,8 @@ import (
 // JPEG colour, 4 for CMYK or 8-bit RGBA, 8 for 16-bit), twice that for PNG
 // (an interlaced image is decoded pass by pass), and for a progressive JPEG
 // its coefficients too (4 bytes a pixel per component), which it keeps
-// until the last scan. A web front end charges it to its memory budget
+// until the last scan, plus a fixed allowance for the decoder's own state.
+// A web front end charges it to its memory budget
 // before checking that the pixels decode.
 func DecodeCost(data []byte, info Info) int64 {
 	pixels := int64(info.Width) * int64(info.Height)
@@ -46,8 +47,13 @@ func DecodeCost(data []byte, info Info) int64 {
 	default: // webp, bmp
 		perPixel = 4
 	}
-	return pixels*perPixel + int64(len(data))
+	return pixels*perPixel + int64(len(data)) + decoderOverhead
 }
+
+// decoderOverhead bounds what a decoder allocates beside the pixels: its
+// state, Huffman or LZ77 tables and read buffers (measured in the hundreds
+// of bytes to a few KiB for the standard decoders; 64 KiB leaves room).
+const decoderOverhead = 64 << 10
 
 func bytesPerPixel(m color.Model) int64 {
 	switch m {

@@ -28,6 +28,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Package is the pinned npm package the weights come from (MIT licence).
@@ -117,6 +119,71 @@ func verifyFile(p string, f File) error {
 		return fmt.Errorf("model file %s: %w: sha256 %s, want %s", f.Name, ErrChecksum, got, f.SHA256)
 	}
 	return nil
+}
+
+// IsEngineFile reports whether f is one the face engine loads; the others
+// are the package's demo photos, which only local demos use.
+func IsEngineFile(f File) bool { return !strings.HasPrefix(f.Name, "demo/") }
+
+// EngineFiles are the pinned files the face engine loads: the weights and
+// their manifests, what the stack ships to its instances.
+func EngineFiles() []File {
+	var out []File
+	for _, f := range Files {
+		if IsEngineFile(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// VerifyEngine checks that every engine file is in dir with its pinned
+// sum; the error names the first that is missing or wrong.
+func VerifyEngine(dir string) error {
+	for _, f := range EngineFiles() {
+		if err := verifyFile(filepath.Join(dir, filepath.FromSlash(f.Name)), f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrReadOnly means a model directory lacks a file and is not writable, so
+// nothing is fetched into it.
+var ErrReadOnly = errors.New("model directory is read-only")
+
+// EnsureEngine makes dir hold the engine's files, for an agent about to
+// load the engine. A directory that holds them already (a deployed host's,
+// filled at boot or baked into its image, without demo photos) is used as
+// it is: nothing is fetched or written. A writable directory that lacks one
+// is filled as Ensure does; a read-only one is an error naming the file,
+// since fetching there can only fail.
+func EnsureEngine(ctx context.Context, dir string) error {
+	err := VerifyEngine(dir)
+	if err == nil {
+		return nil
+	}
+	if !writableDir(dir) {
+		return fmt.Errorf("models: %w: %w (%s is not writable by this process, so nothing is fetched into it; install the engine files there)", ErrReadOnly, err, dir)
+	}
+	return Ensure(ctx, dir)
+}
+
+// writableDir is writable; tests running as root, whom no permission bit
+// stops, replace it.
+var writableDir = writable
+
+// writable reports whether this process may create files in dir, or
+// create dir itself when it does not exist yet.
+func writable(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil {
+			return fi.IsDir() && unix.Access(d, unix.W_OK) == nil
+		}
+		if filepath.Dir(d) == d {
+			return false
+		}
+	}
 }
 
 // Ensure makes dir hold every pinned file: when one is missing or wrong it

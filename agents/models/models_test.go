@@ -218,3 +218,75 @@ func TestRemoveStale(t *testing.T) {
 		}
 	}
 }
+
+// engineDir writes the engine files (valid sums) from the cache the tests
+// share into a new directory, without the demo photos: what a deployed
+// host holds.
+func engineDir(t *testing.T) string {
+	t.Helper()
+	src := DefaultDir()
+	if err := VerifyEngine(src); err != nil {
+		t.Skipf("no verified model cache to copy engine files from (run facecloud models fetch): %v", err)
+	}
+	dir := t.TempDir()
+	for _, f := range EngineFiles() {
+		b, err := os.ReadFile(filepath.Join(src, f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestEnsureEngineOnDeployedDirectory: a directory holding only the engine
+// files, as a deployed worker's does, is used as it is — no npm, nothing
+// written — and a read-only one that lacks a file is refused with the file
+// named instead of being fetched into.
+func TestEnsureEngineOnDeployedDirectory(t *testing.T) {
+	dir := engineDir(t)
+	t.Setenv("PATH", t.TempDir()) // no npm to fall back on
+	if err := EnsureEngine(context.Background(), dir); err != nil {
+		t.Fatalf("engine-only directory refused: %v", err)
+	}
+	if err := Verify(dir); err == nil {
+		t.Fatal("the directory holds the demo photos too; the test means one without")
+	}
+	if got := visibleEntries(t, dir); len(got) != len(EngineFiles()) {
+		t.Errorf("directory changed: %v", got)
+	}
+	if err := os.Remove(filepath.Join(dir, "face_landmark_68_model.bin")); err != nil {
+		t.Fatal(err)
+	}
+	// As the worker's unit runs it: the directory is not writable (the
+	// test may run as root, whom permission bits do not stop, so the
+	// answer is given here; the deployment rehearsal runs the real check
+	// as an unprivileged user).
+	writableDir = func(string) bool { return false }
+	t.Cleanup(func() { writableDir = writable })
+	err := EnsureEngine(context.Background(), dir)
+	if !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "face_landmark_68_model.bin") {
+		t.Errorf("read-only directory without a file: %v, want ErrReadOnly naming the file", err)
+	}
+	if left := visibleEntries(t, dir); len(left) != len(EngineFiles())-1 {
+		t.Errorf("directory changed: %v", left)
+	}
+}
+
+// TestWritable: a directory of the test's own is writable, a missing one
+// under it can be made, and one under a regular file cannot.
+func TestWritable(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !writable(dir) || !writable(filepath.Join(dir, "new", "deeper")) {
+		t.Error("own temporary directory not writable")
+	}
+	if writable(filepath.Join(file, "sub")) {
+		t.Error("a directory under a file counted writable")
+	}
+}

@@ -129,13 +129,13 @@ func TestSlowSendersAreCut(t *testing.T) {
 
 // budgetServer serves with a 256 KiB upload memory budget; uploads are cut
 // only by a pause of 3 s.
-func budgetServer(t *testing.T, answers map[string]string) listening {
+func budgetServer(t *testing.T, answers map[string]string, memoryWait time.Duration) listening {
 	e := newEnv(t)
 	e.startWorker(&fakeWorker{answers: answers})
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 256 << 10
 	cfg.UploadMemory = 256 << 10
-	cfg.MemoryWait = 200 * time.Millisecond
+	cfg.MemoryWait = memoryWait
 	cfg.MinUploadRate = 1
 	cfg.UploadIdle = 3 * time.Second
 	return e.listen(cfg)
@@ -159,7 +159,9 @@ func stall(t *testing.T, addr string, n int, data []byte, part int) []*rawUpload
 // budget; a small call still gets through, by cutting the largest of them
 // (503, retry later); the budget is never overdrawn.
 func TestUploadMemoryEviction(t *testing.T) {
-	l := budgetServer(t, map[string]string{"ok": "Bo"})
+	// The small call waits for the memory its eviction frees, however
+	// slowly a loaded machine gets round to it.
+	l := budgetServer(t, map[string]string{"ok": "Bo"}, time.Minute)
 	big := append(pngImage(t, 32, 32), make([]byte, 100<<10)...)
 	// 40 KiB each: 64 KiB charged each (their buffers doubled past 32
 	// KiB), four of them the whole budget.
@@ -191,7 +193,8 @@ func TestUploadMemoryEviction(t *testing.T) {
 // than a new call's, nothing is cut for it: it waits, then gets 503 with
 // Retry-After; once the stalled senders are cut, memory comes back.
 func TestUploadMemoryExhausted(t *testing.T) {
-	l := budgetServer(t, map[string]string{"ok": "Bo"})
+	// Nothing can be evicted for it: the call waits MemoryWait, then 503.
+	l := budgetServer(t, map[string]string{"ok": "Bo"}, 200*time.Millisecond)
 	img := append(pngImage(t, 32, 32), make([]byte, 20<<10)...)
 	// 10 KiB each: the first 16 KiB buffer each, sixteen of them the budget.
 	stalled := stall(t, l.addr, 16, img, 10<<10)

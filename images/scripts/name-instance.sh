@@ -13,7 +13,10 @@ if [ $# -ne 3 ]; then
 fi
 group=$1 region=$2 pattern=$3
 
-imds=http://169.254.169.254/latest
+# The instance metadata service is AWS_EC2_METADATA_SERVICE_ENDPOINT when
+# set (as for the AWS SDKs and CLI), else the instance's own.
+imds=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}
+imds=${imds%/}/latest
 token=$(curl -sf -X PUT "$imds/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
 self=$(curl -sf -H "X-aws-ec2-metadata-token: $token" "$imds/meta-data/instance-id")
 

@@ -84,7 +84,7 @@ func modelsDirDefault(env *environment) string {
 // loadEngine fetches the model files if needed and loads the engine once.
 func loadEngine(ctx context.Context, log *slog.Logger, dir string) (*face.Engine, error) {
 	t0 := time.Now()
-	if err := models.Ensure(ctx, dir); err != nil {
+	if err := models.EnsureEngine(ctx, dir); err != nil {
 		return nil, err
 	}
 	e, err := face.Load(dir, face.Options{})

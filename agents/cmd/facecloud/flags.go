@@ -49,6 +49,7 @@ var oneShotEnv = map[string][]string{
 	"models":    {"dir"},
 	"simulate":  {},
 	"version":   {},
+	"bench":     {"models"},
 }
 
 // agentCommands are the long-running commands: every flag has a variable.

@@ -1,0 +1,515 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/facecloud/facecloud/stack/rehearsal"
+)
+
+// The rehearsal's stand-in for EC2: which launch template data the group
+// launches with.
+type launchData struct{ userData, profile string }
+
+func ec2LaunchTemplateUserData(ctx context.Context, s *system, id string) (launchData, error) {
+	out, err := ec2.NewFromConfig(s.admin).DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
+		LaunchTemplateId: aws.String(id), Versions: []string{"$Latest"},
+	})
+	if err != nil || len(out.LaunchTemplateVersions) != 1 {
+		return launchData{}, fmt.Errorf("launch template %s: %v", id, err)
+	}
+	d := out.LaunchTemplateVersions[0].LaunchTemplateData
+	ud, err := userDataOf(aws.ToString(d.UserData))
+	if err != nil {
+		return launchData{}, fmt.Errorf("launch template user data: %w", err)
+	}
+	profile := ""
+	if d.IamInstanceProfile != nil {
+		profile = aws.ToString(d.IamInstanceProfile.Arn)
+	}
+	return launchData{userData: ud, profile: profile}, nil
+}
+
+// webHost boots (or boots again) the system's web host from the web
+// instance's user data and returns it with its base URL.
+func (s *system) bootWeb() (*host, string) {
+	s.mu.Lock()
+	old := s.hosts["web"]
+	delete(s.hosts, "web")
+	s.mu.Unlock()
+	if old != nil {
+		old.shutdown(10 * time.Second)
+	}
+	h := s.bootHost("web", s.webRole, s.webUserData, nil)
+	// The web unit's port, as its environment sets it once the boot fetch
+	// is done (a few seconds alone, more on a loaded machine).
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		port, ok := h.ports["FACECLOUD_PORT"]
+		h.mu.Unlock()
+		if ok {
+			return h, fmt.Sprintf("http://127.0.0.1:%d", port)
+		}
+		if h.unitState("facecloud-fetch.service") == "failed" || len(s.refusals()) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return h, ""
+}
+
+// bootWebAsync boots the web host and returns it at once, with a function
+// that waits for its web unit's address.
+func (s *system) bootWebAsync() (*host, func() string) {
+	h := s.bootHost("web", s.webRole, s.webUserData, nil)
+	return h, func() string {
+		for {
+			h.mu.Lock()
+			port, ok := h.ports["FACECLOUD_PORT"]
+			h.mu.Unlock()
+			if ok {
+				return fmt.Sprintf("http://127.0.0.1:%d", port)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// workload is what one rehearsal sends and expects.
+type workload struct {
+	files []string
+	// enrol enrols the course gallery through the web API first.
+	enrol bool
+	// back is how long the group may take to return to its minimum.
+	back time.Duration
+}
+
+// outcome is what a rehearsal saw.
+type outcome struct {
+	requests, correct int
+	trajectory        string
+	took              time.Duration
+	problems          []string
+	// logs are the hosts' logs (last lines), for a failed rehearsal.
+	logs string
+}
+
+func (o outcome) failed() bool { return len(o.problems) > 0 }
+
+// report is the rehearsal's verdict: every failed check, refused call and
+// agent error line.
+func (o outcome) report() string {
+	if !o.failed() {
+		return fmt.Sprintf("rehearsal passed: %d/%d correct, fleet %s, %s", o.correct, o.requests, o.trajectory, o.took.Round(time.Second))
+	}
+	return "rehearsal failed:\n  " + strings.Join(o.problems, "\n  ")
+}
+
+// rehearse boots the web host afresh and runs w against it: readiness, the
+// requests at concurrency 100 as the course's generator sends them, a
+// result read back by id, an unknown id, and the group back to its
+// minimum. It stops at the first refused AWS call.
+func (s *system) rehearse(w workload) (o outcome) {
+	t := s.t
+	t0 := time.Now()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s.mu.Lock()
+	s.refused = nil
+	s.mu.Unlock()
+	// Fail fast: a refused call, a unit failed for good or an agent's
+	// error is a broken deployment; waiting on would only time out.
+	var stopOnce sync.Once
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		for ctx.Err() == nil {
+			if len(s.refusals()) > 0 || s.broken() {
+				stopOnce.Do(cancel)
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+	problem := func(format string, a ...any) { o.problems = append(o.problems, fmt.Sprintf(format, a...)) }
+	defer func() {
+		cancel()
+		<-watch
+		for _, r := range s.refusals() {
+			problem("refused call: %s", r)
+		}
+		s.mu.Lock()
+		hosts := append([]*host(nil), s.booted...)
+		s.mu.Unlock()
+		for _, h := range hosts {
+			o.logs += fmt.Sprintf("--- host %s (last 40 lines):\n%s\n", h.id, tail(h.log.String(), 40))
+			for _, l := range h.errorLines() {
+				problem("error logged: %s", truncate(l, 400))
+			}
+			for u, st := range h.states() {
+				if st == "failed" {
+					problem("%s: unit %s failed: %s", h.id, u, truncate(lastLines(h.log.String(), h.id+" "+u, 3), 600))
+				}
+			}
+		}
+		if s.player != nil {
+			o.trajectory, _ = s.player.path()
+		}
+		o.took = time.Since(t0)
+		if dir := os.Getenv("FACECLOUD_REHEARSAL_LOGS"); dir != "" {
+			for _, h := range hosts {
+				_ = os.WriteFile(filepath.Join(dir, s.name+"-"+h.id+".log"), []byte(h.log.String()), 0o644)
+			}
+		}
+	}()
+
+	web, base := s.bootWeb()
+	if base == "" {
+		problem("web host did not start its web unit: %s", truncate(web.log.String(), 600))
+		return o
+	}
+	if code, body := waitReady(ctx, base, 60*time.Second); code != http.StatusOK {
+		problem("GET /readyz: %d %s", code, truncate(body, 300))
+		return o
+	}
+	client := &http.Client{}
+	if w.enrol {
+		if err := enrolCourse(ctx, client, base, courseSet(t)); err != nil {
+			problem("enrol the gallery through POST /v1/gallery/{person}: %v", err)
+			return o
+		}
+	}
+	c := courseSet(t)
+	o.requests = len(w.files)
+	type answer struct {
+		code      int
+		body, id  string
+		err       error
+		file      string
+		requestID string
+	}
+	answers := make([]answer, len(w.files))
+	// A request nobody answers waits for the web host's 10-minute limit;
+	// the rehearsal gives up sooner and says so.
+	rctx, rcancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer rcancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	for i, f := range w.files {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			code, body, id, err := postForID(rctx, client, base+"/", f)
+			answers[i] = answer{code: code, body: body, err: err, file: f, requestID: id}
+		})
+	}
+	wg.Wait()
+	wrong := 0
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			wrong++
+			if wrong <= 3 {
+				problem("POST / %s: %v", stem(a.file), a.err)
+			}
+		case a.code != http.StatusOK:
+			wrong++
+			if wrong <= 3 {
+				problem("POST / %s: %d %s", stem(a.file), a.code, truncate(a.body, 200))
+			}
+		case textAnswer(c.Want, a.file, a.body) != nil:
+			wrong++
+			if wrong <= 3 {
+				problem("POST / %v", textAnswer(c.Want, a.file, a.body))
+			}
+		default:
+			o.correct++
+		}
+	}
+	if ctx.Err() != nil {
+		return o
+	}
+	if wrong > 0 {
+		problem("%d of %d requests not answered right", wrong, len(w.files))
+		return o
+	}
+	// A result read back by its id, and an id never sent.
+	if id := answers[0].requestID; id == "" {
+		problem("POST / answered without X-Request-Id")
+	} else if code, body := get(ctx, client, base+"/v1/recognitions/"+id); code != http.StatusOK || !strings.Contains(body, c.Want[stem(answers[0].file)]) {
+		problem("GET /v1/recognitions/%s: %d %s", id, code, truncate(body, 300))
+	}
+	if code, body := get(ctx, client, base+"/v1/recognitions/0190f2a4-0000-7000-8000-000000000000"); code != http.StatusNotFound {
+		problem("GET /v1/recognitions/<unknown id>: %d %s, want 404", code, truncate(body, 300))
+	}
+	if code, body := get(ctx, client, base+"/v1/gallery"); code != http.StatusOK {
+		problem("GET /v1/gallery: %d %s", code, truncate(body, 300))
+	}
+	if code, body := get(ctx, client, base+"/readyz"); code != http.StatusOK {
+		problem("GET /readyz after the workload: %d %s", code, truncate(body, 300))
+	}
+	if err := s.waitGroupAtMin(ctx, w.back); err != nil && ctx.Err() == nil {
+		problem("%v", err)
+	}
+	return o
+}
+
+// broken reports whether a booted host has a failed unit or an agent
+// error line.
+func (s *system) broken() bool {
+	s.mu.Lock()
+	hosts := append([]*host(nil), s.booted...)
+	s.mu.Unlock()
+	for _, h := range hosts {
+		for _, st := range h.states() {
+			if st == "failed" {
+				return true
+			}
+		}
+		if len(h.errorLines()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// states returns the host's unit states.
+func (h *host) states() map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range h.state {
+		out[k] = v
+	}
+	return out
+}
+
+// waitGroupAtMin waits until the group's desired count is its minimum, no
+// more instances are in it, and every worker host it booted has stopped.
+func (s *system) waitGroupAtMin(ctx context.Context, timeout time.Duration) error {
+	minSize := 0
+	if g := s.of("aws:autoscaling/group:Group"); len(g) == 1 {
+		minSize = int(rehearsal.Number(g[0].Inputs, "minSize"))
+	}
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		st, desired, err := s.instanceStates(ctx)
+		if err == nil && desired == minSize && len(st) == minSize {
+			s.mu.Lock()
+			n := 0
+			for _, h := range s.hosts {
+				if h.role != s.webRole {
+					n++
+				}
+			}
+			s.mu.Unlock()
+			if n == minSize {
+				return nil
+			}
+		}
+		last = fmt.Sprintf("desired %d, instances %v, %v", desired, st, err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("group not back to %d within %s: %s", minSize, timeout, last)
+}
+
+func waitReady(ctx context.Context, base string, timeout time.Duration) (int, string) {
+	deadline := time.Now().Add(timeout)
+	code, body := 0, ""
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		code, body = get(ctx, http.DefaultClient, base+"/readyz")
+		if code == http.StatusOK {
+			return code, body
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return code, body
+}
+
+func get(ctx context.Context, client *http.Client, url string) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// postForID sends one image as the course's generator does (multipart
+// field inputFile, no client timeout) and returns the answer and the
+// request id the web host gave it.
+func postForID(ctx context.Context, client *http.Client, url, path string) (int, string, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, "", "", err
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("inputFile", filepath.Base(path))
+	if err != nil {
+		return 0, "", "", err
+	}
+	fw.Write(data)
+	mw.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &body)
+	if err != nil {
+		return 0, "", "", err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("X-Request-Id"), err
+}
+
+// enrolCourse enrols the course's 100 labelled faces as docs/operations.md
+// tells a fresh deployment to: one POST /v1/gallery/{person} per person
+// with that person's images, then GET /v1/gallery until all are in.
+func enrolCourse(ctx context.Context, client *http.Client, base string, c *course) error {
+	labels, err := readLabels(c.Labels100)
+	if err != nil {
+		return err
+	}
+	byPerson := map[string][]string{}
+	for img, person := range labels {
+		byPerson[person] = append(byPerson[person], img)
+	}
+	var errs []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for person, imgs := range byPerson {
+		wg.Go(func() {
+			var body bytes.Buffer
+			mw := multipart.NewWriter(&body)
+			for _, img := range imgs {
+				matches, _ := filepath.Glob(filepath.Join(c.Gallery100, img+".*"))
+				if len(matches) == 0 {
+					matches = []string{filepath.Join(c.Gallery100, img)}
+				}
+				data, err := os.ReadFile(matches[0])
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err.Error())
+					mu.Unlock()
+					return
+				}
+				fw, _ := mw.CreateFormFile("inputFile", filepath.Base(matches[0]))
+				fw.Write(data)
+			}
+			mw.Close()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/gallery/"+person+"?wait=120s", &body)
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			resp, err := client.Do(req)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err.Error())
+				mu.Unlock()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("%s: %d %s", person, resp.StatusCode, truncate(string(b), 200)))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		code, body := get(ctx, client, base+"/v1/gallery")
+		var g struct{ Faces int }
+		if code == http.StatusOK && json.Unmarshal([]byte(body), &g) == nil && g.Faces >= len(labels) {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("gallery does not hold the %d enrolled faces", len(labels))
+}
+
+func truncate(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return s[:n] + " …"
+	}
+	return s
+}
+
+// lastLines returns the last n log lines that contain tag.
+func lastLines(log, tag string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, tag) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
+}
+
+// keepRunning leaves s running and prints how to reach it until the test
+// is interrupted (scripts/rehearse.sh --keep).
+func (s *system) keepRunning(t *testing.T, base string, admin identity) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n== rehearsed system %q is running; Ctrl-C stops it\n", s.name)
+	fmt.Fprintf(&b, "web URL (the stack's %v): %s/\n", s.cap.Outputs["url"], base)
+	fmt.Fprintf(&b, "AWS endpoint (moto, IAM enforced): export AWS_ENDPOINT_URL=%s AWS_REGION=%s\n", s.endpoint, s.cap.Region)
+	fmt.Fprintf(&b, "account owner: export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", admin.AccessKeyID, admin.SecretAccessKey)
+	var roles []string
+	for r := range s.roles {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	for _, r := range roles {
+		id := s.roles[r]
+		fmt.Fprintf(&b, "role %s: export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_SESSION_TOKEN=%s\n", r, id.AccessKeyID, id.SecretAccessKey, id.SessionToken)
+	}
+	var keys []string
+	for k := range s.cap.Outputs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(&b, "stack outputs:")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s: %v\n", k, s.cap.Outputs[k])
+	}
+	fmt.Fprintf(os.Stderr, "%s", b.String())
+	<-ctx.Done()
+	t.Logf("interrupted: stopping the rehearsed system")
+}
