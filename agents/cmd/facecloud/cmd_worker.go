@@ -96,7 +96,11 @@ flags:`)
 	galleryURL := fs.String("gallery", "", "gallery store URL; default the output store (the web agent's --gallery)")
 	fleetURL := fs.String("fleet", "", "fleet to retire from when idle, e.g. asg://GROUP; empty: just exit")
 	name := fs.String("name", "", "this worker's name in results and logs (default host-pid)")
+	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := checkPprofAddr(*pprofAddr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -128,6 +132,11 @@ flags:`)
 		return err
 	}
 	log := newLogger(env).With("agent", "worker")
+	stopPprof, err := startPprof(*pprofAddr, log.With("name", wf.cfg.Name))
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	// A worker started by a local fleet (facecloud local) tells it over a
 	// pipe when it is ready and when it retires.
