@@ -86,6 +86,10 @@ type Config struct {
 	// Nearest makes every recognition name the nearest gallery person even
 	// beyond the match threshold unless the request says ?nearest=0.
 	Nearest bool
+	// EraseWait bounds how long an erasure of faces waits for the gallery's
+	// compaction to remove their descriptors from the store (503 after it,
+	// the faces no longer matched).
+	EraseWait time.Duration
 }
 
 // DefaultConfig returns the limits the agent runs with unless told otherwise.
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 		MaxEnrollImages: 64,
 		KeyRate:         500,
 		KeyBurst:        1000,
+		EraseWait:       30 * time.Second,
 	}
 }
 
@@ -157,6 +162,7 @@ func (c Config) Validate() error {
 	durIn("memory wait", c.MemoryWait, 0, time.Minute)
 	check(c.MinUploadRate >= 1 && c.MinUploadRate <= 1<<30, "min upload rate %d bytes/s out of range 1..1GiB/s", c.MinUploadRate)
 	durIn("upload idle", c.UploadIdle, 100*time.Millisecond, 10*time.Minute)
+	durIn("erase wait", c.EraseWait, time.Second, 10*time.Minute)
 	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
 	return errors.Join(errs...)
 }

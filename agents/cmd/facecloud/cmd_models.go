@@ -102,6 +102,19 @@ type engineDescriber struct {
 	limits imageio.Limits
 }
 
+// Detect decodes as Describe does and finds the faces and their landmarks.
+func (d engineDescriber) Detect(ctx context.Context, data []byte) (face.Detection, error) {
+	t0 := time.Now()
+	img, err := imageio.Decode(data, d.limits)
+	if err != nil {
+		return face.Detection{}, err
+	}
+	decoded := time.Since(t0)
+	det, err := d.engine.DetectImage(ctx, img)
+	det.Timings.Decode = decoded
+	return det, err
+}
+
 func (d engineDescriber) Describe(ctx context.Context, data []byte) (face.Recognition, error) {
 	t0 := time.Now()
 	img, err := imageio.Decode(data, d.limits)
