@@ -31,7 +31,10 @@ type Names struct {
 	DeadLetterQueue string
 	ResponseQueue   string
 	// ReplyQueuePrefix starts the name of each web host's own reply queue
-	// (the web host adds its host name and a random tag).
+	// (the web host adds its host name and a random tag). No other queue's
+	// name may start with it: the acting scaler deletes what it finds
+	// under it untouched for the reply expiry, and the web role may delete
+	// any queue under it.
 	ReplyQueuePrefix string
 	InputBucket      string
 	OutputBucket     string
@@ -83,7 +86,7 @@ func NewNames(preset, prefix string) (Names, error) {
 			RequestQueue:     prefix + "-req-queue",
 			DeadLetterQueue:  prefix + "-req-dlq",
 			ResponseQueue:    prefix + "-resp-queue",
-			ReplyQueuePrefix: prefix + "-resp-",
+			ReplyQueuePrefix: prefix + "-reply-",
 			InputBucket:      prefix + "-in-bucket",
 			OutputBucket:     prefix + "-out-bucket",
 			ArtifactsBucket:  prefix + "-artifacts-bucket",
