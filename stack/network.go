@@ -39,9 +39,10 @@ const zones = 2
 
 // interfaceEndpoints are the AWS APIs a private worker calls, reached through
 // VPC interface endpoints since private subnets have no route out: SQS for
-// jobs, Auto Scaling to retire itself, and the three Session Manager
-// endpoints that replace SSH.
-var interfaceEndpoints = []string{"sqs", "autoscaling", "ssm", "ssmmessages", "ec2messages"}
+// jobs, Auto Scaling to retire itself, CloudWatch Logs for the CloudWatch
+// agent shipping its logs, and the three Session Manager endpoints that
+// replace SSH.
+var interfaceEndpoints = []string{"sqs", "autoscaling", "logs", "ssm", "ssmmessages", "ec2messages"}
 
 // subnetCIDR returns the index-th block of the VPC split into 16 equal blocks.
 func subnetCIDR(vpc string, index int) (string, error) {

@@ -766,6 +766,10 @@ func checkNetwork(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
 	if endpoints["com.amazonaws."+mockRegion+".s3"] != "Gateway" {
 		t.Errorf("no S3 gateway endpoint: %v", endpoints)
 	}
+	// Workers ship their agents' logs to CloudWatch Logs.
+	if !slices.Contains(interfaceEndpoints, "logs") {
+		t.Errorf("interface endpoints %v: private workers could not reach CloudWatch Logs", interfaceEndpoints)
+	}
 	services := interfaceEndpoints
 	if tc.private && tc.preset == awsres.PresetCourse {
 		services = append(append([]string{}, services...), "ec2") // workers name themselves
