@@ -39,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"gopkg.in/yaml.v3"
 
@@ -928,7 +929,15 @@ func callOf(r *http.Request, body []byte) (call, res string) {
 	return svc + ":" + r.Method, r.URL.Path
 }
 
-func newAWSProxy(t *testing.T, target string, host string, refused func(refusal), secret func(string) (string, bool)) *awsProxy {
+// missingQueue reports whether an SQS call moto refused is one AWS would
+// answer "queue does not exist" instead (see system.missingQueueAllowed).
+type missingQueue func(call, queueURL string) bool
+
+// queueDoesNotExist is SQS's answer (JSON protocol) to a call on a queue
+// that is not there.
+const queueDoesNotExist = `{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}`
+
+func newAWSProxy(t *testing.T, target string, host string, refused func(refusal), secret func(string) (string, bool), missing missingQueue) *awsProxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -954,6 +963,15 @@ func newAWSProxy(t *testing.T, target string, host string, refused func(refusal)
 		}
 		body, _ := resp.Request.Context().Value(bodyKey{}).([]byte)
 		call, res := callOf(resp.Request, body)
+		if strings.HasPrefix(call, "sqs:") && res != "" && missing != nil && missing(call, res) {
+			resp.StatusCode, resp.Status = http.StatusBadRequest, "400 Bad Request"
+			resp.Header.Set("Content-Type", "application/x-amz-json-1.0")
+			resp.Header.Set("X-Amzn-Query-Error", "AWS.SimpleQueueService.NonExistentQueue;Sender")
+			resp.Header.Del("Content-Length")
+			resp.Body = io.NopCloser(strings.NewReader(queueDoesNotExist))
+			resp.ContentLength = int64(len(queueDoesNotExist))
+			return nil
+		}
 		refused(refusal{host: host, call: call, resource: res, message: m})
 		return nil
 	}
@@ -1042,6 +1060,64 @@ func (s *system) noteRefused(r refusal) {
 	if !slices.Contains(s.refused, r) {
 		s.refused = append(s.refused, r)
 	}
+}
+
+// missingQueueAllowed reports whether call (sqs:Action) on queueURL, which
+// moto refused, is one AWS would answer "queue does not exist": the queue
+// is not there (moto then checks the call against the resource "*", which
+// a statement limited to a queue name prefix never matches) and role's
+// policies, as captured, allow the call on the queue's ARN. A worker
+// replying to a web host that died and whose queue was collected meets
+// this.
+func (s *system) missingQueueAllowed(role, call, queueURL string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	name := path.Base(queueURL)
+	_, err := sqs.NewFromConfig(s.admin).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	var gone *sqstypes.QueueDoesNotExist
+	if !errors.As(err, &gone) {
+		return false
+	}
+	arn := "arn:aws:sqs:" + s.cap.Region + ":" + s.cap.Account + ":" + name
+	s.mu.Lock()
+	var docs []string
+	for _, d := range s.policies[role] {
+		docs = append(docs, d)
+	}
+	s.mu.Unlock()
+	strs := func(v any) []string {
+		if l, ok := v.([]any); ok {
+			out := make([]string, 0, len(l))
+			for _, x := range l {
+				out = append(out, fmt.Sprint(x))
+			}
+			return out
+		}
+		if v == nil {
+			return nil
+		}
+		return []string{fmt.Sprint(v)}
+	}
+	allowed := false
+	for _, doc := range docs {
+		var d map[string]any
+		if json.Unmarshal([]byte(doc), &d) != nil {
+			return false
+		}
+		for _, st := range asList(d["Statement"]) {
+			m := asMap(st)
+			acts, res := strs(m["Action"]), strs(m["Resource"])
+			if !slices.ContainsFunc(acts, func(a string) bool { return a == call || a == "sqs:*" || a == "*" }) ||
+				!slices.ContainsFunc(res, func(r string) bool { return iamPattern(r).MatchString(arn) }) {
+				continue
+			}
+			if m["Effect"] == "Deny" {
+				return false
+			}
+			allowed = allowed || m["Effect"] == "Allow"
+		}
+	}
+	return allowed
 }
 
 // refusals returns the refused calls so far.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,26 +101,31 @@ func (s *system) adminKey(ctx context.Context) (string, error) {
 
 // albStandIn stands in for the Application Load Balancer in front of the
 // web group: the round-robin balancer of webtier_test.go over the web
-// hosts that pass the target group's health check (its captured path,
-// answering 200; every half second rather than every interval). As the
-// load balancer does for a group whose health check type is ELB, a host
-// that was healthy and then fails the check UnhealthyThreshold times in a
-// row is reported to the group, which replaces it: the stand-in terminates
-// the instance without lowering the desired capacity, and the group
-// launches another. It speaks plain HTTP on one port whatever the
-// listeners say: TLS, the certificate and the redirect are not rehearsed.
+// hosts that pass the target group's health check (its captured path and
+// timeout, answering 200). It asks every half second rather than every
+// interval, so a new host is routed to soon and a failing one is left out
+// at once; but, as the load balancer does for a group whose health check
+// type is ELB, only a host that was healthy and then failed the check
+// UnhealthyThreshold times in a row, over as many intervals, is reported
+// to the group, which replaces it: the stand-in terminates the instance
+// without lowering the desired capacity, and the group launches another.
+// It speaks plain HTTP on one port whatever the listeners say: TLS, the
+// certificate and the redirect are not rehearsed.
 type albStandIn struct {
 	s         *system
 	rr        *roundRobin
 	path      string
 	unhealthy int
-	mu        sync.Mutex
-	fails     map[string]int
-	seen      map[string]bool // hosts that passed a check once
-	healthy   []string        // host ids routed to
-	replaced  []string
-	stop      context.CancelFunc
-	done      chan struct{}
+	// interval and timeout are the target group's health check's.
+	interval, timeout time.Duration
+	mu                sync.Mutex
+	fails             map[string]int
+	failingSince      map[string]time.Time
+	seen              map[string]bool // hosts that passed a check once
+	healthy           []string        // host ids routed to
+	replaced          []string
+	stop              context.CancelFunc
+	done              chan struct{}
 }
 
 func (s *system) startFront() *albStandIn {
@@ -132,15 +138,17 @@ func (s *system) startFront() *albStandIn {
 	}
 	f := &albStandIn{s: s, rr: newRoundRobin(s.top), path: rehearsal.String(tg.Inputs, "healthCheck", "path"),
 		unhealthy: int(rehearsal.Number(tg.Inputs, "healthCheck", "unhealthyThreshold")),
-		fails:     map[string]int{}, seen: map[string]bool{}, done: make(chan struct{})}
-	if f.path == "" || f.unhealthy < 1 {
+		interval:  time.Duration(rehearsal.Number(tg.Inputs, "healthCheck", "interval")) * time.Second,
+		timeout:   time.Duration(rehearsal.Number(tg.Inputs, "healthCheck", "timeout")) * time.Second,
+		fails:     map[string]int{}, failingSince: map[string]time.Time{}, seen: map[string]bool{}, done: make(chan struct{})}
+	if f.path == "" || f.unhealthy < 1 || f.interval <= 0 || f.timeout <= 0 {
 		s.t.Fatalf("target group health check %v", rehearsal.Get(tg.Inputs, "healthCheck"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.stop = cancel
 	go func() {
 		defer close(f.done)
-		client := &http.Client{Timeout: 2 * time.Second}
+		client := &http.Client{Timeout: f.timeout}
 		for ctx.Err() == nil {
 			f.check(ctx, client)
 			select {
@@ -173,28 +181,45 @@ func (f *albStandIn) check(ctx context.Context, client *http.Client) {
 	for _, h := range hosts {
 		h.mu.Lock()
 		port, ok := h.ports["FACECLOUD_PORT"]
-		stopping := h.stopping
+		// A host shutting down has left the target group; a dead one
+		// is still in it, failing its checks.
+		leaving := h.stopping && !h.dead
 		h.mu.Unlock()
-		if !ok || stopping {
+		if !ok || leaving {
 			continue
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		code := 0
+		code, why := 0, ""
 		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+f.path, nil); err == nil {
 			if resp, err := client.Do(req); err == nil {
 				code = resp.StatusCode
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 				resp.Body.Close()
+				why = fmt.Sprintf("%d %s", code, strings.TrimSpace(string(b)))
+			} else {
+				why = err.Error()
 			}
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
 		f.mu.Lock()
 		if code == http.StatusOK {
 			f.fails[h.id] = 0
+			delete(f.failingSince, h.id)
 			f.seen[h.id] = true
 			healthy, backends = append(healthy, h.id), append(backends, addr)
 		} else if f.seen[h.id] {
+			if f.fails[h.id] == 0 {
+				f.failingSince[h.id] = now
+			}
 			f.fails[h.id]++
-			if f.fails[h.id] == f.unhealthy {
+			// Failed as many checks in a row as the threshold, over as
+			// long as the load balancer takes to make them.
+			if f.fails[h.id] >= f.unhealthy && now.Sub(f.failingSince[h.id]) >= time.Duration(f.unhealthy-1)*f.interval && !slices.Contains(f.replaced, h.id) {
 				f.replaced = append(f.replaced, h.id)
+				s.top.Logf("load balancer stand-in: %s failed its health check for %s (%d checks; last: %s): replaced", h.id, now.Sub(f.failingSince[h.id]).Round(time.Second), f.fails[h.id], truncate(why, 200))
 				go f.replace(h.id)
 			}
 		}

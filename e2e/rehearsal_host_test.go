@@ -63,20 +63,23 @@ var (
 // tree under a temporary root, its own metadata service and network path
 // to AWS, and its units run by a small stand-in of systemd.
 type host struct {
-	sys       *system
-	id, role  string
-	root      string
-	proxy     *awsProxy
-	imds      *http.Server
-	imdsURL   string
-	units     map[string]rehearsal.Unit
-	log       *logBuffer
-	ports     map[string]int // FACECLOUD_* listen settings moved to free ports
-	mu        sync.Mutex
-	running   map[string]*exec.Cmd
-	state     map[string]string // unit → active, failed, inactive
-	stateCh   chan struct{}     // closed and renewed on every state change
-	stopping  bool
+	sys      *system
+	id, role string
+	root     string
+	proxy    *awsProxy
+	imds     *http.Server
+	imdsURL  string
+	units    map[string]rehearsal.Unit
+	log      *logBuffer
+	ports    map[string]int // FACECLOUD_* listen settings moved to free ports
+	mu       sync.Mutex
+	running  map[string]*exec.Cmd
+	state    map[string]string // unit → active, failed, inactive
+	stateCh  chan struct{}     // closed and renewed on every state change
+	stopping bool
+	// dead is a host killed (not shut down): the instance is still there
+	// for its group and its load balancer, answering nothing.
+	dead      bool
 	lifecycle func() string // autoscaling/target-lifecycle-state
 	shipper   *logShipper   // the CloudWatch agent's stand-in
 }
@@ -105,7 +108,9 @@ func (s *system) bootHost(id, role, userData string, lifecycle func() string) *h
 	h := &host{sys: s, id: id, role: role, root: hostRoot(t, id), log: &logBuffer{},
 		units: map[string]rehearsal.Unit{}, ports: map[string]int{}, running: map[string]*exec.Cmd{}, state: map[string]string{},
 		stateCh: make(chan struct{}), lifecycle: lifecycle}
-	h.proxy = newAWSProxy(t, s.endpoint, id, s.noteRefused, s.secretOf)
+	h.proxy = newAWSProxy(t, s.endpoint, id, s.noteRefused, s.secretOf, func(call, queueURL string) bool {
+		return s.missingQueueAllowed(role, call, queueURL)
+	})
 	if s.blockOnBoot != "" {
 		h.proxy.block(s.blockOnBoot)
 	}
@@ -680,7 +685,7 @@ func (h *host) kill() {
 		h.mu.Unlock()
 		return
 	}
-	h.stopping = true
+	h.stopping, h.dead = true, true
 	close(h.stateCh)
 	h.stateCh = make(chan struct{})
 	cmds := make([]*exec.Cmd, 0, len(h.running))

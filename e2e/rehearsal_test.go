@@ -94,7 +94,14 @@ func (s *system) rehearse(w workload) (o outcome) {
 	defer cancel()
 	s.mu.Lock()
 	s.refused = nil
+	// Web hosts already up (booted through an outage, say) serve this
+	// rehearsal too: their logs and units are checked with the rest.
 	s.booted = nil
+	for _, h := range s.hosts {
+		if h.role == s.webRole {
+			s.booted = append(s.booted, h)
+		}
+	}
 	s.mu.Unlock()
 	if s.player != nil {
 		s.player.restart()
