@@ -144,13 +144,16 @@ func (sh *logShipper) ship(ctx context.Context, c *cloudwatchlogs.Client, path, 
 	}
 }
 
-// agentLogLines returns the JSON lines of each agent's log group (by
-// group name) that streams of the given hosts hold.
-func (s *system) agentLogLines(ctx context.Context, hosts map[string]bool) (map[string][]string, error) {
+// agentLogLines returns the lines of each agent's log group (by group
+// name) that streams of the given hosts received since since. A stream is
+// an instance's, and a group's instances outlive a rehearsal (the next
+// boots fresh hosts on them): what an earlier rehearsal shipped is not
+// this one's.
+func (s *system) agentLogLines(ctx context.Context, hosts map[string]bool, since time.Time) (map[string][]string, error) {
 	c := cloudwatchlogs.NewFromConfig(s.admin)
 	out := map[string][]string{}
 	for _, g := range strings.Fields(fmt.Sprint(s.cap.Outputs["logGroups"])) {
-		p := cloudwatchlogs.NewFilterLogEventsPaginator(c, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g)})
+		p := cloudwatchlogs.NewFilterLogEventsPaginator(c, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(g), StartTime: aws.Int64(since.UnixMilli())})
 		out[g] = nil
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
@@ -158,7 +161,7 @@ func (s *system) agentLogLines(ctx context.Context, hosts map[string]bool) (map[
 				return nil, fmt.Errorf("log group %s: %w", g, err)
 			}
 			for _, e := range page.Events {
-				if hosts[aws.ToString(e.LogStreamName)] {
+				if hosts[aws.ToString(e.LogStreamName)] && aws.ToInt64(e.Timestamp) >= since.UnixMilli() {
 					out[g] = append(out[g], aws.ToString(e.Message))
 				}
 			}
@@ -168,10 +171,10 @@ func (s *system) agentLogLines(ctx context.Context, hosts map[string]bool) (map[
 }
 
 // checkAgentLogs checks that every agent's log group received JSON lines
-// from this rehearsal's hosts, one object a line with a level and a
-// message, as the agents write them.
-func (s *system) checkAgentLogs(ctx context.Context, hosts map[string]bool) []string {
-	lines, err := s.agentLogLines(ctx, hosts)
+// from this rehearsal's hosts since it began, one object a line with a
+// level and a message, as the agents write them.
+func (s *system) checkAgentLogs(ctx context.Context, hosts map[string]bool, since time.Time) []string {
+	lines, err := s.agentLogLines(ctx, hosts, since)
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -289,7 +289,7 @@ func (s *system) rehearse(w workload) (o outcome) {
 		problem("reply queues left after the web hosts stopped cleanly: %v %v", qs, err)
 	}
 	if len(s.refusals()) == 0 {
-		o.problems = append(o.problems, s.checkAgentLogs(ctx, hosts)...)
+		o.problems = append(o.problems, s.checkAgentLogs(ctx, hosts, t0)...)
 	}
 	return o
 }
