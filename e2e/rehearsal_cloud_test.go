@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -38,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"gopkg.in/yaml.v3"
 
@@ -220,19 +222,25 @@ func enforceIAM(t *testing.T, endpoint string, on bool) {
 // from a capture, the identities of its roles, and the hosts booted from
 // its user data.
 type system struct {
-	t        *testing.T
+	// t is the test now running against the system; top the one that
+	// deployed it, which outlives the players and hosts.
+	t, top   *testing.T
 	name     string
 	cap      *rehearsal.Capture
 	endpoint string
 	admin    aws.Config
-	// group is the worker group; webUserData the web instance's cloud-init.
-	group, webUserData, webRole string
+	// group is the worker group, webGroup the web hosts' group;
+	// webUserData the web launch template's cloud-init.
+	group, webGroup, webUserData, webRole string
 	// roles holds the session of each role: what IMDS serves its instances.
 	roles map[string]identity
 	// profiles maps an instance profile's name and ARN to its role.
 	profiles map[string]string
-	// policies are the roles' inline policies as put into moto.
+	// policies are the roles' inline policies as captured; moto gets them
+	// through forMoto.
 	policies map[string]map[string]string
+	// probes are what forMoto checks a widened statement against.
+	probes motoProbes
 	// notes are what the rehearsal could not reproduce of this system.
 	notes []string
 	// blockOnBoot is a bucket that hosts booted from now on cannot reach.
@@ -242,7 +250,10 @@ type system struct {
 	hosts   map[string]*host // by instance id
 	booted  []*host
 	refused []refusal
-	player  *player
+	// player boots the worker group's instances, webPlayer the web
+	// group's; front stands in for the load balancer.
+	player, webPlayer *player
+	front             *albStandIn
 }
 
 // resources of type typ in the capture.
@@ -254,7 +265,7 @@ func (s *system) of(typ string) []rehearsal.Resource { return s.cap.Of(typ) }
 // launches into, the launch template and the group.
 func deploySystem(t *testing.T, endpoint string, admin identity, c *rehearsal.Capture) *system {
 	t.Helper()
-	s := &system{t: t, name: c.Stack, cap: c, endpoint: endpoint, admin: admin.config(endpoint),
+	s := &system{t: t, top: t, name: c.Stack, cap: c, endpoint: endpoint, admin: admin.config(endpoint),
 		roles: map[string]identity{}, profiles: map[string]string{}, policies: map[string]map[string]string{}, hosts: map[string]*host{}}
 	ctx := t.Context()
 	must := func(what string, err error) {
@@ -265,15 +276,18 @@ func deploySystem(t *testing.T, endpoint string, admin identity, c *rehearsal.Ca
 	}
 	must("queues", s.makeQueues(ctx))
 	must("buckets", s.makeBuckets(ctx))
-	must("artifacts", s.uploadArtifacts(ctx))
-	must("network, launch template and group", s.makeGroup(ctx))
+	must("objects", s.uploadArtifacts(ctx))
+	must("parameters", s.makeParameters(ctx))
+	must("log groups", s.makeLogGroups(ctx))
+	must("network, launch templates and groups", s.makeGroups(ctx))
 	must("roles", s.makeRoles(ctx))
-	web, err := c.One("aws:ec2/instance:Instance", "web")
-	must("web instance", err)
-	s.webUserData = rehearsal.String(web.Inputs, "userData")
-	s.webRole = s.profiles[rehearsal.String(web.Inputs, "iamInstanceProfile")]
+	web, err := c.One("aws:ec2/launchTemplate:LaunchTemplate", "web")
+	must("web launch template", err)
+	s.webUserData, err = userDataOf(rehearsal.String(web.Inputs, "userData"))
+	must("web user data", err)
+	s.webRole = s.profiles[rehearsal.String(web.Inputs, "iamInstanceProfile", "arn")]
 	if s.webRole == "" {
-		t.Fatalf("%s: web instance profile %q has no role", s.name, rehearsal.String(web.Inputs, "iamInstanceProfile"))
+		t.Fatalf("%s: web instance profile %q has no role", s.name, rehearsal.String(web.Inputs, "iamInstanceProfile", "arn"))
 	}
 	return s
 }
@@ -415,6 +429,19 @@ func (s *system) makeBuckets(ctx context.Context) error {
 func (s *system) uploadArtifacts(ctx context.Context) error {
 	c := s.s3()
 	for _, o := range s.of("aws:s3/bucketObjectv2:BucketObjectv2") {
+		if _, inline := o.Inputs["content"]; inline {
+			// An object the program writes itself (the admin key's record).
+			if _, err := c.PutObject(ctx, &s3.PutObjectInput{
+				Bucket:               aws.String(rehearsal.String(o.Inputs, "bucket")),
+				Key:                  aws.String(rehearsal.String(o.Inputs, "key")),
+				Body:                 strings.NewReader(rehearsal.String(o.Inputs, "content")),
+				ServerSideEncryption: s3types.ServerSideEncryption(rehearsal.String(o.Inputs, "serverSideEncryption")),
+				ContentType:          aws.String(rehearsal.String(o.Inputs, "contentType")),
+			}); err != nil {
+				return fmt.Errorf("object %s: %w", o.Name, err)
+			}
+			continue
+		}
 		body, err := os.ReadFile(rehearsal.String(o.Inputs, "source"))
 		if err != nil {
 			return fmt.Errorf("artifact %s: %w", o.Name, err)
@@ -444,10 +471,10 @@ func (s *system) uploadArtifacts(ctx context.Context) error {
 	return nil
 }
 
-// makeGroup makes the VPC and subnets the group launches into, the
-// instance profiles' roles (policies come later, see makeRoles), the
-// launch template and the group.
-func (s *system) makeGroup(ctx context.Context) error {
+// makeGroups makes the VPC and subnets the groups launch into, the
+// instance profiles' names (policies come later, see makeRoles), the
+// launch templates and the groups.
+func (s *system) makeGroups(ctx context.Context) error {
 	e := ec2.NewFromConfig(s.admin)
 	ids := map[string]string{} // captured id → moto id
 	for _, v := range s.of("aws:ec2/vpc:Vpc") {
@@ -498,72 +525,92 @@ func (s *system) makeGroup(ctx context.Context) error {
 		s.profiles["arn:aws:iam::"+s.cap.Account+":instance-profile/"+rehearsal.String(p.Inputs, "name")] = rehearsal.String(p.Inputs, "role")
 	}
 	lts := s.of("aws:ec2/launchTemplate:LaunchTemplate")
-	if len(lts) != 1 {
-		return fmt.Errorf("%d launch templates, want the workers'", len(lts))
+	if len(lts) != 2 {
+		return fmt.Errorf("%d launch templates, want the workers' and the web hosts'", len(lts))
 	}
-	lt := lts[0]
-	var sgs []string
-	for _, id := range asList(lt.Inputs["vpcSecurityGroupIds"]) {
-		sgs = append(sgs, ids[fmt.Sprint(id)])
-	}
-	var specs []ec2types.LaunchTemplateTagSpecificationRequest
-	for _, ts := range asList(lt.Inputs["tagSpecifications"]) {
-		var tags []ec2types.Tag
-		for k, v := range asMap(rehearsal.Get(ts, "tags")) {
-			tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(fmt.Sprint(v))})
+	for _, lt := range lts {
+		var sgs []string
+		for _, id := range asList(lt.Inputs["vpcSecurityGroupIds"]) {
+			sgs = append(sgs, ids[fmt.Sprint(id)])
 		}
-		specs = append(specs, ec2types.LaunchTemplateTagSpecificationRequest{ResourceType: ec2types.ResourceType(rehearsal.String(ts, "resourceType")), Tags: tags})
-	}
-	ltOut, err := e.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
-		LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")),
-		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
-			ImageId:            imgs.Images[0].ImageId,
-			InstanceType:       ec2types.InstanceType(rehearsal.String(lt.Inputs, "instanceType")),
-			UserData:           aws.String(rehearsal.String(lt.Inputs, "userData")),
-			IamInstanceProfile: &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: aws.String(rehearsal.String(lt.Inputs, "iamInstanceProfile", "arn"))},
-			SecurityGroupIds:   sgs,
-			MetadataOptions: &ec2types.LaunchTemplateInstanceMetadataOptionsRequest{
-				HttpTokens:              ec2types.LaunchTemplateHttpTokensState(rehearsal.String(lt.Inputs, "metadataOptions", "httpTokens")),
-				HttpPutResponseHopLimit: aws.Int32(int32(rehearsal.Number(lt.Inputs, "metadataOptions", "httpPutResponseHopLimit"))),
+		var specs []ec2types.LaunchTemplateTagSpecificationRequest
+		for _, ts := range asList(lt.Inputs["tagSpecifications"]) {
+			var tags []ec2types.Tag
+			for k, v := range asMap(rehearsal.Get(ts, "tags")) {
+				tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(fmt.Sprint(v))})
+			}
+			specs = append(specs, ec2types.LaunchTemplateTagSpecificationRequest{ResourceType: ec2types.ResourceType(rehearsal.String(ts, "resourceType")), Tags: tags})
+		}
+		ltOut, err := e.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+			LaunchTemplateName: aws.String(rehearsal.String(lt.Inputs, "name")),
+			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
+				ImageId:            imgs.Images[0].ImageId,
+				InstanceType:       ec2types.InstanceType(rehearsal.String(lt.Inputs, "instanceType")),
+				UserData:           aws.String(rehearsal.String(lt.Inputs, "userData")),
+				IamInstanceProfile: &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: aws.String(rehearsal.String(lt.Inputs, "iamInstanceProfile", "arn"))},
+				SecurityGroupIds:   sgs,
+				MetadataOptions: &ec2types.LaunchTemplateInstanceMetadataOptionsRequest{
+					HttpTokens:              ec2types.LaunchTemplateHttpTokensState(rehearsal.String(lt.Inputs, "metadataOptions", "httpTokens")),
+					HttpPutResponseHopLimit: aws.Int32(int32(rehearsal.Number(lt.Inputs, "metadataOptions", "httpPutResponseHopLimit"))),
+				},
+				TagSpecifications: specs,
 			},
-			TagSpecifications: specs,
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("launch template: %w", err)
+		})
+		if err != nil {
+			return fmt.Errorf("launch template %s: %w", lt.Name, err)
+		}
+		ids[lt.ID] = aws.ToString(ltOut.LaunchTemplate.LaunchTemplateId)
 	}
 	gs := s.of("aws:autoscaling/group:Group")
-	if len(gs) != 1 {
-		return fmt.Errorf("%d groups, want the workers'", len(gs))
+	if len(gs) != 2 {
+		return fmt.Errorf("%d groups, want the workers' and the web hosts'", len(gs))
 	}
-	g := gs[0]
-	var subnets []string
-	for _, id := range asList(g.Inputs["vpcZoneIdentifiers"]) {
-		subnets = append(subnets, ids[fmt.Sprint(id)])
+	for _, g := range gs {
+		var subnets []string
+		for _, id := range asList(g.Inputs["vpcZoneIdentifiers"]) {
+			subnets = append(subnets, ids[fmt.Sprint(id)])
+		}
+		var tags []astypes.Tag
+		for _, tg := range asList(g.Inputs["tags"]) {
+			p, _ := rehearsal.Get(tg, "propagateAtLaunch").(bool)
+			tags = append(tags, astypes.Tag{Key: aws.String(rehearsal.String(tg, "key")), Value: aws.String(rehearsal.String(tg, "value")), PropagateAtLaunch: aws.Bool(p)})
+		}
+		protect, _ := g.Inputs["protectFromScaleIn"].(bool)
+		name := rehearsal.String(g.Inputs, "name")
+		lt := ids[rehearsal.String(g.Inputs, "launchTemplate", "id")]
+		if lt == "" {
+			return fmt.Errorf("group %s launches %q, which the program did not declare", g.Name, rehearsal.String(g.Inputs, "launchTemplate", "id"))
+		}
+		switch g.Name {
+		case "workers":
+			s.group = name
+		case "web":
+			s.webGroup = name
+		}
+		// The load balancer's target group is stood in for by the
+		// rehearsal's balancer (albStandIn), which health-checks the web
+		// hosts itself and reports a failing one to the group as the
+		// load balancer does.
+		if _, err := autoscaling.NewFromConfig(s.admin).CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+			AutoScalingGroupName:             aws.String(name),
+			LaunchTemplate:                   &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(lt), Version: aws.String("$Latest")},
+			MinSize:                          aws.Int32(int32(rehearsal.Number(g.Inputs, "minSize"))),
+			MaxSize:                          aws.Int32(int32(rehearsal.Number(g.Inputs, "maxSize"))),
+			DesiredCapacity:                  aws.Int32(int32(rehearsal.Number(g.Inputs, "desiredCapacity"))),
+			VPCZoneIdentifier:                aws.String(strings.Join(subnets, ",")),
+			NewInstancesProtectedFromScaleIn: aws.Bool(protect),
+			HealthCheckType:                  aws.String("EC2"),
+			HealthCheckGracePeriod:           aws.Int32(int32(rehearsal.Number(g.Inputs, "healthCheckGracePeriod"))),
+			Tags:                             tags,
+		}); err != nil {
+			return fmt.Errorf("group %s: %w", g.Name, err)
+		}
+		if rehearsal.Get(g.Inputs, "warmPool") != nil {
+			s.notes = append(s.notes, "warm pool not rehearsed (moto launches no warm instances)")
+		}
 	}
-	var tags []astypes.Tag
-	for _, tg := range asList(g.Inputs["tags"]) {
-		p, _ := rehearsal.Get(tg, "propagateAtLaunch").(bool)
-		tags = append(tags, astypes.Tag{Key: aws.String(rehearsal.String(tg, "key")), Value: aws.String(rehearsal.String(tg, "value")), PropagateAtLaunch: aws.Bool(p)})
-	}
-	protect, _ := g.Inputs["protectFromScaleIn"].(bool)
-	s.group = rehearsal.String(g.Inputs, "name")
-	if _, err := autoscaling.NewFromConfig(s.admin).CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName:             aws.String(s.group),
-		LaunchTemplate:                   &astypes.LaunchTemplateSpecification{LaunchTemplateId: ltOut.LaunchTemplate.LaunchTemplateId, Version: aws.String("$Latest")},
-		MinSize:                          aws.Int32(int32(rehearsal.Number(g.Inputs, "minSize"))),
-		MaxSize:                          aws.Int32(int32(rehearsal.Number(g.Inputs, "maxSize"))),
-		DesiredCapacity:                  aws.Int32(int32(rehearsal.Number(g.Inputs, "desiredCapacity"))),
-		VPCZoneIdentifier:                aws.String(strings.Join(subnets, ",")),
-		NewInstancesProtectedFromScaleIn: aws.Bool(protect),
-		HealthCheckType:                  aws.String(rehearsal.String(g.Inputs, "healthCheckType")),
-		HealthCheckGracePeriod:           aws.Int32(int32(rehearsal.Number(g.Inputs, "healthCheckGracePeriod"))),
-		Tags:                             tags,
-	}); err != nil {
-		return fmt.Errorf("group: %w", err)
-	}
-	if rehearsal.Get(g.Inputs, "warmPool") != nil {
-		s.notes = append(s.notes, "warm pool not rehearsed (moto launches no warm instances)")
+	if s.group == "" || s.webGroup == "" {
+		return fmt.Errorf("groups %q and %q: want the program's workers and web groups", s.group, s.webGroup)
 	}
 	return nil
 }
@@ -588,38 +635,77 @@ func iamPattern(p string) *regexp.Regexp {
 	return regexp.MustCompile("^" + q + "$")
 }
 
+// motoProbes are real resources of a system, as moto names them, that a
+// statement forMoto widens must match first.
+type motoProbes struct {
+	// group is the worker group's ARN; instance an instance's.
+	group, instance string
+	// hostQueue is the ARN of a queue under the web hosts' reply prefix.
+	hostQueue string
+	// logStreams are a stream ARN of each log group the program declares.
+	logStreams []string
+}
+
 // forMoto returns a policy document as moto can evaluate it. moto checks
-// Auto Scaling and EC2 actions against the resource "*" whatever the call
-// names, so a statement limited to the group or to instances would never
-// match: each such resource is first checked to match the group's real ARN
-// (or an instance's), then widened to "*". Tag conditions are not evaluated
-// by moto either.
-func forMoto(doc, groupARN, instanceARN string) (string, error) {
+// Auto Scaling, EC2 and CloudWatch Logs actions, and SQS's CreateQueue of
+// a queue not there yet, against the resource "*" whatever the call names,
+// so a statement limited to the group, instances, log groups or a queue
+// name prefix would never match: each such resource is first checked to
+// match a real one (the group's ARN, an instance's, a stream of a declared
+// log group, a queue under the reply prefix), then widened to "*". moto
+// also names SQS's batch calls by themselves (sqs:DeleteMessageBatch),
+// where AWS checks the single call's action (sqs:DeleteMessage): each
+// single action brings its batch action along. Tag conditions are not
+// evaluated by moto either.
+func forMoto(doc string, p motoProbes) (string, error) {
 	var d map[string]any
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
 		return "", err
 	}
+	batch := map[string]string{"sqs:DeleteMessage": "sqs:DeleteMessageBatch", "sqs:SendMessage": "sqs:SendMessageBatch", "sqs:ChangeMessageVisibility": "sqs:ChangeMessageVisibilityBatch"}
+	var extra []any
 	for _, st := range asList(d["Statement"]) {
 		m := asMap(st)
-		target := ""
-		for _, a := range asList(m["Action"]) {
-			switch {
-			case strings.HasPrefix(fmt.Sprint(a), "autoscaling:"):
-				target = groupARN
-			case strings.HasPrefix(fmt.Sprint(a), "ec2:"):
-				target = instanceARN
+		var targets []string
+		createQueue := false
+		acts := asList(m["Action"])
+		for _, a := range acts {
+			switch a := fmt.Sprint(a); {
+			case strings.HasPrefix(a, "autoscaling:"):
+				targets = []string{p.group}
+			case strings.HasPrefix(a, "ec2:"):
+				targets = []string{p.instance}
+			case strings.HasPrefix(a, "logs:"):
+				targets = p.logStreams
+			case a == "sqs:CreateQueue":
+				createQueue = true
+			}
+			if b, ok := batch[fmt.Sprint(a)]; ok {
+				m["Action"] = append(asList(m["Action"]), b)
 			}
 		}
-		if target == "" {
+		if createQueue {
+			for _, r := range asList(m["Resource"]) {
+				if r != "*" && !iamPattern(fmt.Sprint(r)).MatchString(p.hostQueue) {
+					return "", fmt.Errorf("statement %v lets create %v, which does not match a reply queue %s", m["Sid"], r, p.hostQueue)
+				}
+			}
+			extra = append(extra, map[string]any{"Sid": fmt.Sprint(m["Sid"]) + "CreateQueue", "Effect": m["Effect"], "Action": []any{"sqs:CreateQueue"}, "Resource": []any{"*"}})
+		}
+		if len(targets) == 0 {
 			continue
 		}
 		for _, r := range asList(m["Resource"]) {
-			if r != "*" && !iamPattern(fmt.Sprint(r)).MatchString(target) {
-				return "", fmt.Errorf("statement %v names %v, which does not match %s", m["Sid"], r, target)
+			if r == "*" {
+				continue
+			}
+			if !slices.ContainsFunc(targets, iamPattern(fmt.Sprint(r)).MatchString) {
+				return "", fmt.Errorf("statement %v names %v, which matches none of %v", m["Sid"], r, targets)
 			}
 		}
 		m["Resource"] = []any{"*"}
 	}
+	d["Statement"] = append(asList(d["Statement"]), extra...)
 	b, err := json.Marshal(d)
 	return string(b), err
 }
@@ -642,13 +728,17 @@ func (s *system) makeRoles(ctx context.Context) error {
 			return fmt.Errorf("role %s: %w", r.Name, err)
 		}
 	}
+	s.probes = motoProbes{
+		group:     garn,
+		instance:  "arn:aws:ec2:" + s.cap.Region + ":" + s.cap.Account + ":instance/i-0123456789abcdef0",
+		hostQueue: "arn:aws:sqs:" + s.cap.Region + ":" + s.cap.Account + ":" + path.Base(s.replyPrefix()) + "ip-10-0-0-1-0123abcd",
+	}
+	for _, g := range s.of("aws:cloudwatch/logGroup:LogGroup") {
+		s.probes.logStreams = append(s.probes.logStreams, "arn:aws:logs:"+s.cap.Region+":"+s.cap.Account+":log-group:"+rehearsal.String(g.Inputs, "name")+":log-stream:i-0123456789abcdef0")
+	}
 	for _, p := range s.of("aws:iam/rolePolicy:RolePolicy") {
 		role, name := rehearsal.String(p.Inputs, "role"), rehearsal.String(p.Inputs, "name")
-		doc, err := forMoto(rehearsal.String(p.Inputs, "policy"), garn, "arn:aws:ec2:"+s.cap.Region+":"+s.cap.Account+":instance/i-0123456789abcdef0")
-		if err != nil {
-			return fmt.Errorf("policy %s: %w", p.Name, err)
-		}
-		if err := s.putPolicy(ctx, role, name, doc); err != nil {
+		if err := s.putPolicy(ctx, role, name, rehearsal.String(p.Inputs, "policy")); err != nil {
 			return err
 		}
 	}
@@ -671,11 +761,16 @@ func (s *system) makeRoles(ctx context.Context) error {
 	return nil
 }
 
-// putPolicy sets a role's inline policy in moto; moto reads a role's
-// policies at every request, so a change holds for sessions already out.
+// putPolicy sets a role's inline policy doc (as the program writes it) in
+// moto, through forMoto; moto reads a role's policies at every request, so
+// a change holds for sessions already out.
 func (s *system) putPolicy(ctx context.Context, role, name, doc string) error {
+	moto, err := forMoto(doc, s.probes)
+	if err != nil {
+		return fmt.Errorf("policy %s/%s: %w", role, name, err)
+	}
 	if _, err := iam.NewFromConfig(s.admin).PutRolePolicy(ctx, &iam.PutRolePolicyInput{
-		RoleName: aws.String(role), PolicyName: aws.String(name), PolicyDocument: aws.String(doc),
+		RoleName: aws.String(role), PolicyName: aws.String(name), PolicyDocument: aws.String(moto),
 	}); err != nil {
 		return fmt.Errorf("policy %s/%s: %w", role, name, err)
 	}
@@ -834,7 +929,15 @@ func callOf(r *http.Request, body []byte) (call, res string) {
 	return svc + ":" + r.Method, r.URL.Path
 }
 
-func newAWSProxy(t *testing.T, target string, host string, refused func(refusal), secret func(string) (string, bool)) *awsProxy {
+// missingQueue reports whether an SQS call moto refused is one AWS would
+// answer "queue does not exist" instead (see system.missingQueueAllowed).
+type missingQueue func(call, queueURL string) bool
+
+// queueDoesNotExist is SQS's answer (JSON protocol) to a call on a queue
+// that is not there.
+const queueDoesNotExist = `{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}`
+
+func newAWSProxy(t *testing.T, target string, host string, refused func(refusal), secret func(string) (string, bool), missing missingQueue) *awsProxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -860,6 +963,15 @@ func newAWSProxy(t *testing.T, target string, host string, refused func(refusal)
 		}
 		body, _ := resp.Request.Context().Value(bodyKey{}).([]byte)
 		call, res := callOf(resp.Request, body)
+		if strings.HasPrefix(call, "sqs:") && res != "" && missing != nil && missing(call, res) {
+			resp.StatusCode, resp.Status = http.StatusBadRequest, "400 Bad Request"
+			resp.Header.Set("Content-Type", "application/x-amz-json-1.0")
+			resp.Header.Set("X-Amzn-Query-Error", "AWS.SimpleQueueService.NonExistentQueue;Sender")
+			resp.Header.Del("Content-Length")
+			resp.Body = io.NopCloser(strings.NewReader(queueDoesNotExist))
+			resp.ContentLength = int64(len(queueDoesNotExist))
+			return nil
+		}
 		refused(refusal{host: host, call: call, resource: res, message: m})
 		return nil
 	}
@@ -948,6 +1060,64 @@ func (s *system) noteRefused(r refusal) {
 	if !slices.Contains(s.refused, r) {
 		s.refused = append(s.refused, r)
 	}
+}
+
+// missingQueueAllowed reports whether call (sqs:Action) on queueURL, which
+// moto refused, is one AWS would answer "queue does not exist": the queue
+// is not there (moto then checks the call against the resource "*", which
+// a statement limited to a queue name prefix never matches) and role's
+// policies, as captured, allow the call on the queue's ARN. A worker
+// replying to a web host that died and whose queue was collected meets
+// this.
+func (s *system) missingQueueAllowed(role, call, queueURL string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	name := path.Base(queueURL)
+	_, err := sqs.NewFromConfig(s.admin).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	var gone *sqstypes.QueueDoesNotExist
+	if !errors.As(err, &gone) {
+		return false
+	}
+	arn := "arn:aws:sqs:" + s.cap.Region + ":" + s.cap.Account + ":" + name
+	s.mu.Lock()
+	var docs []string
+	for _, d := range s.policies[role] {
+		docs = append(docs, d)
+	}
+	s.mu.Unlock()
+	strs := func(v any) []string {
+		if l, ok := v.([]any); ok {
+			out := make([]string, 0, len(l))
+			for _, x := range l {
+				out = append(out, fmt.Sprint(x))
+			}
+			return out
+		}
+		if v == nil {
+			return nil
+		}
+		return []string{fmt.Sprint(v)}
+	}
+	allowed := false
+	for _, doc := range docs {
+		var d map[string]any
+		if json.Unmarshal([]byte(doc), &d) != nil {
+			return false
+		}
+		for _, st := range asList(d["Statement"]) {
+			m := asMap(st)
+			acts, res := strs(m["Action"]), strs(m["Resource"])
+			if !slices.ContainsFunc(acts, func(a string) bool { return a == call || a == "sqs:*" || a == "*" }) ||
+				!slices.ContainsFunc(res, func(r string) bool { return iamPattern(r).MatchString(arn) }) {
+				continue
+			}
+			if m["Effect"] == "Deny" {
+				return false
+			}
+			allowed = allowed || m["Effect"] == "Allow"
+		}
+	}
+	return allowed
 }
 
 // refusals returns the refused calls so far.

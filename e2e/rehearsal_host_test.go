@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,12 @@ import (
 // writes, the units' state directory and the installed artifacts. Every
 // absolute path under them in the user data and units is moved under the
 // host's root; the rest of the file system is this machine's.
-var hostPrefixes = []string{"/opt/facecloud", "/etc/facecloud", "/var/lib/facecloud", "/etc/systemd/system"}
+var hostPrefixes = []string{"/opt/facecloud", "/etc/facecloud", "/var/lib/facecloud", "/etc/systemd/system", "/var/log/facecloud", "/etc/logrotate.d"}
+
+// imagePackages are the packages the user data may ask the image's package
+// manager for; the rehearsal stands in for each (docs/aws.md): the
+// CloudWatch agent by logShipper, logrotate by nothing (files stay small).
+var imagePackages = map[string]bool{"amazon-cloudwatch-agent": true, "logrotate": true}
 
 // Unit directives the rehearsal plays, and those it accepts without
 // reproducing (docs/aws.md lists them). Any other directive fails the
@@ -44,6 +50,7 @@ var (
 		"Service.EnvironmentFile": true, "Service.Environment": true, "Service.ExecStartPre": true, "Service.ExecStart": true,
 		"Service.Restart": true, "Service.RestartSec": true, "Service.StateDirectory": true, "Service.ReadOnlyPaths": true,
 		"Service.AmbientCapabilities": true, "Service.PrivateTmp": true, "Service.ProtectSystem": true,
+		"Service.StandardOutput": true, "Service.StandardError": true,
 		"Install.WantedBy": true,
 	}
 	unplayedDirectives = map[string]bool{
@@ -56,21 +63,25 @@ var (
 // tree under a temporary root, its own metadata service and network path
 // to AWS, and its units run by a small stand-in of systemd.
 type host struct {
-	sys       *system
-	id, role  string
-	root      string
-	proxy     *awsProxy
-	imds      *http.Server
-	imdsURL   string
-	units     map[string]rehearsal.Unit
-	log       *logBuffer
-	ports     map[string]int // FACECLOUD_* listen settings moved to free ports
-	mu        sync.Mutex
-	running   map[string]*exec.Cmd
-	state     map[string]string // unit → active, failed, inactive
-	stateCh   chan struct{}     // closed and renewed on every state change
-	stopping  bool
+	sys      *system
+	id, role string
+	root     string
+	proxy    *awsProxy
+	imds     *http.Server
+	imdsURL  string
+	units    map[string]rehearsal.Unit
+	log      *logBuffer
+	ports    map[string]int // FACECLOUD_* listen settings moved to free ports
+	mu       sync.Mutex
+	running  map[string]*exec.Cmd
+	state    map[string]string // unit → active, failed, inactive
+	stateCh  chan struct{}     // closed and renewed on every state change
+	stopping bool
+	// dead is a host killed (not shut down): the instance is still there
+	// for its group and its load balancer, answering nothing.
+	dead      bool
 	lifecycle func() string // autoscaling/target-lifecycle-state
+	shipper   *logShipper   // the CloudWatch agent's stand-in
 }
 
 // serviceUser is who the units' User= runs as: nobody when the rehearsal
@@ -97,7 +108,9 @@ func (s *system) bootHost(id, role, userData string, lifecycle func() string) *h
 	h := &host{sys: s, id: id, role: role, root: hostRoot(t, id), log: &logBuffer{},
 		units: map[string]rehearsal.Unit{}, ports: map[string]int{}, running: map[string]*exec.Cmd{}, state: map[string]string{},
 		stateCh: make(chan struct{}), lifecycle: lifecycle}
-	h.proxy = newAWSProxy(t, s.endpoint, id, s.noteRefused, s.secretOf)
+	h.proxy = newAWSProxy(t, s.endpoint, id, s.noteRefused, s.secretOf, func(call, queueURL string) bool {
+		return s.missingQueueAllowed(role, call, queueURL)
+	})
 	if s.blockOnBoot != "" {
 		h.proxy.block(s.blockOnBoot)
 	}
@@ -111,9 +124,24 @@ func (s *system) bootHost(id, role, userData string, lifecycle func() string) *h
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
+	for _, p := range cc.Packages {
+		if !imagePackages[p] {
+			t.Fatalf("%s: package %s is not one the rehearsal stands in for (%v)", id, p, imagePackages)
+		}
+	}
 	var start []string
 	for _, cmd := range cc.RunCmd {
 		switch {
+		case len(cmd) == 5 && slices.Equal(cmd[:4], []string{"install", "-d", "-m", "0755"}):
+			if err := os.MkdirAll(h.onHost(cmd[4]), 0o755); err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+		case len(cmd) == 8 && strings.HasSuffix(cmd[0], "/amazon-cloudwatch-agent-ctl") && slices.Equal(cmd[1:7], []string{"-a", "fetch-config", "-m", "ec2", "-s", "-c"}) && strings.HasPrefix(cmd[7], "file:"):
+			if err := h.startLogShipper(strings.TrimPrefix(cmd[7], "file:")); err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+		case slices.Equal(cmd, []string{"systemctl", "enable", "--now", "logrotate.timer"}):
+			// The image's log rotation: not rehearsed.
 		case slices.Equal(cmd, []string{"systemctl", "daemon-reload"}):
 			if err := h.loadUnits(); err != nil {
 				t.Fatalf("%s: %v", id, err)
@@ -145,7 +173,7 @@ func (s *system) bootHost(id, role, userData string, lifecycle func() string) *h
 	for _, u := range start {
 		go h.startUnit(u, map[string]bool{})
 	}
-	t.Cleanup(func() { h.shutdown(10 * time.Second) })
+	s.top.Cleanup(func() { h.shutdown(10 * time.Second) })
 	return h
 }
 
@@ -495,6 +523,33 @@ func (h *host) runService(name string, u rehearsal.Unit) error {
 			caps = append(caps, 10)
 		}
 	}
+	// StandardOutput=/StandardError= append:FILE: systemd opens the file
+	// (as root, before dropping privileges) and the unit writes to it.
+	var outFiles []*os.File
+	defer func() {
+		for _, f := range outFiles {
+			f.Close()
+		}
+	}()
+	var outFile *os.File
+	for _, k := range []string{"StandardOutput", "StandardError"} {
+		v := u.Value("Service", k)
+		if v == "" {
+			continue
+		}
+		p, ok := strings.CutPrefix(v, "append:")
+		if !ok {
+			return fmt.Errorf("%s=%s: the rehearsal plays append:FILE only", k, v)
+		}
+		if outFile != nil && outFile.Name() == h.onHost(p) {
+			continue
+		}
+		f, err := os.OpenFile(h.onHost(p), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err) // systemd fails the unit the same way
+		}
+		outFiles, outFile = append(outFiles, f), f
+	}
 	lines := append(append([]string{}, u.Values("Service", "ExecStartPre")...), u.Values("Service", "ExecStart")...)
 	for i, line := range lines {
 		argv := expand(line, env)
@@ -504,7 +559,7 @@ func (h *host) runService(name string, u rehearsal.Unit) error {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = envList
 		cmd.Dir = "/"
-		w := &unitWriter{h: h, unit: name}
+		w := &unitWriter{h: h, unit: name, file: outFile}
 		cmd.Stdout, cmd.Stderr = w, w
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 		if cred != nil && len(caps) > 0 {
@@ -539,8 +594,11 @@ func (h *host) runService(name string, u rehearsal.Unit) error {
 // unitWriter puts a unit's output in the host's log a line at a time,
 // each line prefixed with host and unit, as the journal would.
 type unitWriter struct {
-	h       *host
-	unit    string
+	h    *host
+	unit string
+	// file is where the unit's output goes (StandardOutput=append:);
+	// the host's log gets every line too, for the rehearsal's checks.
+	file    *os.File
 	mu      sync.Mutex
 	partial []byte
 }
@@ -555,6 +613,9 @@ func (w *unitWriter) Write(p []byte) (int, error) {
 			break
 		}
 		fmt.Fprintf(w.h.log, "[%s %s] %s\n", w.h.id, w.unit, w.partial[:i])
+		if w.file != nil {
+			_, _ = w.file.Write(w.partial[:i+1])
+		}
 		w.partial = w.partial[i+1:]
 	}
 	return len(p), nil
@@ -565,6 +626,9 @@ func (w *unitWriter) flush() {
 	defer w.mu.Unlock()
 	if len(w.partial) > 0 {
 		fmt.Fprintf(w.h.log, "[%s %s] %s\n", w.h.id, w.unit, w.partial)
+		if w.file != nil {
+			_, _ = w.file.Write(append(w.partial, '\n'))
+		}
 		w.partial = nil
 	}
 }
@@ -596,6 +660,45 @@ func (h *host) shutdown(grace time.Duration) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
+	// The CloudWatch agent sends what the units wrote last, then stops.
+	h.mu.Lock()
+	sh := h.shipper
+	h.mu.Unlock()
+	if sh != nil {
+		sh.stop()
+		select {
+		case <-sh.done:
+		case <-time.After(15 * time.Second):
+		}
+	}
+	if h.imds != nil {
+		h.imds.Close()
+	}
+}
+
+// kill ends the host at once, as an instance that dies: every unit
+// SIGKILLed, nothing flushed or cleaned up, its network and metadata gone.
+func (h *host) kill() {
+	h.mu.Lock()
+	if h.stopping {
+		h.mu.Unlock()
+		return
+	}
+	h.stopping, h.dead = true, true
+	close(h.stateCh)
+	h.stateCh = make(chan struct{})
+	cmds := make([]*exec.Cmd, 0, len(h.running))
+	for _, c := range h.running {
+		cmds = append(cmds, c)
+	}
+	sh := h.shipper
+	h.mu.Unlock()
+	for _, c := range cmds {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
+	if sh != nil {
+		sh.stop()
 	}
 	if h.imds != nil {
 		h.imds.Close()
@@ -692,19 +795,33 @@ func (h *host) errorLines() []string {
 // user data; one that leaves the group is shut down. It records the
 // group's trajectory (in-service counts as they change).
 type player struct {
-	s          *system
-	userData   string
-	role       string
+	s        *system
+	group    string
+	userData string
+	role     string
+	// active lets the player boot hosts; the web player is held while the
+	// rehearsal changes a policy between two rows.
+	active     atomic.Bool
 	mu         sync.Mutex
 	trajectory []int
 	stop       context.CancelFunc
 	done       chan struct{}
 }
 
+// startPlayer starts the worker group's player.
 func (s *system) startPlayer() *player {
-	t := s.t
+	if s.player == nil {
+		s.player = s.startPlayerFor(s.group)
+	}
+	return s.player
+}
+
+// startPlayerFor starts a player of group, active. It runs until the
+// rehearsal ends.
+func (s *system) startPlayerFor(group string) *player {
+	t := s.top
 	ctx := t.Context()
-	out, err := autoscaling.NewFromConfig(s.admin).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{s.group}})
+	out, err := autoscaling.NewFromConfig(s.admin).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
 	if err != nil || len(out.AutoScalingGroups) != 1 {
 		t.Fatalf("describe group: %v", err)
 	}
@@ -712,13 +829,13 @@ func (s *system) startPlayer() *player {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &player{s: s, userData: lts.userData, role: s.profiles[lts.profile], done: make(chan struct{})}
+	p := &player{s: s, group: group, userData: lts.userData, role: s.profiles[lts.profile], done: make(chan struct{})}
 	if p.role == "" {
 		t.Fatalf("launch template instance profile %q has no role", lts.profile)
 	}
+	p.active.Store(group == s.group)
 	pctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
-	s.player = p
 	go func() {
 		defer close(p.done)
 		tick := time.NewTicker(300 * time.Millisecond)
@@ -738,12 +855,18 @@ func (s *system) startPlayer() *player {
 
 // instanceStates returns the group's instances and their lifecycle states.
 func (s *system) instanceStates(ctx context.Context) (map[string]string, int, error) {
-	out, err := autoscaling.NewFromConfig(s.admin).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{s.group}})
+	return s.groupStates(ctx, s.group)
+}
+
+// groupStates returns group's instances and their lifecycle states, and its
+// desired capacity.
+func (s *system) groupStates(ctx context.Context, group string) (map[string]string, int, error) {
+	out, err := autoscaling.NewFromConfig(s.admin).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(out.AutoScalingGroups) != 1 {
-		return nil, 0, fmt.Errorf("group %s not found", s.group)
+		return nil, 0, fmt.Errorf("group %s not found", group)
 	}
 	g := out.AutoScalingGroups[0]
 	st := map[string]string{}
@@ -755,7 +878,7 @@ func (s *system) instanceStates(ctx context.Context) (map[string]string, int, er
 
 func (p *player) sync(ctx context.Context) {
 	s := p.s
-	states, _, err := s.instanceStates(ctx)
+	states, _, err := s.groupStates(ctx, p.group)
 	if err != nil {
 		return
 	}
@@ -767,13 +890,13 @@ func (p *player) sync(ctx context.Context) {
 		s.mu.Lock()
 		_, up := s.hosts[id]
 		s.mu.Unlock()
-		if !up && strings.HasPrefix(st, "InService") && ctx.Err() == nil {
+		if !up && strings.HasPrefix(st, "InService") && ctx.Err() == nil && p.active.Load() {
 			id := id
 			p.mu.Lock()
 			ud := p.userData
 			p.mu.Unlock()
 			s.bootHost(id, p.role, ud, func() string {
-				st, _, _ := s.instanceStates(context.Background())
+				st, _, _ := s.groupStates(context.Background(), p.group)
 				state, _, _ := strings.Cut(st[id], "/")
 				return state
 			})
@@ -795,6 +918,13 @@ func (p *player) sync(ctx context.Context) {
 	if n := len(p.trajectory); n == 0 || p.trajectory[n-1] != inService {
 		p.trajectory = append(p.trajectory, inService)
 	}
+	p.mu.Unlock()
+}
+
+// restart forgets the trajectory so far.
+func (p *player) restart() {
+	p.mu.Lock()
+	p.trajectory = nil
 	p.mu.Unlock()
 }
 

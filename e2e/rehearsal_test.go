@@ -47,52 +47,6 @@ func ec2LaunchTemplateUserData(ctx context.Context, s *system, id string) (launc
 	return launchData{userData: ud, profile: profile}, nil
 }
 
-// webHost boots (or boots again) the system's web host from the web
-// instance's user data and returns it with its base URL.
-func (s *system) bootWeb() (*host, string) {
-	s.mu.Lock()
-	old := s.hosts["web"]
-	delete(s.hosts, "web")
-	s.mu.Unlock()
-	if old != nil {
-		old.shutdown(10 * time.Second)
-	}
-	h := s.bootHost("web", s.webRole, s.webUserData, nil)
-	// The web unit's port, as its environment sets it once the boot fetch
-	// is done (a few seconds alone, more on a loaded machine).
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		h.mu.Lock()
-		port, ok := h.ports["FACECLOUD_PORT"]
-		h.mu.Unlock()
-		if ok {
-			return h, fmt.Sprintf("http://127.0.0.1:%d", port)
-		}
-		if h.unitState("facecloud-fetch.service") == "failed" || len(s.refusals()) > 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return h, ""
-}
-
-// bootWebAsync boots the web host and returns it at once, with a function
-// that waits for its web unit's address.
-func (s *system) bootWebAsync() (*host, func() string) {
-	h := s.bootHost("web", s.webRole, s.webUserData, nil)
-	return h, func() string {
-		for {
-			h.mu.Lock()
-			port, ok := h.ports["FACECLOUD_PORT"]
-			h.mu.Unlock()
-			if ok {
-				return fmt.Sprintf("http://127.0.0.1:%d", port)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-}
-
 // workload is what one rehearsal sends and expects.
 type workload struct {
 	files []string
@@ -123,10 +77,16 @@ func (o outcome) report() string {
 	return "rehearsal failed:\n  " + strings.Join(o.problems, "\n  ")
 }
 
-// rehearse boots the web host afresh and runs w against it: readiness, the
-// requests at concurrency 100 as the course's generator sends them, a
-// result read back by id, an unknown id, and the group back to its
-// minimum. It stops at the first refused AWS call.
+// rehearse boots the web tier afresh (the group's hosts behind the load
+// balancer's stand-in) and runs w against it: readiness; the request path
+// refused without a key unless the preset opens recognition; the gallery
+// enrolled with the stack's first admin key (read from its SSM parameter);
+// the requests at concurrency 100 as the course's generator sends them; a
+// result read back by id, an unknown id; a key created, used, revoked
+// and refused; a recognition erased; the group back to its minimum; a dead
+// host's reply queue collected by the acting scaler; the web hosts stopped
+// cleanly (their queues gone); every agent's log lines in its CloudWatch
+// Logs group. It stops at the first refused AWS call.
 func (s *system) rehearse(w workload) (o outcome) {
 	t := s.t
 	t0 := time.Now()
@@ -134,7 +94,18 @@ func (s *system) rehearse(w workload) (o outcome) {
 	defer cancel()
 	s.mu.Lock()
 	s.refused = nil
+	// Web hosts already up (booted through an outage, say) serve this
+	// rehearsal too: their logs and units are checked with the rest.
+	s.booted = nil
+	for _, h := range s.hosts {
+		if h.role == s.webRole {
+			s.booted = append(s.booted, h)
+		}
+	}
 	s.mu.Unlock()
+	if s.player != nil {
+		s.player.restart()
+	}
 	// Fail fast: a refused call, a unit failed for good or an agent's
 	// error is a broken deployment; waiting on would only time out.
 	var stopOnce sync.Once
@@ -153,6 +124,7 @@ func (s *system) rehearse(w workload) (o outcome) {
 	defer func() {
 		cancel()
 		<-watch
+		s.stopWebTier()
 		for _, r := range s.refusals() {
 			problem("refused call: %s", r)
 		}
@@ -181,18 +153,36 @@ func (s *system) rehearse(w workload) (o outcome) {
 		}
 	}()
 
-	web, base := s.bootWeb()
-	if base == "" {
-		problem("web host did not start its web unit: %s", truncate(web.log.String(), 600))
+	dead, err := s.deadHostQueue(ctx)
+	if err != nil {
+		problem("%v", err)
+		return o
+	}
+	base, err := s.startWebTier(ctx, 3*time.Minute)
+	if err != nil {
+		problem("web tier: %v", err)
 		return o
 	}
 	if code, body := waitReady(ctx, base, 60*time.Second); code != http.StatusOK {
 		problem("GET /readyz: %d %s", code, truncate(body, 300))
 		return o
 	}
+	admin, err := s.adminKey(ctx)
+	if err != nil {
+		problem("%v", err)
+		return o
+	}
+	// The course preset lets the course's generator in without a key;
+	// every other stack refuses it.
+	reqKey := admin
+	if s.openRecognition() {
+		reqKey = ""
+	} else if code, _, _, _ := postForID(ctx, http.DefaultClient, base+"/", "", w.files[0]); code != http.StatusUnauthorized {
+		problem("POST / without an API key: %d, want 401", code)
+	}
 	client := &http.Client{}
 	if w.enrol {
-		if err := enrolCourse(ctx, client, base, courseSet(t)); err != nil {
+		if err := enrolCourse(ctx, client, base, admin, courseSet(t)); err != nil {
 			problem("enrol the gallery through POST /v1/gallery/{person}: %v", err)
 			return o
 		}
@@ -201,7 +191,7 @@ func (s *system) rehearse(w workload) (o outcome) {
 	o.requests = len(w.files)
 	type answer struct {
 		code      int
-		body, id  string
+		body      string
 		err       error
 		file      string
 		requestID string
@@ -217,7 +207,7 @@ func (s *system) rehearse(w workload) (o outcome) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			code, body, id, err := postForID(rctx, client, base+"/", f)
+			code, body, id, err := postForID(rctx, client, base+"/", reqKey, f)
 			answers[i] = answer{code: code, body: body, err: err, file: f, requestID: id}
 		})
 	}
@@ -252,22 +242,54 @@ func (s *system) rehearse(w workload) (o outcome) {
 		return o
 	}
 	// A result read back by its id, and an id never sent.
-	if id := answers[0].requestID; id == "" {
+	id := answers[0].requestID
+	if id == "" {
 		problem("POST / answered without X-Request-Id")
-	} else if code, body := get(ctx, client, base+"/v1/recognitions/"+id); code != http.StatusOK || !strings.Contains(body, c.Want[stem(answers[0].file)]) {
+		return o
+	}
+	if code, body := apiCall(ctx, http.MethodGet, base+"/v1/recognitions/"+id, reqKey, nil); code != http.StatusOK || !strings.Contains(body, c.Want[stem(answers[0].file)]) {
 		problem("GET /v1/recognitions/%s: %d %s", id, code, truncate(body, 300))
 	}
-	if code, body := get(ctx, client, base+"/v1/recognitions/0190f2a4-0000-7000-8000-000000000000"); code != http.StatusNotFound {
+	if code, body := apiCall(ctx, http.MethodGet, base+"/v1/recognitions/0190f2a4-0000-7000-8000-000000000000", reqKey, nil); code != http.StatusNotFound {
 		problem("GET /v1/recognitions/<unknown id>: %d %s, want 404", code, truncate(body, 300))
 	}
-	if code, body := get(ctx, client, base+"/v1/gallery"); code != http.StatusOK {
-		problem("GET /v1/gallery: %d %s", code, truncate(body, 300))
+	if code, body := apiCall(ctx, http.MethodGet, base+"/v1/gallery", admin, nil); code != http.StatusOK {
+		problem("GET /v1/gallery with the admin key: %d %s", code, truncate(body, 300))
 	}
-	if code, body := get(ctx, client, base+"/readyz"); code != http.StatusOK {
+	o.problems = append(o.problems, keyTour(ctx, base, admin, id, stem(answers[0].file), c.Want[stem(answers[0].file)])...)
+	if code, body := get(ctx, http.DefaultClient, base+"/readyz"); code != http.StatusOK {
 		problem("GET /readyz after the workload: %d %s", code, truncate(body, 300))
 	}
 	if err := s.waitGroupAtMin(ctx, w.back); err != nil && ctx.Err() == nil {
 		problem("%v", err)
+	}
+	// The acting scaler collects a dead host's reply queue once it has
+	// gone untouched for replyExpiry.
+	expiry, _ := time.ParseDuration(s.webEnv()["FACECLOUD_REPLY_EXPIRY"])
+	deadline := time.Now().Add(expiry + 30*time.Second)
+	for !s.queueGone(ctx, dead) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+	}
+	if ctx.Err() == nil && !s.queueGone(ctx, dead) {
+		problem("a dead host's reply queue %s was not collected within replyExpiry (%s)", lastSegment(dead), expiry)
+	}
+	if ctx.Err() != nil {
+		return o
+	}
+	// A clean stop: each web host deletes its own reply queue, records
+	// its keys' last use and hands the lease on.
+	hosts := map[string]bool{}
+	s.mu.Lock()
+	for _, h := range s.booted {
+		hosts[h.id] = true
+	}
+	s.mu.Unlock()
+	s.stopWebTier()
+	if qs, err := s.hostQueues(ctx); err != nil || len(qs) > 0 {
+		problem("reply queues left after the web hosts stopped cleanly: %v %v", qs, err)
+	}
+	if len(s.refusals()) == 0 {
+		o.problems = append(o.problems, s.checkAgentLogs(ctx, hosts, t0)...)
 	}
 	return o
 }
@@ -305,10 +327,7 @@ func (h *host) states() map[string]string {
 // waitGroupAtMin waits until the group's desired count is its minimum, no
 // more instances are in it, and every worker host it booted has stopped.
 func (s *system) waitGroupAtMin(ctx context.Context, timeout time.Duration) error {
-	minSize := 0
-	if g := s.of("aws:autoscaling/group:Group"); len(g) == 1 {
-		minSize = int(rehearsal.Number(g[0].Inputs, "minSize"))
-	}
+	minSize := int(rehearsal.Number(s.cap.Resources[s.groupIndex("workers")].Inputs, "minSize"))
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -360,9 +379,9 @@ func get(ctx context.Context, client *http.Client, url string) (int, string) {
 }
 
 // postForID sends one image as the course's generator does (multipart
-// field inputFile, no client timeout) and returns the answer and the
-// request id the web host gave it.
-func postForID(ctx context.Context, client *http.Client, url, path string) (int, string, string, error) {
+// field inputFile, no client timeout; with an API key when key is not "")
+// and returns the answer and the request id the web host gave it.
+func postForID(ctx context.Context, client *http.Client, url, key, path string) (int, string, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, "", "", err
@@ -380,6 +399,9 @@ func postForID(ctx context.Context, client *http.Client, url, path string) (int,
 		return 0, "", "", err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, "", "", err
@@ -392,7 +414,7 @@ func postForID(ctx context.Context, client *http.Client, url, path string) (int,
 // enrolCourse enrols the course's 100 labelled faces as docs/operations.md
 // tells a fresh deployment to: one POST /v1/gallery/{person} per person
 // with that person's images, then GET /v1/gallery until all are in.
-func enrolCourse(ctx context.Context, client *http.Client, base string, c *course) error {
+func enrolCourse(ctx context.Context, client *http.Client, base, key string, c *course) error {
 	labels, err := readLabels(c.Labels100)
 	if err != nil {
 		return err
@@ -426,6 +448,7 @@ func enrolCourse(ctx context.Context, client *http.Client, base string, c *cours
 			mw.Close()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/gallery/"+person+"?wait=120s", &body)
 			req.Header.Set("Content-Type", mw.FormDataContentType())
+			req.Header.Set("Authorization", "Bearer "+key)
 			resp, err := client.Do(req)
 			if err != nil {
 				mu.Lock()
@@ -449,7 +472,7 @@ func enrolCourse(ctx context.Context, client *http.Client, base string, c *cours
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		code, body := get(ctx, client, base+"/v1/gallery")
+		code, body := apiCall(ctx, http.MethodGet, base+"/v1/gallery", key, nil)
 		var g struct{ Faces int }
 		if code == http.StatusOK && json.Unmarshal([]byte(body), &g) == nil && g.Faces >= len(labels) {
 			return nil
@@ -488,7 +511,10 @@ func (s *system) keepRunning(t *testing.T, base string, admin identity) {
 	defer stop()
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n== rehearsed system %q is running; Ctrl-C stops it\n", s.name)
-	fmt.Fprintf(&b, "web URL (the stack's %v): %s/\n", s.cap.Outputs["url"], base)
+	fmt.Fprintf(&b, "web URL, the load balancer's stand-in (the stack's %v): %s/\n", s.cap.Outputs["url"], base)
+	if key, err := s.adminKey(context.Background()); err == nil {
+		fmt.Fprintf(&b, "admin API key (SSM %v): export FACECLOUD_API_KEY=%s\n", s.cap.Outputs["adminKeyParameter"], key)
+	}
 	fmt.Fprintf(&b, "AWS endpoint (moto, IAM enforced): export AWS_ENDPOINT_URL=%s AWS_REGION=%s\n", s.endpoint, s.cap.Region)
 	fmt.Fprintf(&b, "account owner: export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", admin.AccessKeyID, admin.SecretAccessKey)
 	var roles []string

@@ -10,5 +10,5 @@ import "embed"
 
 // FS holds every file of this directory the stack renders.
 //
-//go:embed worker/component.yaml systemd/*.service scripts/*.sh cloud-init/*.yaml.tmpl
+//go:embed worker/component.yaml systemd/*.service scripts/*.sh cloud-init/*.yaml.tmpl logrotate/facecloud
 var FS embed.FS

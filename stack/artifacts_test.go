@@ -198,7 +198,7 @@ func TestUnitsHaveTheirEnvironment(t *testing.T) {
 		if userData[preset+" worker"], err = workerUserData(c, names, a, queueURL("r"), queueURL("s")); err != nil {
 			t.Fatal(err)
 		}
-		if userData[preset+" web"], err = webUserData(c, names, a, queueURL("r"), queueURL("s")); err != nil {
+		if userData[preset+" web"], err = webUserData(c, names, a, queueURL("r")); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,9 +63,36 @@ type Config struct {
 	// IdleExit is how long a worker waits without work before it retires.
 	IdleExit time.Duration
 
+	// WebHosts is how many web hosts the web tier's group keeps, spread
+	// over two zones behind the load balancer.
+	WebHosts int
+	// WebPort is the port the web hosts listen on and, without a domain,
+	// the load balancer's plain HTTP listener.
 	WebPort int
-	// AllowedCidrs may reach the web port; nothing else is open inbound.
+	// AllowedCidrs may reach the load balancer's listeners; nothing else is
+	// open inbound. Empty (the default) lets no one in.
 	AllowedCidrs []string
+	// Domain, with HostedZone (a public Route 53 zone it lies in), gives
+	// the load balancer an ACM certificate for Domain and an HTTPS
+	// listener; HTTP then only redirects to HTTPS.
+	Domain     string
+	HostedZone string
+	// ReplyTouch and ReplyExpiry: how often a web host marks its reply
+	// queue alive, and how long a queue may go untouched before the acting
+	// scaler removes it as a dead host's.
+	ReplyTouch  time.Duration
+	ReplyExpiry time.Duration
+
+	// LogRetentionDays is how long CloudWatch Logs keeps the agents' logs.
+	LogRetentionDays int
+	// AlarmEmail, when set, is subscribed to the alarms' SNS topic.
+	AlarmEmail string
+	// AlarmQueueAge is the age of the oldest queued request that raises
+	// an alarm.
+	AlarmQueueAge time.Duration
+	// Alarm5xxPercent is the share of answers with a 5xx status, over 5
+	// minutes, that raises an alarm.
+	Alarm5xxPercent int
 
 	ForceDestroy        bool
 	InputRetentionDays  int
@@ -106,8 +134,14 @@ func defaults(project, stack string) Config {
 		MinWorkers:          0,
 		MaxWorkers:          20,
 		IdleExit:            5 * time.Minute,
+		WebHosts:            2,
 		WebPort:             80,
-		AllowedCidrs:        []string{"0.0.0.0/0"},
+		AllowedCidrs:        []string{},
+		ReplyTouch:          time.Minute,
+		ReplyExpiry:         10 * time.Minute,
+		LogRetentionDays:    30,
+		AlarmQueueAge:       5 * time.Minute,
+		Alarm5xxPercent:     5,
 		InputRetentionDays:  7,
 		OutputRetentionDays: 30,
 		LogLevel:            "info",
@@ -151,8 +185,17 @@ func readConfig(project, stack, region string, src configSource) (Config, error)
 	r.integer("maxWorkers", &c.MaxWorkers)
 	r.integer("warmPoolSize", &c.WarmPoolSize)
 	r.duration("idleExit", &c.IdleExit)
+	r.integer("webHosts", &c.WebHosts)
 	r.integer("webPort", &c.WebPort)
 	r.strings("allowedCidrs", &c.AllowedCidrs)
+	r.str("domain", &c.Domain)
+	r.str("hostedZone", &c.HostedZone)
+	r.duration("replyTouch", &c.ReplyTouch)
+	r.duration("replyExpiry", &c.ReplyExpiry)
+	r.integer("logRetentionDays", &c.LogRetentionDays)
+	r.str("alarmEmail", &c.AlarmEmail)
+	r.duration("alarmQueueAge", &c.AlarmQueueAge)
+	r.integer("alarm5xxPercent", &c.Alarm5xxPercent)
 	r.boolean("forceDestroy", &c.ForceDestroy)
 	r.integer("inputRetentionDays", &c.InputRetentionDays)
 	r.integer("outputRetentionDays", &c.OutputRetentionDays)
@@ -234,6 +277,14 @@ func (r *reader) strings(key string, dst *[]string) {
 	*dst = list
 }
 
+// logRetentions are the retention periods CloudWatch Logs accepts, in days.
+var logRetentions = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+var (
+	dnsName      = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	emailAddress = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+)
+
 // minIdleExit is the shortest idle time before a worker retires: the
 // course asks for no instance running about 10 s after the last answer.
 const minIdleExit = 5 * time.Second
@@ -303,13 +354,47 @@ func (c Config) Validate() error {
 	if c.WebPort < 1 || c.WebPort > 65535 || c.WebPort == 22 {
 		bad("webPort %d out of range 1..65535 (22 is refused: there is no SSH)", c.WebPort)
 	}
-	if len(c.AllowedCidrs) == 0 || len(c.AllowedCidrs) > 20 {
-		bad("allowedCidrs has %d entries; allowed 1..20", len(c.AllowedCidrs))
+	if c.WebHosts < 1 || c.WebHosts > 10 {
+		bad("webHosts %d out of range 1..10", c.WebHosts)
+	}
+	if len(c.AllowedCidrs) > 20 {
+		bad("allowedCidrs has %d entries; allowed 0..20 (none: no one may reach the service)", len(c.AllowedCidrs))
 	}
 	for _, s := range c.AllowedCidrs {
 		if p, err := netip.ParsePrefix(s); err != nil || !p.Addr().Is4() || p.Masked() != p {
 			bad("allowedCidrs entry %q is not an IPv4 network such as 203.0.113.0/24", s)
 		}
+	}
+	switch {
+	case (c.Domain == "") != (c.HostedZone == ""):
+		bad("domain %q and hostedZone %q: set both (HTTPS) or neither (plain HTTP)", c.Domain, c.HostedZone)
+	case c.Domain != "" && !dnsName.MatchString(c.Domain):
+		bad("domain %q is not a DNS name such as api.example.com", c.Domain)
+	case c.HostedZone != "" && !dnsName.MatchString(strings.TrimSuffix(c.HostedZone, ".")):
+		bad("hostedZone %q is not a DNS zone name such as example.com", c.HostedZone)
+	case c.Domain != "" && c.Domain != strings.TrimSuffix(c.HostedZone, ".") && !strings.HasSuffix(c.Domain, "."+strings.TrimSuffix(c.HostedZone, ".")):
+		bad("domain %q is not in hostedZone %q", c.Domain, c.HostedZone)
+	}
+	if c.Domain != "" && c.WebPort == 443 {
+		bad("webPort 443 with a domain: the load balancer listens on 443 and 80 itself; the hosts' port is inside the VPC (keep 80)")
+	}
+	if c.ReplyTouch < time.Second || c.ReplyTouch > time.Hour {
+		bad("replyTouch %s out of range 1s..1h", c.ReplyTouch)
+	}
+	if c.ReplyExpiry < 5*time.Second || c.ReplyExpiry > 24*time.Hour || c.ReplyExpiry < 3*c.ReplyTouch {
+		bad("replyExpiry %s out of range 5s..24h and at least 3 × replyTouch (%s)", c.ReplyExpiry, 3*c.ReplyTouch)
+	}
+	if !slices.Contains(logRetentions, c.LogRetentionDays) {
+		bad("logRetentionDays %d is not one CloudWatch Logs offers: %v", c.LogRetentionDays, logRetentions)
+	}
+	if c.AlarmEmail != "" && !emailAddress.MatchString(c.AlarmEmail) {
+		bad("alarmEmail %q is not an e-mail address", c.AlarmEmail)
+	}
+	if c.AlarmQueueAge < time.Minute || c.AlarmQueueAge > 24*time.Hour {
+		bad("alarmQueueAge %s out of range 1m..24h", c.AlarmQueueAge)
+	}
+	if c.Alarm5xxPercent < 1 || c.Alarm5xxPercent > 100 {
+		bad("alarm5xxPercent %d out of range 1..100", c.Alarm5xxPercent)
 	}
 	if c.InputRetentionDays < 1 || c.InputRetentionDays > 3650 {
 		bad("inputRetentionDays %d out of range 1..3650", c.InputRetentionDays)

@@ -64,19 +64,30 @@ func TestBootDependencies(t *testing.T) {
 					t.Errorf("%s %s does not wait for %s %s", r.Type, r.Name, typ, name)
 				}
 			}
-			web := m.one(t, "aws:ec2/instance:Instance", "web")
-			for _, p := range []string{"web-web", "web-scaler", "web-artifacts"} {
+			web := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "web")
+			for _, p := range []string{"web-web", "web-scaler", "web-artifacts", "web-logs"} {
 				want(web, "aws:iam/rolePolicy:RolePolicy", p)
 			}
 			want(web, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "web-managed-1")
-			eip := m.one(t, "aws:ec2/eip:Eip", "web")
-			for _, r := range []recorded{web, eip} {
+			webGroup := m.one(t, "aws:autoscaling/group:Group", "web")
+			lb := m.one(t, "aws:lb/loadBalancer:LoadBalancer", "web")
+			for _, r := range []recorded{webGroup, lb} {
 				want(r, "aws:ec2/internetGateway:InternetGateway", "igw")
 				want(r, "aws:ec2/routeTableAssociation:RouteTableAssociation", "public-1")
 			}
+			want(webGroup, "aws:s3/bucketObjectv2:BucketObjectv2", "artifact-facecloud")
+			// Workers of this build answer the hosts' own reply queues:
+			// they roll out first.
+			want(webGroup, "aws:autoscaling/group:Group", "workers")
 			lt := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "worker")
-			for _, p := range []string{"worker-worker", "worker-artifacts", "worker-health"} {
+			for _, p := range []string{"worker-worker", "worker-artifacts", "worker-health", "worker-logs"} {
 				want(lt, "aws:iam/rolePolicy:RolePolicy", p)
+			}
+			// A host's CloudWatch agent may not create its log group.
+			for _, r := range []recorded{web, lt} {
+				for _, g := range []string{"agent-web", "agent-scaler", "agent-worker"} {
+					want(r, "aws:cloudwatch/logGroup:LogGroup", g)
+				}
 			}
 			g := m.one(t, "aws:autoscaling/group:Group", "workers")
 			if private {
@@ -132,7 +143,12 @@ func TestDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := m.of("aws:cloudwatch/logGroup:LogGroup")
+	var logs []recorded
+	for _, g := range m.of("aws:cloudwatch/logGroup:LogGroup") {
+		if !strings.HasPrefix(g.Name, "agent-") {
+			logs = append(logs, g)
+		}
+	}
 	recipe := m.one(t, "aws:imagebuilder/imageRecipe:ImageRecipe", "worker")
 	if len(logs) != 1 || getString(logs[0].Inputs, "name") != "/aws/imagebuilder/"+getString(recipe.Inputs, "name") || getNumber(logs[0].Inputs, "retentionInDays") <= 0 {
 		t.Errorf("image build log groups %+v: want /aws/imagebuilder/<recipe> with a retention", logs)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"path"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/agents/keys"
 )
 
 // Statements that need Resource "*" because AWS offers no resource-level
@@ -27,6 +29,9 @@ var wildcardResourceActions = map[string]bool{
 	"autoscaling:DescribeAutoScalingGroups":    true,
 	"autoscaling:DescribeAutoScalingInstances": true,
 	"ec2:DescribeInstances":                    true,
+	// sqs:ListQueues (acting scaler: the web hosts' reply queues under the
+	// prefix) acts on no queue.
+	"sqs:ListQueues": true,
 }
 
 // ssmManagedPolicy lets Session Manager reach the instance: the only way in,
@@ -54,30 +59,38 @@ type arns struct {
 	requests, replies        pulumi.StringOutput
 	input, output, artifacts pulumi.StringOutput
 	group, instances         pulumi.StringOutput
-	numbered                 bool
-	warmPool                 bool
+	// hostReplies is the ARN pattern of the web hosts' own reply queues.
+	hostReplies pulumi.StringOutput
+	// logs are the ARN patterns of each agent's log group, by agent.
+	logs     map[string]string
+	numbered bool
+	warmPool bool
 }
 
 // resolved are the ARNs once known. instances is the ARN pattern of the
 // account's instances in the region; numbered says whether workers name
 // themselves (course preset).
 type resolved struct {
-	requests, replies, input, output, artifacts, group, instances string
-	numbered, warmPool                                            bool
+	requests, replies, input, output, artifacts, group, instances, hostReplies string
+	logs                                                                       map[string]string
+	numbered, warmPool                                                         bool
 }
 
 // grantPolicy turns an agent's grants from awsres (the list the agents'
 // own AWS tests use) into a policy document on this deployment's ARNs.
 func grantPolicy(grants []awsres.Grant, r resolved) (policyDocument, error) {
-	arn := map[awsres.Resource]string{
-		awsres.RequestQueue:  r.requests,
-		awsres.ReplyQueue:    r.replies,
-		awsres.InputObjects:  r.input + "/*",
-		awsres.OutputObjects: r.output + "/*",
-		awsres.InputBucket:   r.input,
-		awsres.OutputBucket:  r.output,
-		awsres.WorkerGroup:   r.group,
-		awsres.AnyResource:   "*",
+	arn := map[awsres.Resource][]string{
+		awsres.RequestQueue:    {r.requests},
+		awsres.ReplyQueue:      {r.replies},
+		awsres.InputObjects:    {r.input + "/*"},
+		awsres.OutputObjects:   {r.output + "/*"},
+		awsres.InputBucket:     {r.input},
+		awsres.OutputBucket:    {r.output},
+		awsres.WorkerGroup:     {r.group},
+		awsres.AnyResource:     {"*"},
+		awsres.HostReplyQueues: {r.hostReplies},
+		awsres.ScalerLease:     {r.output + "/" + path.Dir(awsres.ScalerLeaseKey) + "/*"},
+		awsres.KeyObjects:      {r.output + "/" + keys.Prefix + "*", r.output + "/" + keys.UsePrefix + "*"},
 	}
 	var d policyDocument
 	for i, g := range grants {
@@ -89,7 +102,7 @@ func grantPolicy(grants []awsres.Grant, r resolved) (policyDocument, error) {
 			Sid:      fmt.Sprintf("Grant%d", i+1),
 			Effect:   "Allow",
 			Action:   g.Actions,
-			Resource: []string{res},
+			Resource: res,
 		})
 	}
 	return d, nil
@@ -131,10 +144,23 @@ func agentPolicies(r resolved) (map[string]policyDocument, error) {
 				}},
 		}}
 	}
+	// Each role's CloudWatch agent sends its agents' log files to their
+	// groups: a stream per instance, created at start, then the events.
+	for _, role := range []string{roleWeb, roleWorker} {
+		var groups []string
+		for _, a := range loggedAgents {
+			if a.role == role {
+				groups = append(groups, r.logs[a.agent])
+			}
+		}
+		out[role+"/logs"] = policyDocument{Statement: []statement{{
+			Sid: "ShipAgentLogs", Effect: "Allow", Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resource: groups,
+		}}}
+	}
 	for key, grants := range map[string][]awsres.Grant{
-		"web/web":       awsres.WebActions,
-		"web/scaler":    awsres.ScalerActions,
-		"worker/worker": awsres.WorkerActions,
+		"web/web":       awsres.WebTierWebActions,
+		"web/scaler":    awsres.WebTierScalerActions,
+		"worker/worker": awsres.WebTierWorkerActions,
 	} {
 		d, err := grantPolicy(grants, r)
 		if err != nil {
@@ -154,11 +180,12 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 	if err != nil {
 		return nil, err
 	}
-	docs := pulumi.All(a.requests, a.replies, a.input, a.output, a.artifacts, a.group, a.instances).ApplyT(func(v []any) (map[string]string, error) {
+	docs := pulumi.All(a.requests, a.replies, a.input, a.output, a.artifacts, a.group, a.instances, a.hostReplies).ApplyT(func(v []any) (map[string]string, error) {
 		policies, err := agentPolicies(resolved{
 			requests: v[0].(string), replies: v[1].(string),
 			input: v[2].(string), output: v[3].(string), artifacts: v[4].(string),
-			group: v[5].(string), instances: v[6].(string), numbered: a.numbered, warmPool: a.warmPool,
+			group: v[5].(string), instances: v[6].(string), hostReplies: v[7].(string),
+			logs: a.logs, numbered: a.numbered, warmPool: a.warmPool,
 		})
 		if err != nil {
 			return nil, err
@@ -183,8 +210,8 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 		deps     *[]pulumi.Resource
 	}
 	specs := []spec{
-		{"web", []string{ssmManagedPolicy}, []string{"web", "scaler", "artifacts"}, &r.web, &r.webPolicies},
-		{"worker", []string{ssmManagedPolicy}, []string{"worker", "artifacts", "health"}, &r.worker, &r.workerPolicies},
+		{"web", []string{ssmManagedPolicy}, []string{"web", "scaler", "artifacts", "logs"}, &r.web, &r.webPolicies},
+		{"worker", []string{ssmManagedPolicy}, []string{"worker", "artifacts", "health", "logs"}, &r.worker, &r.workerPolicies},
 	}
 	if a.numbered {
 		specs[1].policies = append(specs[1].policies, "name")
@@ -257,10 +284,12 @@ func lookupAccount(ctx *pulumi.Context) (account, error) {
 
 // accountARNs returns the Auto Scaling group's ARN pattern, known before the
 // group exists so the roles (and the instances' first boot) do not wait for
-// it, and the pattern of the account's instances in the region.
-func accountARNs(c Config, names awsres.Names, acct account) (group, instances string) {
+// it, the pattern of the account's instances in the region, and that of the
+// web hosts' own reply queues (which the hosts create themselves).
+func accountARNs(c Config, names awsres.Names, acct account) (group, instances, hostReplies string) {
 	group = fmt.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s",
 		acct.partition, c.Region, acct.id, names.WorkerGroup)
 	instances = fmt.Sprintf("arn:%s:ec2:%s:%s:instance/*", acct.partition, c.Region, acct.id)
-	return group, instances
+	hostReplies = fmt.Sprintf("arn:%s:sqs:%s:%s:%s*", acct.partition, c.Region, acct.id, names.ReplyQueuePrefix)
+	return group, instances, hostReplies
 }

@@ -1,15 +1,18 @@
 // Command stack is the Pulumi program of facecloud: `pulumi up` builds the
-// network, queues, buckets, roles, worker AMI, worker group and web host on
-// AWS and ships the facecloud agents, cross-compiled from this module at
-// every run; `pulumi destroy` removes all of it. One file per concern:
-// config, network, queues, storage, iam, image, workers, web, artifacts,
-// userdata (templates of images/).
+// network, queues, buckets, roles, worker AMI, worker group, the web tier
+// behind its load balancer, the first admin key, log groups, alarms and a
+// dashboard on AWS and ships the facecloud agents, cross-compiled from this
+// module at every run; `pulumi destroy` removes all of it. One file per
+// concern: config, network, queues, storage, iam, image, workers, web,
+// loadbalancer, adminkey, logs, monitor, artifacts, userdata (templates of
+// images/).
 package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -98,21 +101,9 @@ func program(ctx *pulumi.Context, in inputs) error {
 	if err != nil {
 		return err
 	}
-	exports := map[string]pulumi.StringOutput{
-		"url":                out.url,
-		"requestQueueUrl":    out.requestQueue,
-		"responseQueueUrl":   out.responseQueue,
-		"deadLetterQueueUrl": out.deadLetterQueue,
-		"inputBucket":        out.inputBucket,
-		"outputBucket":       out.outputBucket,
-		"artifactsBucket":    out.artifactsBucket,
-		"workerGroup":        out.workerGroup,
-		"workerAmiId":        out.workerAMI,
-		"webInstanceId":      out.webInstance,
-		"agentSha256":        pulumi.String(a.Agent.SHA256).ToStringOutput(),
-	}
+	out["agentSha256"] = pulumi.String(a.Agent.SHA256).ToStringOutput()
 	var mu sync.Mutex
-	for k, v := range exports {
+	for k, v := range out {
 		ctx.Export(k, v)
 		if in.exported != nil {
 			v.ApplyT(func(s string) string {
@@ -126,12 +117,8 @@ func program(ctx *pulumi.Context, in inputs) error {
 	return nil
 }
 
-// outputs are the stack's exports.
-type outputs struct {
-	url, requestQueue, responseQueue, deadLetterQueue pulumi.StringOutput
-	inputBucket, outputBucket, artifactsBucket        pulumi.StringOutput
-	workerGroup, workerAMI, webInstance               pulumi.StringOutput
-}
+// outputs are the stack's exports by name (`pulumi stack output`).
+type outputs map[string]pulumi.StringOutput
 
 // deploymentNames are the resources' names. The course preset keeps the
 // course's exact names (its ID makes them unique); the default preset's
@@ -149,7 +136,7 @@ func deploymentNames(c Config, acct account) (awsres.Names, error) {
 }
 
 // deploy declares every resource of a validated configuration.
-func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
+func deploy(ctx *pulumi.Context, c Config, a *artifacts) (outputs, error) {
 	acct, err := lookupAccount(ctx)
 	if err != nil {
 		return nil, err
@@ -175,14 +162,20 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, instances := accountARNs(c, names, acct)
+	group, instances, hostReplies := accountARNs(c, names, acct)
+	logARNs := map[string]string{}
+	for _, l := range loggedAgents {
+		logARNs[l.agent] = logGroupARN(c, acct, l.agent)
+	}
 	r, err := newRoles(ctx, c, prefix, arns{
 		requests: q.requests.Arn, replies: q.replies.Arn,
 		input: b.input.Arn, output: b.output.Arn, artifacts: b.artifacts.Arn,
-		group:     pulumi.String(group).ToStringOutput(),
-		instances: pulumi.String(instances).ToStringOutput(),
-		numbered:  numbered(names),
-		warmPool:  c.WarmPoolSize > 0,
+		group:       pulumi.String(group).ToStringOutput(),
+		instances:   pulumi.String(instances).ToStringOutput(),
+		hostReplies: pulumi.String(hostReplies).ToStringOutput(),
+		logs:        logARNs,
+		numbered:    numbered(names),
+		warmPool:    c.WarmPoolSize > 0,
 	})
 	if err != nil {
 		return nil, err
@@ -197,24 +190,51 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (*outputs, error) {
 			return nil, err
 		}
 	}
-	grp, _, err := newWorkers(ctx, c, names, prefix, a, workerAMI, net, q, r, up)
+	logs, err := newAgentLogs(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	web, eip, err := newWeb(ctx, c, names, a, stock, net, q, r, up)
+	grp, _, err := newWorkers(ctx, c, names, prefix, a, workerAMI, net, q, r, up, logs)
 	if err != nil {
 		return nil, err
 	}
-	return &outputs{
-		url:             eip.PublicIp.ApplyT(func(ip string) string { return serviceURL(ip, c.WebPort) }).(pulumi.StringOutput),
-		requestQueue:    q.requests.Url,
-		responseQueue:   q.replies.Url,
-		deadLetterQueue: q.deadLetters.Url,
-		inputBucket:     b.input.Bucket,
-		outputBucket:    b.output.Bucket,
-		artifactsBucket: b.artifacts.Bucket,
-		workerGroup:     grp.Name,
-		workerAMI:       workerAMI,
-		webInstance:     web.ID().ToStringOutput(),
+	fd, err := newFrontDoor(ctx, c, names, net)
+	if err != nil {
+		return nil, err
+	}
+	web, err := newWebTier(ctx, c, names, prefix, a, stock, net, q, r, up, fd, logs, grp)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newAdminKey(ctx, c, b.output)
+	if err != nil {
+		return nil, err
+	}
+	mon, err := newMonitoring(ctx, c, names, fd)
+	if err != nil {
+		return nil, err
+	}
+	var groups []string
+	for _, l := range loggedAgents {
+		groups = append(groups, logGroupName(c.NamePrefix, l.agent))
+	}
+	return outputs{
+		"url":                fd.url,
+		"endpoint":           pulumi.String(endpointNote(c)).ToStringOutput(),
+		"loadBalancerDns":    fd.lb.DnsName,
+		"requestQueueUrl":    q.requests.Url,
+		"responseQueueUrl":   q.replies.Url,
+		"deadLetterQueueUrl": q.deadLetters.Url,
+		"inputBucket":        b.input.Bucket,
+		"outputBucket":       b.output.Bucket,
+		"artifactsBucket":    b.artifacts.Bucket,
+		"workerGroup":        grp.Name,
+		"webGroup":           web.group.Name,
+		"workerAmiId":        workerAMI,
+		"adminKeyParameter":  key.param.Name,
+		"adminKey":           key.key,
+		"dashboardUrl":       pulumi.String(dashboardURL(c.Region, c.NamePrefix)).ToStringOutput(),
+		"alarmTopicArn":      mon.topic.Arn,
+		"logGroups":          pulumi.String(strings.Join(groups, " ")).ToStringOutput(),
 	}, nil
 }

@@ -20,7 +20,9 @@ type network struct {
 	// workerSubnets are where the Auto Scaling group launches.
 	workerSubnets pulumi.StringArray
 
-	webSG, workerSG, builderSG *ec2.SecurityGroup
+	// lbSG holds the load balancer: its listeners open to allowedCidrs.
+	// webSG holds the web hosts: the web port open to the load balancer.
+	lbSG, webSG, workerSG, builderSG *ec2.SecurityGroup
 
 	// publicRoutes are the internet gateway and the public subnets' route
 	// table associations: an instance or Elastic IP in a public subnet
@@ -37,9 +39,10 @@ const zones = 2
 
 // interfaceEndpoints are the AWS APIs a private worker calls, reached through
 // VPC interface endpoints since private subnets have no route out: SQS for
-// jobs, Auto Scaling to retire itself, and the three Session Manager
-// endpoints that replace SSH.
-var interfaceEndpoints = []string{"sqs", "autoscaling", "ssm", "ssmmessages", "ec2messages"}
+// jobs, Auto Scaling to retire itself, CloudWatch Logs for the CloudWatch
+// agent shipping its logs, and the three Session Manager endpoints that
+// replace SSH.
+var interfaceEndpoints = []string{"sqs", "autoscaling", "logs", "ssm", "ssmmessages", "ec2messages"}
 
 // subnetCIDR returns the index-th block of the VPC split into 16 equal blocks.
 func subnetCIDR(vpc string, index int) (string, error) {
@@ -221,9 +224,20 @@ func newNetwork(ctx *pulumi.Context, c Config, prefix string, numberedNames bool
 	return n, nil
 }
 
-// securityGroups opens the web port to the allowed networks and nothing else
-// inbound: there is no SSH anywhere (Session Manager instead). Outbound is
-// HTTPS only for the agents, which talk to AWS APIs and nothing else.
+// listenerPorts are the ports the load balancer listens on: 443 and 80
+// (which redirects) with a domain, else the web port, plain HTTP.
+func listenerPorts(c Config) []int {
+	if c.Domain != "" {
+		return []int{443, 80}
+	}
+	return []int{c.WebPort}
+}
+
+// securityGroups opens the load balancer's listeners to the allowed
+// networks (none by default) and the web port of the web hosts to the load
+// balancer alone; nothing else is open inbound: there is no SSH anywhere
+// (Session Manager instead). Outbound the hosts have HTTPS only, for AWS's
+// APIs; the load balancer reaches the web hosts' port inside the VPC.
 func (n *network) securityGroups(ctx *pulumi.Context, c Config, prefix string) error {
 	httpsOut := ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{
 		Description: pulumi.String("HTTPS to AWS APIs"),
@@ -236,16 +250,44 @@ func (n *network) securityGroups(ctx *pulumi.Context, c Config, prefix string) e
 	for _, s := range c.AllowedCidrs {
 		allowed = append(allowed, pulumi.String(s))
 	}
+	var lbIn ec2.SecurityGroupIngressArray
+	if len(allowed) > 0 {
+		for _, port := range listenerPorts(c) {
+			lbIn = append(lbIn, &ec2.SecurityGroupIngressArgs{
+				Description: pulumi.Sprintf("facecloud API, port %d", port),
+				Protocol:    pulumi.String("tcp"),
+				FromPort:    pulumi.Int(port),
+				ToPort:      pulumi.Int(port),
+				CidrBlocks:  allowed,
+			})
+		}
+	}
 	var err error
-	n.webSG, err = ec2.NewSecurityGroup(ctx, "web", &ec2.SecurityGroupArgs{
+	n.lbSG, err = ec2.NewSecurityGroup(ctx, "lb", &ec2.SecurityGroupArgs{
 		VpcId:       n.vpc.ID(),
-		Description: pulumi.String("facecloud web host: the service port only"),
-		Ingress: ec2.SecurityGroupIngressArray{&ec2.SecurityGroupIngressArgs{
-			Description: pulumi.String("facecloud web API"),
+		Description: pulumi.String("facecloud load balancer: its listeners, from allowedCidrs only"),
+		Ingress:     lbIn,
+		Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{
+			Description: pulumi.String("the web hosts' port, for requests and health checks"),
 			Protocol:    pulumi.String("tcp"),
 			FromPort:    pulumi.Int(c.WebPort),
 			ToPort:      pulumi.Int(c.WebPort),
-			CidrBlocks:  allowed,
+			CidrBlocks:  pulumi.StringArray{pulumi.String(c.VpcCidr)},
+		}},
+		Tags: c.tags("Name", prefix+"-lb"),
+	})
+	if err != nil {
+		return fmt.Errorf("load balancer security group: %w", err)
+	}
+	n.webSG, err = ec2.NewSecurityGroup(ctx, "web", &ec2.SecurityGroupArgs{
+		VpcId:       n.vpc.ID(),
+		Description: pulumi.String("facecloud web hosts: the service port, from the load balancer only"),
+		Ingress: ec2.SecurityGroupIngressArray{&ec2.SecurityGroupIngressArgs{
+			Description:    pulumi.String("facecloud web API from the load balancer"),
+			Protocol:       pulumi.String("tcp"),
+			FromPort:       pulumi.Int(c.WebPort),
+			ToPort:         pulumi.Int(c.WebPort),
+			SecurityGroups: pulumi.StringArray{n.lbSG.ID()},
 		}},
 		Egress: httpsOut,
 		Tags:   c.tags("Name", prefix+"-web"),

@@ -7,15 +7,21 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/acm"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/cloudwatch"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/imagebuilder"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sns"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sqs"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
@@ -58,6 +64,17 @@ var argsOf = map[string]any{
 	"aws:imagebuilder/lifecyclePolicy:LifecyclePolicy":                         imagebuilder.LifecyclePolicyArgs{},
 	"aws:cloudwatch/logGroup:LogGroup":                                         cloudwatch.LogGroupArgs{},
 	"aws:autoscaling/group:Group":                                              autoscaling.GroupArgs{},
+	"aws:lb/loadBalancer:LoadBalancer":                                         lb.LoadBalancerArgs{},
+	"aws:lb/targetGroup:TargetGroup":                                           lb.TargetGroupArgs{},
+	"aws:lb/listener:Listener":                                                 lb.ListenerArgs{},
+	"aws:acm/certificate:Certificate":                                          acm.CertificateArgs{},
+	"aws:acm/certificateValidation:CertificateValidation":                      acm.CertificateValidationArgs{},
+	"aws:route53/record:Record":                                                route53.RecordArgs{},
+	"aws:ssm/parameter:Parameter":                                              ssm.ParameterArgs{},
+	"aws:sns/topic:Topic":                                                      sns.TopicArgs{},
+	"aws:sns/topicSubscription:TopicSubscription":                              sns.TopicSubscriptionArgs{},
+	"aws:cloudwatch/metricAlarm:MetricAlarm":                                   cloudwatch.MetricAlarmArgs{},
+	"aws:cloudwatch/dashboard:Dashboard":                                       cloudwatch.DashboardArgs{},
 }
 
 // stackCase is one configuration the program is built under.
@@ -70,6 +87,8 @@ type stackCase struct {
 	maxWorkers     int
 	warmPool       int
 	webPort        int
+	// open are the networks that may reach the load balancer.
+	open []string
 }
 
 var stackCases = map[string]stackCase{
@@ -78,12 +97,13 @@ var stackCases = map[string]stackCase{
 		preset: awsres.PresetDefault, prefix: "facecloud-test", builder: true, maxWorkers: 20, webPort: 80,
 	},
 	"course preset": {
-		cfg:    map[string]string{"namingPreset": "course", "namePrefix": "1225754101", "maxWorkers": "19", "image": "stock"},
-		preset: awsres.PresetCourse, prefix: "1225754101", maxWorkers: 19, webPort: 80,
+		cfg:    map[string]string{"namingPreset": "course", "namePrefix": "1225754101", "maxWorkers": "19", "image": "stock", "allowedCidrs": `["0.0.0.0/0"]`},
+		preset: awsres.PresetCourse, prefix: "1225754101", maxWorkers: 19, webPort: 80, open: []string{"0.0.0.0/0"},
 	},
 	"private workers with warm pool": {
 		cfg:    map[string]string{"privateWorkers": "true", "warmPoolSize": "3", "maxWorkers": "40", "webPort": "8080", "allowedCidrs": `["198.51.100.0/24","203.0.113.0/24"]`},
 		preset: awsres.PresetDefault, prefix: "facecloud-test", private: true, builder: true, maxWorkers: 40, warmPool: 3, webPort: 8080,
+		open: []string{"198.51.100.0/24", "203.0.113.0/24"},
 	},
 	"course preset private workers": {
 		cfg:    map[string]string{"namingPreset": "course", "namePrefix": "1225754101", "privateWorkers": "true"},
@@ -154,56 +174,72 @@ func checkClassified(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
 	}
 }
 
+// checkIngress: nothing is open but the load balancer's listeners, to the
+// configured networks only (none by default); the web hosts' port only to
+// the load balancer; no SSH anywhere.
 func checkIngress(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
 	for _, typ := range []string{"aws:ec2/securityGroupRule:SecurityGroupRule", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"} {
 		if n := len(m.of(typ)); n > 0 {
 			t.Errorf("%d separate %s resources: ingress must be declared on the groups", n, typ)
 		}
 	}
-	sgs := m.of("aws:ec2/securityGroup:SecurityGroup")
-	if len(sgs) < 2 {
-		t.Fatalf("%d security groups, want at least web and worker", len(sgs))
+	sgs := map[string]recorded{}
+	for _, sg := range m.of("aws:ec2/securityGroup:SecurityGroup") {
+		sgs[sg.Name] = sg
 	}
-	webOpen := false
-	for _, sg := range sgs {
+	for _, want := range []string{"lb", "web", "worker"} {
+		if _, ok := sgs[want]; !ok {
+			t.Fatalf("no %s security group among %v", want, sgs)
+		}
+	}
+	listenerPorts := map[int]bool{tc.webPort: true}
+	if tc.cfg["domain"] != "" {
+		listenerPorts = map[int]bool{443: true, 80: true}
+	}
+	opened := map[int][]string{}
+	for name, sg := range sgs {
 		rules, _ := sg.Inputs["ingress"].([]any)
 		for _, rule := range rules {
 			from, to := int(getNumber(rule, "fromPort")), int(getNumber(rule, "toPort"))
 			proto := getString(rule, "protocol")
 			if proto == "-1" || proto == "all" {
-				t.Errorf("%s: ingress of all protocols", sg.Name)
+				t.Errorf("%s: ingress of all protocols", name)
 			}
 			if from <= 22 && 22 <= to {
-				t.Errorf("%s: ingress %d-%d includes SSH", sg.Name, from, to)
-			}
-			cidrs, _ := get(rule, "cidrBlocks").([]any)
-			for _, c := range cidrs {
-				if c == "0.0.0.0/0" && !(sg.Name == "web" && from == tc.webPort && to == tc.webPort) {
-					t.Errorf("%s: 0.0.0.0/0 may reach ports %d-%d", sg.Name, from, to)
-				}
+				t.Errorf("%s: ingress %d-%d includes SSH", name, from, to)
 			}
 			if v6, _ := get(rule, "ipv6CidrBlocks").([]any); len(v6) > 0 {
-				t.Errorf("%s: IPv6 ingress %v", sg.Name, v6)
+				t.Errorf("%s: IPv6 ingress %v", name, v6)
 			}
-			if sg.Name == "web" && from == tc.webPort && to == tc.webPort {
-				webOpen = true
-				if tc.cfg["allowedCidrs"] != "" {
-					var want []any
-					if err := json.Unmarshal([]byte(tc.cfg["allowedCidrs"]), &want); err != nil {
-						t.Fatal(err)
-					}
-					if !reflect.DeepEqual(cidrs, want) {
-						t.Errorf("web port open to %v, want %v", cidrs, want)
-					}
+			cidrs, _ := get(rule, "cidrBlocks").([]any)
+			switch name {
+			case "lb":
+				if from != to || !listenerPorts[from] {
+					t.Errorf("load balancer open on %d-%d, want only its listeners %v", from, to, listenerPorts)
 				}
+				for _, c := range cidrs {
+					opened[from] = append(opened[from], c.(string))
+				}
+			case "web":
+				groups, _ := get(rule, "securityGroups").([]any)
+				if len(cidrs) > 0 || len(groups) != 1 || groups[0] != sgs["lb"].ID || from != tc.webPort || to != tc.webPort {
+					t.Errorf("web hosts open on %d-%d to %v %v, want port %d to the load balancer's group only", from, to, cidrs, groups, tc.webPort)
+				}
+			case "endpoints":
+				if len(cidrs) != 1 || cidrs[0] == "0.0.0.0/0" || from != 443 {
+					t.Errorf("endpoints open on %d to %v, want 443 from the VPC", from, cidrs)
+				}
+			default:
+				t.Errorf("%s security group has ingress %v", name, rule)
 			}
-		}
-		if sg.Name == "worker" && len(rules) > 0 {
-			t.Errorf("worker security group has ingress %v", rules)
 		}
 	}
-	if !webOpen {
-		t.Errorf("web port %d is not open on the web security group", tc.webPort)
+	for port := range listenerPorts {
+		got := opened[port]
+		slices.Sort(got)
+		if want := slices.Sorted(slices.Values(tc.open)); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("listener port %d open to %v, want %v", port, got, want)
+		}
 	}
 }
 
@@ -309,7 +345,7 @@ func checkQueues(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
 
 func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 	policies := m.of("aws:iam/rolePolicy:RolePolicy")
-	want := []string{"web-artifacts", "web-scaler", "web-web", "worker-artifacts", "worker-health", "worker-worker"}
+	want := []string{"web-artifacts", "web-logs", "web-scaler", "web-web", "worker-artifacts", "worker-health", "worker-logs", "worker-worker"}
 	if tc.builder {
 		want = append(want, "builder-artifacts")
 	}
@@ -367,25 +403,33 @@ func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 		}
 	}
 	// Each agent's policy holds exactly the grants awsres lists for it.
-	arnOf := map[awsres.Resource]string{
-		awsres.RequestQueue:  fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.RequestQueue),
-		awsres.ReplyQueue:    fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.ResponseQueue),
-		awsres.InputObjects:  "arn:aws:s3:::" + names.InputBucket + "/*",
-		awsres.OutputObjects: "arn:aws:s3:::" + names.OutputBucket + "/*",
-		awsres.InputBucket:   "arn:aws:s3:::" + names.InputBucket,
-		awsres.OutputBucket:  "arn:aws:s3:::" + names.OutputBucket,
-		awsres.WorkerGroup:   fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s", mockRegion, mockAccount, names.WorkerGroup),
-		awsres.AnyResource:   "*",
+	arnOf := map[awsres.Resource][]string{
+		awsres.RequestQueue:    {fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.RequestQueue)},
+		awsres.ReplyQueue:      {fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.ResponseQueue)},
+		awsres.InputObjects:    {"arn:aws:s3:::" + names.InputBucket + "/*"},
+		awsres.OutputObjects:   {"arn:aws:s3:::" + names.OutputBucket + "/*"},
+		awsres.InputBucket:     {"arn:aws:s3:::" + names.InputBucket},
+		awsres.OutputBucket:    {"arn:aws:s3:::" + names.OutputBucket},
+		awsres.WorkerGroup:     {fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s", mockRegion, mockAccount, names.WorkerGroup)},
+		awsres.AnyResource:     {"*"},
+		awsres.HostReplyQueues: {fmt.Sprintf("arn:aws:sqs:%s:%s:%s*", mockRegion, mockAccount, names.ReplyQueuePrefix)},
+		awsres.ScalerLease:     {"arn:aws:s3:::" + names.OutputBucket + "/leases/*"},
+		awsres.KeyObjects:      {"arn:aws:s3:::" + names.OutputBucket + "/keys/*", "arn:aws:s3:::" + names.OutputBucket + "/keyuse/*"},
 	}
-	for policy, grants := range map[string][]awsres.Grant{"web-web": awsres.WebActions, "web-scaler": awsres.ScalerActions, "worker-worker": awsres.WorkerActions} {
+	for policy, grants := range map[string][]awsres.Grant{"web-web": awsres.WebTierWebActions, "web-scaler": awsres.WebTierScalerActions, "worker-worker": awsres.WebTierWorkerActions} {
 		var doc policyDocument
 		if err := json.Unmarshal([]byte(getString(m.one(t, "aws:iam/rolePolicy:RolePolicy", policy).Inputs, "policy")), &doc); err != nil {
 			t.Fatal(err)
 		}
 		want, got := map[string]bool{}, map[string]bool{}
 		for _, g := range grants {
+			if len(arnOf[g.Resource]) == 0 {
+				t.Fatalf("%s: no ARN known for %s", policy, g.Resource)
+			}
 			for _, a := range g.Actions {
-				want[a+" on "+arnOf[g.Resource]] = true
+				for _, r := range arnOf[g.Resource] {
+					want[a+" on "+r] = true
+				}
 			}
 		}
 		for _, s := range doc.Statement {
@@ -424,9 +468,21 @@ func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 			t.Errorf("launch template has an SSH key %q", k)
 		}
 	}
-	for _, in := range m.of("aws:ec2/instance:Instance") {
-		if k := getString(in.Inputs, "keyName"); k != "" {
-			t.Errorf("instance %s has an SSH key %q", in.Name, k)
+	if n := len(m.of("aws:ec2/instance:Instance")); n > 0 {
+		t.Errorf("%d lone instances: every host belongs to a group", n)
+	}
+	// Each role's log shipping may write only its own agents' groups.
+	for role, agents := range map[string][]string{"web": {"web", "scaler"}, "worker": {"worker"}} {
+		var doc policyDocument
+		if err := json.Unmarshal([]byte(getString(m.one(t, "aws:iam/rolePolicy:RolePolicy", role+"-logs").Inputs, "policy")), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, a := range agents {
+			want = append(want, fmt.Sprintf("arn:aws:logs:%s:%s:log-group:/facecloud/%s/%s:*", mockRegion, mockAccount, tc.prefix, a))
+		}
+		if len(doc.Statement) != 1 || !slices.Equal(doc.Statement[0].Action, []string{"logs:CreateLogStream", "logs:PutLogEvents"}) || !slices.Equal(doc.Statement[0].Resource, want) {
+			t.Errorf("%s-logs %+v, want CreateLogStream and PutLogEvents on %v", role, doc.Statement, want)
 		}
 	}
 }
@@ -485,7 +541,7 @@ func checkTags(t *testing.T, m *mockCloud, _ stackCase, _ awsres.Names) {
 		kinds := map[string]bool{}
 		for _, s := range specs {
 			kinds[getString(s, "resourceType")] = true
-			if getString(s, "tags", "project") != testProject || getString(s, "tags", awsres.WorkerRoleTag) != roleWorker {
+			if getString(s, "tags", "project") != testProject || getString(s, "tags", awsres.WorkerRoleTag) != lt.Name {
 				t.Errorf("launch template tags %s: %v", getString(s, "resourceType"), get(s, "tags"))
 			}
 		}
@@ -544,13 +600,24 @@ func checkGroup(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 		}
 	}
 	// Instances start only once the files they fetch are uploaded.
-	objects := m.of("aws:s3/bucketObjectv2:BucketObjectv2")
+	objects := artifactObjects(m, names)
 	if len(objects) != 7 {
 		t.Errorf("%d artifacts uploaded, want the agent and 6 model files", len(objects))
 	}
 	if len(g.DependsOn) < len(objects) {
 		t.Errorf("group depends on %d resources, want at least the %d uploads", len(g.DependsOn), len(objects))
 	}
+}
+
+// artifactObjects are the uploads to the artifacts bucket.
+func artifactObjects(m *mockCloud, names awsres.Names) []recorded {
+	var out []recorded
+	for _, o := range m.of("aws:s3/bucketObjectv2:BucketObjectv2") {
+		if getString(o.Inputs, "bucket") == names.ArtifactsBucket {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // cloudInit parses user data and returns its files by path.
@@ -573,43 +640,49 @@ func queueURL(name string) string {
 // backendEnv is the queue, store and fleet URLs both hosts' agent.env name.
 func backendEnv(names awsres.Names) map[string]string {
 	return map[string]string{
-		"FACECLOUD_REQUESTS": queueURL(names.RequestQueue),
-		"FACECLOUD_REPLIES":  queueURL(names.ResponseQueue),
-		"FACECLOUD_INPUT":    "s3://" + names.InputBucket + "?region=" + mockRegion,
-		"FACECLOUD_OUTPUT":   "s3://" + names.OutputBucket + "?region=" + mockRegion,
-		"FACECLOUD_FLEET":    "asg://" + names.WorkerGroup,
+		"FACECLOUD_REQUESTS":     queueURL(names.RequestQueue),
+		"FACECLOUD_REPLY_PREFIX": queueURL(names.ReplyQueuePrefix),
+		"FACECLOUD_INPUT":        "s3://" + names.InputBucket + "?region=" + mockRegion,
+		"FACECLOUD_OUTPUT":       "s3://" + names.OutputBucket + "?region=" + mockRegion,
+		"FACECLOUD_FLEET":        "asg://" + names.WorkerGroup,
 	}
 }
 
 func checkWebUserData(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
-	web := m.one(t, "aws:ec2/instance:Instance", "web")
-	files := cloudInit(t, getString(web.Inputs, "userData"))
+	files := cloudInit(t, webUserDataOf(t, m))
 	env := envOf(files["/etc/facecloud/agent.env"])
 	want := backendEnv(names)
 	want["FACECLOUD_PORT"] = fmt.Sprint(tc.webPort)
+	want["FACECLOUD_LEASE"] = "s3://" + names.OutputBucket + "/leases/scaler"
+	want["FACECLOUD_OPEN_RECOGNITION"] = fmt.Sprint(tc.preset == awsres.PresetCourse)
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("web %s = %q, want %q", k, env[k], v)
 		}
+	}
+	if _, ok := env["FACECLOUD_REPLIES"]; ok {
+		t.Error("web hosts name the shared reply queue: with several hosts a reply would reach the wrong one")
 	}
 	for _, unit := range []string{"facecloud-web.service", "facecloud-scaler.service", "facecloud-fetch.service"} {
 		if files["/etc/systemd/system/"+unit] == "" {
 			t.Errorf("web user data lacks %s", unit)
 		}
 	}
-	if v, _ := web.Inputs["userDataReplaceOnChange"].(bool); !v {
-		t.Errorf("web host is not replaced when its user data (agent build) changes")
+	lt := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "web")
+	if getString(lt.Inputs, "imageId") != mockStockAMI {
+		t.Errorf("web hosts' AMI %q, want the stock image", getString(lt.Inputs, "imageId"))
 	}
-	if !slices.Contains(web.IgnoreChanges, "ami") {
-		t.Errorf("web host ignores %v; a new stock AMI release must not replace it", web.IgnoreChanges)
+}
+
+// webUserDataOf decodes the web launch template's user data.
+func webUserDataOf(t *testing.T, m *mockCloud) string {
+	t.Helper()
+	lt := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "web")
+	b, err := base64.StdEncoding.DecodeString(getString(lt.Inputs, "userData"))
+	if err != nil {
+		t.Fatalf("web launch template user data is not base64: %v", err)
 	}
-	if getString(web.Inputs, "ami") != mockStockAMI {
-		t.Errorf("web host AMI %q, want the stock image", getString(web.Inputs, "ami"))
-	}
-	eip := m.one(t, "aws:ec2/eip:Eip", "web")
-	if getString(eip.Inputs, "instance") != "i-0123456789abcdef0" {
-		t.Errorf("elastic IP is on %q, not the web host", getString(eip.Inputs, "instance"))
-	}
+	return string(b)
 }
 
 // workerUserDataOf decodes the launch template's user data.
@@ -627,6 +700,7 @@ func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.N
 	files := cloudInit(t, workerUserDataOf(t, m))
 	env := envOf(files["/etc/facecloud/agent.env"])
 	want := backendEnv(names)
+	want["FACECLOUD_REPLIES"] = queueURL(names.ResponseQueue)
 	want["FACECLOUD_MODELS"] = modelDir
 	for k, v := range want {
 		if env[k] != v {
@@ -648,7 +722,7 @@ func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.N
 	keys := map[string]bool{}
 	for _, o := range m.of("aws:s3/bucketObjectv2:BucketObjectv2") {
 		keys[getString(o.Inputs, "key")] = true
-		if getString(o.Inputs, "bucket") != names.ArtifactsBucket {
+		if getString(o.Inputs, "bucket") != names.ArtifactsBucket && o.Name != "admin-key-record" {
 			t.Errorf("artifact %s uploaded to %q", o.Name, getString(o.Inputs, "bucket"))
 		}
 	}
@@ -691,6 +765,10 @@ func checkNetwork(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
 	}
 	if endpoints["com.amazonaws."+mockRegion+".s3"] != "Gateway" {
 		t.Errorf("no S3 gateway endpoint: %v", endpoints)
+	}
+	// Workers ship their agents' logs to CloudWatch Logs.
+	if !slices.Contains(interfaceEndpoints, "logs") {
+		t.Errorf("interface endpoints %v: private workers could not reach CloudWatch Logs", interfaceEndpoints)
 	}
 	services := interfaceEndpoints
 	if tc.private && tc.preset == awsres.PresetCourse {
@@ -743,9 +821,12 @@ func checkImage(t *testing.T, m *mockCloud, tc stackCase, _ awsres.Names) {
 }
 
 func checkNames(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
-	web := m.one(t, "aws:ec2/instance:Instance", "web")
-	if got := getString(web.Inputs, "tags", "Name"); got != names.WebInstance {
+	web := m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "web")
+	if got := getString(web.Inputs, "tagSpecifications", 0, "tags", "Name"); got != names.WebInstance {
 		t.Errorf("web host Name %q, want %q", got, names.WebInstance)
+	}
+	if got := getString(m.one(t, "aws:autoscaling/group:Group", "web").Inputs, "name"); got != names.WebGroup {
+		t.Errorf("web group %q, want %q", got, names.WebGroup)
 	}
 	for _, b := range []string{names.InputBucket, names.OutputBucket, names.ArtifactsBucket} {
 		found := false
@@ -768,7 +849,7 @@ func TestCoursePresetNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"web-instance":          getString(m.one(t, "aws:ec2/instance:Instance", "web").Inputs, "tags", "Name"),
+		"web-instance":          getString(m.one(t, "aws:ec2/launchTemplate:LaunchTemplate", "web").Inputs, "tagSpecifications", 0, "tags", "Name"),
 		"1225754101-req-queue":  getString(m.one(t, "aws:sqs/queue:Queue", "requests").Inputs, "name"),
 		"1225754101-resp-queue": getString(m.one(t, "aws:sqs/queue:Queue", "replies").Inputs, "name"),
 		"1225754101-in-bucket":  getString(m.one(t, "aws:s3/bucketV2:BucketV2", "input").Inputs, "bucket"),
@@ -792,7 +873,7 @@ func TestAgentChangeRollsWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return workerUserDataOf(t, m), getString(m.one(t, "aws:ec2/instance:Instance", "web").Inputs, "userData")
+		return workerUserDataOf(t, m), webUserDataOf(t, m)
 	}
 	w1, web1 := run("v1")
 	w1again, web1again := run("v1")
@@ -802,6 +883,9 @@ func TestAgentChangeRollsWorkers(t *testing.T) {
 	}
 	if w1 == w2 || web1 == web2 {
 		t.Error("a different build gave the same user data: a code change would not roll out")
+	}
+	if strings.Contains(w1, "fc_") || strings.Contains(web1, "fc_") {
+		t.Error("an API key in the user data")
 	}
 }
 
@@ -817,12 +901,14 @@ func TestBadConfigFailsTheProgram(t *testing.T) {
 	}
 }
 
-// TestOutputs checks what `pulumi stack output` shows: the service URL,
-// queue URLs, bucket names, group name and AMI id.
+// TestOutputs checks what `pulumi stack output` shows: the service URL
+// and how it is reached, queue URLs, bucket names, groups, AMI id, the
+// admin key's parameter, the dashboard and alarm topic, the log groups.
 func TestOutputs(t *testing.T) {
 	t.Setenv("PULUMI_CONFIG", `{"aws:region":"`+mockRegion+`","facecloud:webPort":"8080"}`)
 	models := fakeModels(t)
-	var got []string
+	got := map[string]string{}
+	var mu sync.Mutex
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		c, err := loadConfig(ctx)
 		if err != nil {
@@ -836,27 +922,60 @@ func TestOutputs(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		pulumi.All(out.url, out.requestQueue, out.responseQueue, out.deadLetterQueue, out.inputBucket,
-			out.outputBucket, out.artifactsBucket, out.workerGroup, out.workerAMI, out.webInstance,
-		).ApplyT(func(v []any) error {
-			for _, s := range v {
-				got = append(got, s.(string))
-			}
-			return nil
-		})
+		for k, v := range out {
+			v.ApplyT(func(s string) string {
+				mu.Lock()
+				got[k] = s
+				mu.Unlock()
+				return s
+			})
+		}
 		return nil
 	}, pulumi.WithMocks(testProject, testStackName, &mockCloud{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	suffix := awsres.BucketSuffix(mockAccount, mockRegion)
-	want := []string{
-		"http://" + mockPublicIP + ":8080/",
-		queueURL("facecloud-test-requests"), queueURL("facecloud-test-replies"), queueURL("facecloud-test-requests-dlq"),
-		"facecloud-test-input-" + suffix, "facecloud-test-output-" + suffix, "facecloud-test-artifacts-" + suffix,
-		"facecloud-test-workers", mockBuiltAMI, "i-0123456789abcdef0",
+	lbName := "facecloud-test-lb"
+	want := map[string]string{
+		"url":                fmt.Sprintf("http://%s-%d.%s.elb.amazonaws.com:8080/", lbName, rehearsalFNV(lbName)%1000000000, mockRegion),
+		"requestQueueUrl":    queueURL("facecloud-test-requests"),
+		"responseQueueUrl":   queueURL("facecloud-test-replies"),
+		"deadLetterQueueUrl": queueURL("facecloud-test-requests-dlq"),
+		"inputBucket":        "facecloud-test-input-" + suffix,
+		"outputBucket":       "facecloud-test-output-" + suffix,
+		"artifactsBucket":    "facecloud-test-artifacts-" + suffix,
+		"workerGroup":        "facecloud-test-workers",
+		"webGroup":           "facecloud-test-web",
+		"workerAmiId":        mockBuiltAMI,
+		"adminKeyParameter":  "/facecloud/facecloud-test/admin-api-key",
+		"dashboardUrl":       "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/facecloud-test",
+		"alarmTopicArn":      "arn:aws:sns:us-east-1:" + mockAccount + ":facecloud-test-alarms",
+		"logGroups":          "/facecloud/facecloud-test/web /facecloud/facecloud-test/scaler /facecloud/facecloud-test/worker",
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("outputs\n%q\nwant\n%q", got, want)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("output %s = %q, want %q", k, got[k], v)
+		}
 	}
+	if got["loadBalancerDns"] == "" || !strings.HasPrefix(got["url"], "http://"+got["loadBalancerDns"]) {
+		t.Errorf("url %q is not on the load balancer %q", got["url"], got["loadBalancerDns"])
+	}
+	if !strings.HasPrefix(got["endpoint"], "PLAIN HTTP on port 8080") || !strings.Contains(got["endpoint"], "no network may reach it") {
+		t.Errorf("endpoint %q does not say plainly that it is plain HTTP and closed", got["endpoint"])
+	}
+	if !strings.HasPrefix(got["adminKey"], "fc_") {
+		t.Errorf("adminKey output %q is not a key", got["adminKey"])
+	}
+}
+
+// rehearsalFNV is the stand-in cloud's hash of a load balancer's name in
+// its DNS name.
+func rehearsalFNV(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }

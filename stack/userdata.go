@@ -24,6 +24,9 @@ type hostData struct {
 	ArtifactsEnv string
 	// Manifest is /etc/facecloud/artifacts.manifest.
 	Manifest string
+	// LogAgent is the CloudWatch agent's configuration: which log file
+	// goes to which log group.
+	LogAgent string
 	// NumberedNames adds the service that gives a worker a numbered Name
 	// tag (course preset).
 	NumberedNames bool

@@ -44,11 +44,14 @@ func numbered(names awsres.Names) bool { return strings.Contains(names.WorkerIns
 // workerEnv is the worker's /etc/facecloud/agent.env.
 func workerEnv(c Config, names awsres.Names, requestsURL, repliesURL string) map[string]string {
 	env := map[string]string{
-		"FACECLOUD_REQUESTS":  requestsURL,
-		"FACECLOUD_REPLIES":   repliesURL,
-		"FACECLOUD_INPUT":     storeURL(names.InputBucket, c.Region),
-		"FACECLOUD_OUTPUT":    storeURL(names.OutputBucket, c.Region),
-		"FACECLOUD_IDLE_EXIT": c.IdleExit.String(),
+		"FACECLOUD_REQUESTS": requestsURL,
+		"FACECLOUD_REPLIES":  repliesURL,
+		// Replies go to the queue of the web host that sent the request;
+		// the shared queue takes those of requests that name none.
+		"FACECLOUD_REPLY_PREFIX": replyPrefixURL(requestsURL, names),
+		"FACECLOUD_INPUT":        storeURL(names.InputBucket, c.Region),
+		"FACECLOUD_OUTPUT":       storeURL(names.OutputBucket, c.Region),
+		"FACECLOUD_IDLE_EXIT":    c.IdleExit.String(),
 		// The worker's heartbeat must match the queue it extends.
 		"FACECLOUD_VISIBILITY":   c.Queue.VisibilityTimeout.String(),
 		"FACECLOUD_HEARTBEAT":    c.Queue.Heartbeat.String(),
@@ -100,10 +103,15 @@ func workerUserData(c Config, names awsres.Names, a *artifacts, requestsURL, rep
 	if err != nil {
 		return "", err
 	}
+	logs, err := cloudWatchAgentConfig(c, roleWorker)
+	if err != nil {
+		return "", err
+	}
 	return renderHost(roleWorker, hostData{
 		Stack:         c.Stack,
 		AgentEnv:      env,
 		ArtifactsEnv:  art,
+		LogAgent:      logs,
 		Manifest:      manifest(append([]artifact{a.Agent}, a.Models...)...),
 		NumberedNames: numbered(names),
 	})
@@ -117,7 +125,7 @@ func workerName(names awsres.Names) string {
 	return strings.TrimSuffix(strings.ReplaceAll(names.WorkerInstance, "%d", ""), "-")
 }
 
-func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string, a *artifacts, ami pulumi.StringOutput, net *network, q *queues, r *roles, up *shipped) (*autoscaling.Group, *ec2.LaunchTemplate, error) {
+func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string, a *artifacts, ami pulumi.StringOutput, net *network, q *queues, r *roles, up *shipped, logs *agentLogs) (*autoscaling.Group, *ec2.LaunchTemplate, error) {
 	userData := pulumi.All(q.requests.Url, q.replies.Url).ApplyT(func(v []any) (string, error) {
 		s, err := workerUserData(c, names, a, v[0].(string), v[1].(string))
 		if err != nil {
@@ -151,7 +159,7 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("volume"), Tags: instanceTags},
 		},
 		Tags: c.tags(),
-	}, pulumi.DependsOn(r.workerPolicies))
+	}, pulumi.DependsOn(append(append([]pulumi.Resource{}, r.workerPolicies...), logs.resources()...)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker launch template: %w", err)
 	}
@@ -194,11 +202,8 @@ func newWorkers(ctx *pulumi.Context, c Config, names awsres.Names, prefix string
 		// pulumi destroy terminates the workers instead of waiting for them.
 		ForceDelete:         pulumi.Bool(true),
 		ForceDeleteWarmPool: pulumi.Bool(true),
-		EnabledMetrics: pulumi.StringArray{
-			pulumi.String("GroupDesiredCapacity"), pulumi.String("GroupInServiceInstances"),
-			pulumi.String("GroupPendingInstances"), pulumi.String("GroupTotalInstances"),
-		},
-		Tags: tags,
+		EnabledMetrics:      groupMetrics(),
+		Tags:                tags,
 	}
 	if c.WarmPoolSize > 0 {
 		// Stopped instances cost only their volumes and start in seconds

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Environment variables read by FromEnv; flags of the same meaning default to them.
@@ -52,6 +53,22 @@ type Config struct {
 	InstanceID string
 	// IMDSEndpoint overrides the instance metadata service's address.
 	IMDSEndpoint string
+	// Logger receives the SDK's own messages (a response without a
+	// checksum to validate, a deprecated setting), as records of the
+	// agent's log; nil drops them. Without it the SDK writes plain text to
+	// stderr, which breaks a log of JSON lines.
+	Logger *slog.Logger
+}
+
+// sdkLogger passes the SDK's messages to a slog.Logger.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "aws sdk", "detail", fmt.Sprintf(format, v...))
 }
 
 var (
@@ -105,7 +122,11 @@ func (c Config) Load(ctx context.Context) (aws.Config, error) {
 	if err := c.Validate(); err != nil {
 		return aws.Config{}, err
 	}
-	var opts []func(*config.LoadOptions) error
+	var sdkLog logging.Logger = logging.Nop{}
+	if c.Logger != nil {
+		sdkLog = sdkLogger{c.Logger}
+	}
+	opts := []func(*config.LoadOptions) error{config.WithLogger(sdkLog)}
 	if c.Region != "" {
 		opts = append(opts, config.WithRegion(c.Region))
 	} else {

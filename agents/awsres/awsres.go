@@ -31,13 +31,23 @@ type Names struct {
 	DeadLetterQueue string
 	ResponseQueue   string
 	// ReplyQueuePrefix starts the name of each web host's own reply queue
-	// (the web host adds its host name and a random tag).
+	// (the web host adds its host name and a random tag). No other queue's
+	// name may start with it: the acting scaler deletes what it finds
+	// under it untouched for the reply expiry, and the web role may delete
+	// any queue under it.
 	ReplyQueuePrefix string
 	InputBucket      string
 	OutputBucket     string
 	ArtifactsBucket  string
 	WorkerGroup      string
-	WebInstance      string
+	// WebGroup is the Auto Scaling group of the web hosts; WebInstance the
+	// Name tag each of them carries.
+	WebGroup    string
+	WebInstance string
+	// LoadBalancer and TargetGroup name the web tier's load balancer and
+	// its target group (AWS allows 32 characters each).
+	LoadBalancer string
+	TargetGroup  string
 	// WorkerInstance is the Name tag of worker n (1-based) when the preset
 	// numbers them; "%d" stands for n.
 	WorkerInstance string
@@ -65,7 +75,10 @@ func NewNames(preset, prefix string) (Names, error) {
 			OutputBucket:     prefix + "-output",
 			ArtifactsBucket:  prefix + "-artifacts",
 			WorkerGroup:      prefix + "-workers",
+			WebGroup:         prefix + "-web",
 			WebInstance:      prefix + "-web",
+			LoadBalancer:     shortName(prefix, "-lb"),
+			TargetGroup:      shortName(prefix, "-web"),
 			WorkerInstance:   prefix + "-worker",
 		}, nil
 	case PresetCourse:
@@ -73,17 +86,38 @@ func NewNames(preset, prefix string) (Names, error) {
 			RequestQueue:     prefix + "-req-queue",
 			DeadLetterQueue:  prefix + "-req-dlq",
 			ResponseQueue:    prefix + "-resp-queue",
-			ReplyQueuePrefix: prefix + "-resp-",
+			ReplyQueuePrefix: prefix + "-reply-",
 			InputBucket:      prefix + "-in-bucket",
 			OutputBucket:     prefix + "-out-bucket",
 			ArtifactsBucket:  prefix + "-artifacts-bucket",
 			WorkerGroup:      prefix + "-app-tier",
+			WebGroup:         prefix + "-web-tier",
 			WebInstance:      "web-instance",
+			LoadBalancer:     shortName(prefix, "-lb"),
+			TargetGroup:      shortName(prefix, "-web-tier"),
 			WorkerInstance:   "app-tier-instance-%d",
 		}, nil
 	default:
 		return Names{}, fmt.Errorf("naming preset %q unknown: use %q or %q", preset, PresetDefault, PresetCourse)
 	}
+}
+
+// maxLoadBalancerName is the longest name AWS gives a load balancer or a
+// target group.
+const maxLoadBalancerName = 32
+
+// shortName is prefix+suffix cut to AWS's 32 characters for load
+// balancers and target groups: a long prefix keeps its start and ends in
+// 8 hex digits of its SHA-256, so two long prefixes still differ.
+func shortName(prefix, suffix string) string {
+	name := prefix + suffix
+	if len(name) <= maxLoadBalancerName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	tag := hex.EncodeToString(sum[:4])
+	head := strings.TrimRight(name[:maxLoadBalancerName-len(tag)-1], "-")
+	return head + "-" + tag
 }
 
 // WithBucketSuffix returns n with "-suffix" added to the bucket names. S3

@@ -1,5 +1,7 @@
 package awsres
 
+import "slices"
+
 // ProtectFromScaleIn is the worker group's NewInstancesProtectedFromScaleIn:
 // lowering desired capacity must never terminate a busy worker; idle workers
 // retire themselves (TerminateInstanceInAutoScalingGroup).
@@ -21,6 +23,9 @@ const (
 	InputBucket   Resource = "input-bucket"
 	OutputBucket  Resource = "output-bucket"
 	WorkerGroup   Resource = "worker-group"
+	// KeyObjects are the API keys' records and last uses in the gallery
+	// (output) store: arn:aws:s3:::OUTPUT/keys/* and .../keyuse/*.
+	KeyObjects Resource = "key-objects"
 	// AnyResource is "*", for actions IAM cannot limit to a resource
 	// (autoscaling:Describe*).
 	AnyResource Resource = "*"
@@ -42,16 +47,20 @@ var (
 // WebActions are what the web agent does: store inputs, send requests,
 // receive replies, read results, and check that an input is there (a
 // pending request, /readyz: HeadObject needs s3:GetObject, and s3:ListBucket
-// makes a missing object a 404 rather than a 403).
+// makes a missing object a 404 rather than a 403); erase inputs, results,
+// answer objects and gallery entries (DELETE /v1/recognitions/{id},
+// /v1/gallery/{person}); create and revoke API keys through /v1/keys and
+// record when each key was last used.
 // The web agent never extends a reply's visibility (it deletes each reply
 // it reads), so it has no sqs:ChangeMessageVisibility.
 var WebActions = []Grant{
 	{Resource: RequestQueue, Actions: queueProducer},
 	{Resource: ReplyQueue, Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}},
-	{Resource: InputObjects, Actions: []string{"s3:PutObject", "s3:GetObject"}},
+	{Resource: InputObjects, Actions: []string{"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}},
 	{Resource: InputBucket, Actions: []string{"s3:ListBucket"}},
-	{Resource: OutputObjects, Actions: []string{"s3:GetObject"}},
+	{Resource: OutputObjects, Actions: []string{"s3:GetObject", "s3:DeleteObject"}},
 	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
+	{Resource: KeyObjects, Actions: []string{"s3:PutObject"}},
 }
 
 // WorkerActions are what a worker does: receive requests (and extend their
@@ -122,4 +131,49 @@ var ScalerElectionActions = []Grant{
 	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
 	{Resource: HostReplyQueues, Actions: []string{"sqs:ListQueueTags", "sqs:GetQueueAttributes", "sqs:DeleteQueue"}},
 	{Resource: AnyResource, Actions: []string{"sqs:ListQueues"}},
+}
+
+// WebTierWebActions are the web agent's grants on a host of a web tier
+// (--reply-prefix): WebActions with HostReplyWebActions in place of the
+// grant on the shared reply queue, which such a host never reads.
+var WebTierWebActions = without(WebActions, ReplyQueue, HostReplyWebActions...)
+
+// WebTierScalerActions are the scaler's grants on a host of a web tier
+// (--lease, --reply-prefix): ScalerActions and ScalerElectionActions.
+var WebTierScalerActions = without(ScalerActions, "", ScalerElectionActions...)
+
+// WebTierWorkerActions are a worker's grants when the web hosts have
+// reply queues of their own: WorkerActions and HostReplyWorkerActions. The
+// grant on the shared reply queue stays: a request that names no host
+// queue (from a web host of an earlier build, during an upgrade) is
+// answered there.
+var WebTierWorkerActions = without(WorkerActions, "", HostReplyWorkerActions...)
+
+// without returns a copy of grants less the grant on drop (none when drop
+// is ""), with extra merged in: actions on a resource already granted join
+// that grant, so each resource has one statement.
+func without(grants []Grant, drop Resource, extra ...Grant) []Grant {
+	var out []Grant
+	add := func(g Grant) {
+		for i := range out {
+			if out[i].Resource == g.Resource {
+				for _, a := range g.Actions {
+					if !slices.Contains(out[i].Actions, a) {
+						out[i].Actions = append(out[i].Actions, a)
+					}
+				}
+				return
+			}
+		}
+		out = append(out, Grant{Resource: g.Resource, Actions: slices.Clone(g.Actions)})
+	}
+	for _, g := range grants {
+		if drop == "" || g.Resource != drop {
+			add(g)
+		}
+	}
+	for _, g := range extra {
+		add(g)
+	}
+	return out
 }

@@ -13,13 +13,14 @@ func TestGrantsFitTheirResources(t *testing.T) {
 		RequestQueue: "sqs:", ReplyQueue: "sqs:",
 		InputObjects: "s3:", OutputObjects: "s3:", InputBucket: "s3:", OutputBucket: "s3:",
 		WorkerGroup: "autoscaling:", AnyResource: "autoscaling:",
-		HostReplyQueues: "sqs:", ScalerLease: "s3:",
+		HostReplyQueues: "sqs:", ScalerLease: "s3:", KeyObjects: "s3:",
 	}
 	// Listing actions IAM cannot limit to a resource.
 	anyOK := map[string]bool{"sqs:ListQueues": true}
 	bucketOnly := map[string]bool{"s3:ListBucket": true}
 	for name, grants := range map[string][]Grant{"web": WebActions, "worker": WorkerActions, "scaler": ScalerActions,
-		"web with its own reply queue": HostReplyWebActions, "worker replying to hosts": HostReplyWorkerActions, "scaler election": ScalerElectionActions} {
+		"web with its own reply queue": HostReplyWebActions, "worker replying to hosts": HostReplyWorkerActions, "scaler election": ScalerElectionActions,
+		"web host of a tier": WebTierWebActions, "scaler of a tier": WebTierScalerActions, "worker of a tier": WebTierWorkerActions} {
 		t.Run(name, func(t *testing.T) {
 			if len(grants) == 0 {
 				t.Fatal("no grants")

@@ -12,6 +12,9 @@ import (
 // stack's templates use.
 type CloudConfig struct {
 	WriteFiles []WriteFile `yaml:"write_files"`
+	// Packages are installed by the image's package manager (dnf on
+	// Amazon Linux) before runcmd runs.
+	Packages []string `yaml:"packages"`
 	// RunCmd holds each runcmd entry as its argument list (a string entry
 	// becomes ["sh", "-c", entry], as cloud-init runs it).
 	RunCmd [][]string `yaml:"-"`

@@ -36,11 +36,45 @@ const (
 	DefaultStockAMI = "ami-0stock000000000"
 	DefaultBuiltAMI = "ami-0built000000000"
 	DefaultPublicIP = "203.0.113.10"
-	// WebInstanceID is the id Cloud gives the web instance.
+	// WebInstanceID is the id Cloud gives a lone instance.
 	WebInstanceID = "i-0123456789abcdef0"
-	// LaunchTemplateID is the id Cloud gives the worker launch template.
+	// LaunchTemplateID is the id Cloud gives the worker launch template;
+	// any other launch template gets LaunchTemplateIDOf its name.
 	LaunchTemplateID = "lt-0123456789abcdef0"
+	// HostedZoneID is the id of every hosted zone Cloud looks up.
+	HostedZoneID = "Z0123456789EXAMPLE"
+	// elbZoneID is the hosted zone id of load balancers' DNS names.
+	elbZoneID = "Z35SXDOTRQ7X7K"
 )
+
+// LaunchTemplateIDOf is the id Cloud gives the launch template name.
+func LaunchTemplateIDOf(name string) string {
+	if name == "worker" {
+		return LaunchTemplateID
+	}
+	return "lt-0" + fmt.Sprintf("%016x", fnv64(name))
+}
+
+// LoadBalancerSuffix is the ARN suffix (CloudWatch's LoadBalancer
+// dimension) Cloud gives the load balancer name; TargetGroupSuffix that of
+// a target group (the TargetGroup dimension).
+func LoadBalancerSuffix(name string) string {
+	return fmt.Sprintf("app/%s/%016x", name, fnv64("lb/"+name))
+}
+
+// TargetGroupSuffix: see LoadBalancerSuffix.
+func TargetGroupSuffix(name string) string {
+	return fmt.Sprintf("targetgroup/%s/%016x", name, fnv64("tg/"+name))
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
 
 // Resource is one resource the program declared.
 type Resource struct {
@@ -111,7 +145,7 @@ func (c *Cloud) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		id = str("bucket")
 		set("arn", "arn:aws:s3:::"+id)
 	case "aws:ec2/launchTemplate:LaunchTemplate":
-		id = LaunchTemplateID
+		id = LaunchTemplateIDOf(args.Name)
 		set("latestVersion", 1)
 		set("arn", "arn:aws:ec2:"+region+":"+account+":launch-template/"+id)
 	case "aws:imagebuilder/image:Image":
@@ -133,6 +167,42 @@ func (c *Cloud) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "aws:cloudwatch/logGroup:LogGroup":
 		id = str("name")
 		set("arn", "arn:aws:logs:"+region+":"+account+":log-group:"+id)
+	case "aws:lb/loadBalancer:LoadBalancer":
+		suffix := LoadBalancerSuffix(str("name"))
+		id = "arn:aws:elasticloadbalancing:" + region + ":" + account + ":loadbalancer/" + suffix
+		set("arn", id)
+		set("arnSuffix", suffix)
+		set("dnsName", fmt.Sprintf("%s-%d.%s.elb.amazonaws.com", str("name"), fnv64(str("name"))%1000000000, region))
+		set("zoneId", elbZoneID)
+	case "aws:lb/targetGroup:TargetGroup":
+		suffix := TargetGroupSuffix(str("name"))
+		id = "arn:aws:elasticloadbalancing:" + region + ":" + account + ":" + suffix
+		set("arn", id)
+		set("arnSuffix", suffix)
+	case "aws:lb/listener:Listener":
+		id = fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:listener/%s", region, account, args.Name)
+		set("arn", id)
+	case "aws:acm/certificate:Certificate":
+		id = "arn:aws:acm:" + region + ":" + account + ":certificate/" + args.Name
+		set("arn", id)
+		set("domainValidationOptions", []any{map[string]any{
+			"domainName": str("domainName"), "resourceRecordName": "_0123456789abcdef." + str("domainName") + ".",
+			"resourceRecordType": "CNAME", "resourceRecordValue": "_fedcba9876543210.acm-validations.aws.",
+		}})
+	case "aws:acm/certificateValidation:CertificateValidation":
+		id = str("certificateArn")
+	case "aws:route53/record:Record":
+		id = str("name")
+		set("fqdn", strings.TrimSuffix(str("name"), "."))
+	case "aws:ssm/parameter:Parameter":
+		id = str("name")
+		set("arn", "arn:aws:ssm:"+region+":"+account+":parameter"+str("name"))
+	case "aws:sns/topic:Topic":
+		id = "arn:aws:sns:" + region + ":" + account + ":" + str("name")
+		set("arn", id)
+	case "aws:cloudwatch/metricAlarm:MetricAlarm":
+		id = str("name")
+		set("arn", "arn:aws:cloudwatch:"+region+":"+account+":alarm:"+id)
 	default:
 		if n := str("name"); n != "" {
 			id = n
@@ -170,6 +240,14 @@ func (c *Cloud) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	case "aws:index/getPartition:getPartition":
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws",
+		}), nil
+	case "aws:route53/getZone:getZone":
+		name := args.Args["name"].StringValue()
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"name": name, "zoneId": HostedZoneID, "id": HostedZoneID, "privateZone": false,
+			"arn": "arn:aws:route53:::hostedzone/" + HostedZoneID, "callerReference": "rehearsal", "comment": "",
+			"nameServers": []any{"ns-1.awsdns-00.org"}, "primaryNameServer": "ns-1.awsdns-00.org", "resourceRecordSetCount": 2,
+			"tags": map[string]any{}, "vpcId": "", "linkedServiceDescription": "", "linkedServicePrincipal": "",
 		}), nil
 	case "aws:ssm/getParameter:getParameter":
 		name := args.Args["name"].StringValue()

@@ -96,6 +96,7 @@ var awsLogged sync.Map // agent configs already logged, so each is logged once
 // secrets) the first time it is used in this process.
 func loadAWS(ctx context.Context, env *environment) (aws.Config, error) {
 	ac := awsconf.FromEnv(env.getenv)
+	ac.Logger = newLogger(env).With("part", "aws")
 	cfg, err := ac.Load(ctx)
 	if err != nil {
 		return aws.Config{}, err
