@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/facecloud/facecloud/agents/awsres"
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/keys"
 )
 
@@ -91,6 +92,7 @@ func grantPolicy(grants []awsres.Grant, r resolved) (policyDocument, error) {
 		awsres.HostReplyQueues: {r.hostReplies},
 		awsres.ScalerLease:     {r.output + "/" + path.Dir(awsres.ScalerLeaseKey) + "/*"},
 		awsres.KeyObjects:      {r.output + "/" + keys.Prefix + "*", r.output + "/" + keys.UsePrefix + "*"},
+		awsres.GalleryObjects:  {r.output + "/" + gallery.CollectionsPrefix + "*"},
 	}
 	var d policyDocument
 	for i, g := range grants {

@@ -26,6 +26,9 @@ const (
 	// KeyObjects are the API keys' records and last uses in the gallery
 	// (output) store: arn:aws:s3:::OUTPUT/keys/* and .../keyuse/*.
 	KeyObjects Resource = "key-objects"
+	// GalleryObjects are the collections' snapshots and logs in the output
+	// store: arn:aws:s3:::OUTPUT/collections/* (gallery.CollectionsPrefix).
+	GalleryObjects Resource = "gallery-objects"
 	// AnyResource is "*", for actions IAM cannot limit to a resource
 	// (autoscaling:Describe*).
 	AnyResource Resource = "*"
@@ -50,7 +53,8 @@ var (
 // makes a missing object a 404 rather than a 403); erase inputs, results,
 // answer objects and gallery entries (DELETE /v1/recognitions/{id},
 // /v1/gallery/{person}); create and revoke API keys through /v1/keys and
-// record when each key was last used.
+// record when each key was last used; append a deletion to a collection's
+// log (erasure of a face or a person).
 // The web agent never extends a reply's visibility (it deletes each reply
 // it reads), so it has no sqs:ChangeMessageVisibility.
 var WebActions = []Grant{
@@ -61,6 +65,7 @@ var WebActions = []Grant{
 	{Resource: OutputObjects, Actions: []string{"s3:GetObject", "s3:DeleteObject"}},
 	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
 	{Resource: KeyObjects, Actions: []string{"s3:PutObject"}},
+	{Resource: GalleryObjects, Actions: []string{"s3:PutObject"}},
 }
 
 // WorkerActions are what a worker does: receive requests (and extend their
@@ -78,11 +83,15 @@ var WorkerActions = []Grant{
 }
 
 // ScalerActions are what the scaler does: read the request queue's depth
-// and the group's size, and set the group's desired capacity.
+// and the group's size, and set the group's desired capacity; and compact
+// the collections' logs into snapshots (list, read, write the new
+// snapshot, delete what it replaces).
 var ScalerActions = []Grant{
 	{Resource: RequestQueue, Actions: []string{"sqs:GetQueueAttributes"}},
 	{Resource: AnyResource, Actions: []string{"autoscaling:DescribeAutoScalingGroups"}},
 	{Resource: WorkerGroup, Actions: []string{"autoscaling:SetDesiredCapacity"}},
+	{Resource: GalleryObjects, Actions: []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}},
+	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
 }
 
 // KMSActions are needed in addition on a bucket's KMS key when stores write
