@@ -24,6 +24,7 @@ import (
 
 	"github.com/facecloud/facecloud/agents/awsres"
 	"github.com/facecloud/facecloud/agents/awsres/awstest"
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
 )
 
@@ -106,14 +107,14 @@ func (s *awsStack) uploadGallery() {
 		t.Fatal(err)
 	}
 	defer remote.Close()
-	keys, err := local.List(t.Context(), "gallery/")
+	keys, err := local.List(t.Context(), gallery.CollectionsPrefix)
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("local gallery: %d keys, %v", len(keys), err)
 	}
 	for _, k := range keys {
 		b, err := local.Get(t.Context(), k)
 		if err == nil {
-			err = remote.Put(t.Context(), k, b, "application/json")
+			err = remote.Put(t.Context(), k, b, "application/octet-stream")
 		}
 		if err != nil {
 			t.Fatalf("copy %s: %v", k, err)

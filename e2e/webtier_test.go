@@ -165,21 +165,21 @@ func TestAWSWebTier(t *testing.T) {
 	eventually(t, 2*time.Minute, "3 workers ready", func() bool {
 		return strings.Count(s.player.logs(), `msg="worker ready"`) >= workers
 	})
-	// One scaler acts; the other stands by.
+	// One scaler acts; the other stands by. The lease may change hands
+	// (a renewal that moto answers too late on a busy machine), so what
+	// counts is each scaler's latest state, not whether it ever led.
 	leaders := func() []string {
 		var out []string
 		for _, h := range []*webHost{a, b} {
 			h.scaler.syncLog(t)
-			if strings.Contains(h.scaler.out.String(), `msg="scaler leading"`) {
+			log := h.scaler.out.String()
+			if i := strings.LastIndex(log, `msg="scaler leading"`); i >= 0 && i > strings.LastIndex(log, `msg="scaler standing by"`) {
 				out = append(out, h.name)
 			}
 		}
 		return out
 	}
-	eventually(t, 30*time.Second, "a scaler leading", func() bool { return len(leaders()) > 0 })
-	if l := leaders(); len(l) != 1 {
-		t.Fatalf("scalers that led: %v, want exactly one", l)
-	}
+	eventually(t, 30*time.Second, "exactly one scaler leading", func() bool { return len(leaders()) == 1 })
 	// Warm up the path (connections to moto, the workers' gallery).
 	lb.route(hostPort(a))
 	codes, bodies, _ := postTimed(lb.url()+"/", c.Files[900:930])
