@@ -27,6 +27,11 @@ const Version = 1
 // queues.
 const VersionReplyTo = 2
 
+// VersionLandmarks is the schema version of a Request that asks for each
+// face's landmarks (Landmarks), with or without ReplyTo. A worker of an
+// earlier build refuses it rather than answering without them.
+const VersionLandmarks = 3
+
 // MaxReplyToBytes bounds a Request's ReplyTo address.
 const MaxReplyToBytes = 512
 
@@ -70,6 +75,9 @@ type Request struct {
 	// only when the address is one of its configured reply queues, so a
 	// forged request cannot make it write anywhere else.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Landmarks asks for each face's 68 landmarks in the Result
+	// (VersionLandmarks only; recognitions only).
+	Landmarks bool `json:"landmarks,omitempty"`
 }
 
 // Reply tells the web agent that a job's Result is in the output store.
@@ -98,6 +106,17 @@ type Face struct {
 	Name string `json:"name"`
 	// Distance is the Euclidean distance to the nearest gallery entry.
 	Distance float64 `json:"distance"`
+	// Landmarks are the face's 68 points when the request asked for them
+	// (iBUG 300-W order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
+	// mouth 48-67); empty for a face the landmark net was not run on (an
+	// image described whole when the detector found no face in it).
+	Landmarks []Point `json:"landmarks,omitempty"`
+}
+
+// Point is a position in the image's pixels.
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
 }
 
 // Result is what a worker stores for a job, done or failed.
@@ -137,13 +156,18 @@ func ResultKey(id string) string { return ResultPrefix + id + ".json" }
 // request named name. Names that are not plain file stems, or that would
 // shadow the store's own prefixes, get no answer object.
 func AnswerKey(name string) (string, bool) {
-	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || name == "gallery" || name == "keys" || name == "keyuse" {
+	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || reservedNames[name] {
 		return "", false
 	}
 	return name, true
 }
 
 var answerKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$`)
+
+// reservedNames are the store's other top-level prefixes (the gallery, API
+// keys and their use, the agents' status reports, face thumbnails): an
+// answer object of that name would shadow them in a file store.
+var reservedNames = map[string]bool{"gallery": true, "keys": true, "keyuse": true, "status": true, "thumbs": true}
 
 // IDTime is when the request with UUIDv7 id was made.
 func IDTime(id string) (time.Time, error) {
@@ -171,13 +195,31 @@ func NewRequest(id, name string, nearest bool, now time.Time) Request {
 	return Request{V: Version, ID: id, Name: name, Input: InputKey(id), Nearest: nearest, Sent: now.UTC()}
 }
 
-// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo.
+// WithReplyTo returns r naming addr as its reply queue, at the version its
+// fields need (VersionReplyTo, or VersionLandmarks with Landmarks).
 func (r Request) WithReplyTo(addr string) Request {
-	r.ReplyTo, r.V = addr, VersionReplyTo
-	if addr == "" {
-		r.V = Version
-	}
+	r.ReplyTo = addr
+	r.V = r.version()
 	return r
+}
+
+// WithLandmarks returns r asking for landmarks (or not), at the version its
+// fields need.
+func (r Request) WithLandmarks(on bool) Request {
+	r.Landmarks = on
+	r.V = r.version()
+	return r
+}
+
+// version is the earliest schema version that carries r's fields.
+func (r Request) version() int {
+	switch {
+	case r.Landmarks:
+		return VersionLandmarks
+	case r.ReplyTo != "":
+		return VersionReplyTo
+	}
+	return Version
 }
 
 func validID(id string) error {
@@ -201,6 +243,17 @@ func validVersion(v int) error {
 // Validate reports the first thing wrong with r.
 func (r Request) Validate() error {
 	switch {
+	case r.V == VersionLandmarks:
+		if !r.Landmarks {
+			return fmt.Errorf("schema version %d is for requests that ask for landmarks", VersionLandmarks)
+		}
+		if r.ReplyTo != "" {
+			if err := validReplyTo(r.ReplyTo); err != nil {
+				return err
+			}
+		}
+	case r.Landmarks:
+		return fmt.Errorf("landmarks need schema version %d, message has %d", VersionLandmarks, r.V)
 	case r.V == VersionReplyTo:
 		if err := validReplyTo(r.ReplyTo); err != nil {
 			return err
@@ -209,7 +262,7 @@ func (r Request) Validate() error {
 		return fmt.Errorf("reply_to needs schema version %d, message has %d", VersionReplyTo, r.V)
 	default:
 		if err := validVersion(r.V); err != nil {
-			return fmt.Errorf("%w (requests may also be version %d)", err, VersionReplyTo)
+			return fmt.Errorf("%w (requests may also be version %d or %d)", err, VersionReplyTo, VersionLandmarks)
 		}
 	}
 	if err := validID(r.ID); err != nil {
@@ -229,6 +282,9 @@ func (r Request) Validate() error {
 	case KindEnroll:
 		if err := ValidPerson(r.Person); err != nil {
 			return err
+		}
+		if r.Landmarks {
+			return errors.New("landmarks are for recognitions only")
 		}
 	default:
 		return fmt.Errorf("kind %q is neither %q nor %q", r.Kind, KindRecognize, KindEnroll)

@@ -20,7 +20,13 @@ func TestRequestVersions(t *testing.T) {
 		"version 2 without reply_to":      {req: func() Request { r := base; r.V = VersionReplyTo; return r }(), wantErr: "reply_to must be"},
 		"reply_to with a space":           {req: base.WithReplyTo("http://a b"), wantErr: "printable ASCII"},
 		"reply_to too long":               {req: base.WithReplyTo(strings.Repeat("x", MaxReplyToBytes+1)), wantErr: "reply_to must be"},
-		"version 3":                       {req: func() Request { r := base; r.V = 3; return r }(), wantErr: "version 3 not supported"},
+		"version 3 with landmarks":        {req: base.WithLandmarks(true)},
+		"version 3 with both":             {req: base.WithLandmarks(true).WithReplyTo("https://sqs.us-east-1.amazonaws.com/123456789012/fc-reply-h1")},
+		"landmarks off again":             {req: base.WithLandmarks(true).WithLandmarks(false)},
+		"version 3 without landmarks":     {req: func() Request { r := base; r.V = 3; return r }(), wantErr: "for requests that ask for landmarks"},
+		"landmarks at version 1":          {req: func() Request { r := base; r.Landmarks = true; return r }(), wantErr: "need schema version 3"},
+		"landmarks of an enrolment":       {req: func() Request { r := base.WithLandmarks(true); r.Kind, r.Person = KindEnroll, "Ada"; return r }(), wantErr: "recognitions only"},
+		"version 4":                       {req: func() Request { r := base; r.V = 4; return r }(), wantErr: "version 4 not supported"},
 		"version 0 (field missing, old?)": {req: func() Request { r := base; r.V = 0; return r }(), wantErr: "version 0 not supported"},
 	}
 	for name, tc := range tests {

@@ -2,7 +2,8 @@
 // results after their retention.
 //
 // What the service stores about a person: gallery entries
-// (gallery/<person>/<id>.json in the gallery store), the images sent to
+// (gallery/<person>/<id>.json in the gallery store) and their thumbnails
+// (thumbs/<id>.jpg beside them), the images sent to
 // enrol them and to recognise them (inputs/<id> in the input store), the
 // Results that name them (results/<id>.json in the output store) and, with
 // the course's answer objects, "<file stem>" holding their name. Enrolment
@@ -27,6 +28,7 @@ import (
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // Stores are the stores a deployment keeps data in; the same store may
@@ -45,6 +47,8 @@ type Report struct {
 	ID     string `json:"id,omitempty"`
 	// Faces are gallery entries deleted.
 	Faces int `json:"faces"`
+	// Thumbnails are the pictures of those faces deleted.
+	Thumbnails int `json:"thumbnails"`
 	// Inputs and Results are stored images and Results deleted.
 	Inputs  int `json:"inputs"`
 	Results int `json:"results"`
@@ -78,6 +82,9 @@ func DeletePerson(ctx context.Context, st Stores, person string, purge bool) (Re
 		rep.Faces++
 		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, gallery.Prefix+person+"/"), ".json"); ok {
 			enrolIDs = append(enrolIDs, id)
+			if err := deleteThumbnail(ctx, st, id, &rep); err != nil {
+				return rep, err
+			}
 		}
 	}
 	if !purge {
@@ -113,10 +120,29 @@ func DeleteFace(ctx context.Context, st Stores, person, faceID string, purge boo
 		}
 		rep.Faces++
 	}
+	if err := deleteThumbnail(ctx, st, faceID, &rep); err != nil {
+		return rep, err
+	}
 	if purge {
 		return rep, deleteRequest(ctx, st, faceID, &rep)
 	}
 	return rep, nil
+}
+
+// deleteThumbnail deletes face id's thumbnail, if it has one.
+func deleteThumbnail(ctx context.Context, st Stores, id string, rep *Report) error {
+	ok, err := st.Gallery.Exists(ctx, thumbs.Key(id))
+	if err != nil {
+		return fmt.Errorf("look up thumbnail of face %s: %w", id, err)
+	}
+	if !ok {
+		return nil
+	}
+	if err := st.Gallery.Delete(ctx, thumbs.Key(id)); err != nil {
+		return fmt.Errorf("delete thumbnail: %w", err)
+	}
+	rep.Thumbnails++
+	return nil
 }
 
 // DeleteRecognition deletes request id's image, its Result and the answer

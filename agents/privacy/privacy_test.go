@@ -19,6 +19,7 @@ import (
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 func fileStore(t *testing.T) platform.Store {
@@ -77,11 +78,13 @@ func (d *deployment) request(id, name string, faces ...string) {
 	}
 }
 
-// enrol stores what an enrolment through the API leaves.
+// enrol stores what an enrolment through the API leaves: its request, the
+// gallery entry and the face's thumbnail.
 func (d *deployment) enrol(id, person string) {
 	d.t.Helper()
 	d.request(id, "photo-"+id[len(id)-4:], person)
 	d.put(d.st.Gallery, gallery.Key(person, id), `{"person":"`+person+`"}`)
+	d.put(d.st.Gallery, thumbs.Key(id), "thumbnail of "+person)
 }
 
 // all lists every object of every store with its content.
@@ -137,6 +140,7 @@ func testPurge(t *testing.T, d *deployment) {
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paul")
 	d.put(d.st.Gallery, gallery.Key("Paula", "0123456789abcdef0123"), `{"person":"Paula"}`) // enrolled from a file
+	d.put(d.st.Gallery, thumbs.Key("0123456789abcdef0123"), "thumbnail of Paula")
 	d.request(idAt(now.Add(-2*time.Hour)), "test_00", "Paula")
 	d.request(idAt(now.Add(-2*time.Hour)), "group", "Ann", "Paula") // second face
 	d.request(idAt(now.Add(-time.Hour)), "test_01", "Paul")
@@ -148,8 +152,8 @@ func testPurge(t *testing.T, d *deployment) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Faces != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
-		t.Errorf("report %+v, want 3 faces and 4 results, inputs and answer objects", rep)
+	if rep.Faces != 3 || rep.Thumbnails != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
+		t.Errorf("report %+v, want 3 faces with their thumbnails and 4 results, inputs and answer objects", rep)
 	}
 	after := d.all()
 	for k, v := range after {
@@ -166,7 +170,7 @@ func testPurge(t *testing.T, d *deployment) {
 	}
 	// Run again: nothing left to delete, no error.
 	rep, err = DeletePerson(ctx, d.st, "Paula", true)
-	if err != nil || rep.Faces+rep.Results+rep.Inputs+rep.Answers != 0 {
+	if err != nil || rep.Faces+rep.Thumbnails+rep.Results+rep.Inputs+rep.Answers != 0 {
 		t.Fatalf("second erasure = %+v, %v; want nothing deleted", rep, err)
 	}
 }
@@ -177,8 +181,8 @@ func TestDeletePersonWithoutPurge(t *testing.T) {
 	id := idAt(time.Now())
 	d.enrol(id, "Zoe")
 	rep, err := DeletePerson(context.Background(), d.st, "Zoe", false)
-	if err != nil || rep.Faces != 1 || rep.Results+rep.Inputs != 0 {
-		t.Fatalf("DeletePerson = %+v, %v; want one face only", rep, err)
+	if err != nil || rep.Faces != 1 || rep.Thumbnails != 1 || rep.Results+rep.Inputs != 0 {
+		t.Fatalf("DeletePerson = %+v, %v; want one face and its thumbnail only", rep, err)
 	}
 	all := d.all()
 	if _, ok := all["gallery:"+gallery.Key("Zoe", id)]; ok {
@@ -196,7 +200,7 @@ func TestDeleteFaceAndRecognition(t *testing.T) {
 	d.enrol(keep, "Zoe")
 	d.enrol(gone, "Zoe")
 	d.request(rec, "test_07", "Zoe")
-	if rep, err := DeleteFace(ctx, d.st, "Zoe", gone, true); err != nil || rep.Faces != 1 || rep.Inputs != 1 || rep.Results != 1 {
+	if rep, err := DeleteFace(ctx, d.st, "Zoe", gone, true); err != nil || rep.Faces != 1 || rep.Thumbnails != 1 || rep.Inputs != 1 || rep.Results != 1 {
 		t.Fatalf("DeleteFace = %+v, %v", rep, err)
 	}
 	if rep, err := DeleteRecognition(ctx, d.st, rec); err != nil || rep.Inputs != 1 || rep.Results != 1 || rep.Answers != 1 {
@@ -207,7 +211,7 @@ func TestDeleteFaceAndRecognition(t *testing.T) {
 		left = append(left, k)
 	}
 	slices.Sort(left)
-	want := []string{"gallery:" + gallery.Key("Zoe", keep), "inputs:" + job.InputKey(keep), "outputs:photo-" + keep[len(keep)-4:], "outputs:" + job.ResultKey(keep)}
+	want := []string{"gallery:" + gallery.Key("Zoe", keep), "gallery:" + thumbs.Key(keep), "inputs:" + job.InputKey(keep), "outputs:photo-" + keep[len(keep)-4:], "outputs:" + job.ResultKey(keep)}
 	slices.Sort(want)
 	if !slices.Equal(left, want) {
 		t.Fatalf("left %q, want %q", left, want)

@@ -2,9 +2,11 @@ package worker
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
+	"image/jpeg"
 	"io"
 	"net/url"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/models"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
+	"github.com/facecloud/facecloud/agents/thumbs"
 
 	"github.com/facecloud/facecloud/internal/testenv"
 )
@@ -102,6 +105,13 @@ func TestFaceRecognizer(t *testing.T) {
 		}
 		if ok, _ := store.Exists(ctx, gallery.Key(galLabels[s], id)); !ok {
 			t.Fatalf("enrol %s wrote no gallery entry", s)
+		}
+		jpg, err := store.Get(ctx, thumbs.Key(id))
+		if err != nil {
+			t.Fatalf("enrol %s wrote no thumbnail: %v", s, err)
+		}
+		if m, err := jpeg.Decode(bytes.NewReader(jpg)); err != nil || m.Bounds().Dx() != thumbs.Side {
+			t.Fatalf("enrol %s: thumbnail does not decode to %d pixels wide: %v", s, thumbs.Side, err)
 		}
 	}
 	if n := fr.Gallery.Gallery().Len(); n != len(gal) {
