@@ -87,7 +87,14 @@ func (r *Recorder) Report(now time.Time, every time.Duration) WebReport {
 	rep := WebReport{
 		V: Version, Host: r.host, Started: r.started, Written: now.UTC(),
 		EveryMS: every.Milliseconds(), StepMS: StepLength.Milliseconds(),
-		Steps: []Step{}, Failures: slices.Clone(r.failures),
+		Steps: []Step{}, Failures: []Failure{},
+	}
+	// Failures older than the window are left out too: the report holds
+	// the last minutes only (a reason may name a file or a person).
+	for _, f := range r.failures {
+		if f.At.After(now.Add(-Window)) {
+			rep.Failures = append(rep.Failures, f)
+		}
 	}
 	for _, s := range r.steps {
 		if s.T.After(now.Add(-Window)) {
@@ -96,9 +103,6 @@ func (r *Recorder) Report(now time.Time, every time.Duration) WebReport {
 			c.Latency.Merge(s.Latency)
 			rep.Steps = append(rep.Steps, c)
 		}
-	}
-	if rep.Failures == nil {
-		rep.Failures = []Failure{}
 	}
 	return rep
 }
