@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/privacy"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // newKey is the body of POST /v1/keys.
@@ -95,6 +97,8 @@ type face struct {
 	ID       string    `json:"id"`
 	Source   string    `json:"source,omitempty"`
 	Enrolled time.Time `json:"enrolled,omitzero"`
+	// Thumbnail is the path of the face's picture, when it has one.
+	Thumbnail string `json:"thumbnail,omitempty"`
 }
 
 func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) *httpError {
@@ -120,6 +124,9 @@ func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) *httpError {
 			if json.Unmarshal(b, &e) == nil {
 				f.Source, f.Enrolled = e.Source, e.Enrolled
 			}
+		}
+		if ok, err := s.deps.Gallery.Exists(r.Context(), thumbs.Key(id)); err == nil && ok {
+			f.Thumbnail = "/v1/gallery/" + url.PathEscape(name) + "/" + id + "/thumbnail"
 		}
 		faces = append(faces, f)
 	}

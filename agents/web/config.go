@@ -83,6 +83,11 @@ type Config struct {
 	// Nearest makes every recognition name the nearest gallery person even
 	// beyond the match threshold unless the request says ?nearest=0.
 	Nearest bool
+	// StatusEvery is how often, while calls come, the agent writes its
+	// status report (status.WebKey) to the output store, for the other
+	// hosts' GET /v1/status and `facecloud status --data`; 0 never writes
+	// it (GET /v1/status still shows this host's calls).
+	StatusEvery time.Duration
 }
 
 // DefaultConfig returns the limits the agent runs with unless told otherwise.
@@ -111,6 +116,7 @@ func DefaultConfig() Config {
 		MaxEnrollImages: 64,
 		KeyRate:         100,
 		KeyBurst:        200,
+		StatusEvery:     5 * time.Second,
 	}
 }
 
@@ -155,5 +161,6 @@ func (c Config) Validate() error {
 	check(c.MinUploadRate >= 1 && c.MinUploadRate <= 1<<30, "min upload rate %d bytes/s out of range 1..1GiB/s", c.MinUploadRate)
 	durIn("upload idle", c.UploadIdle, 100*time.Millisecond, 10*time.Minute)
 	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
+	durIn("status interval", c.StatusEvery, 0, 5*time.Minute)
 	return errors.Join(errs...)
 }

@@ -96,7 +96,7 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 		}
 	}()
 	for _, u := range ups {
-		p, herr := s.enqueue(r.Context(), u, job.KindEnroll, name, false)
+		p, herr := s.enqueue(r.Context(), u, job.KindEnroll, name, false, false)
 		if herr != nil {
 			return herr
 		}
@@ -111,6 +111,7 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 			res, err := s.await(r.Context(), p.id, p.ch, left)
 			switch {
 			case err == nil:
+				noteResult(r.Context(), res)
 				out.Results = append(out.Results, res)
 				continue
 			case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):

@@ -39,6 +39,19 @@ func (s *Server) nearestParam(r *http.Request) (bool, *httpError) {
 	return b, nil
 }
 
+// boolParam reads ?name= as a boolean (default false).
+func boolParam(r *http.Request, name string) (bool, *httpError) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, refuse(http.StatusBadRequest, "bad_param", "%s=%q must be true or false (1 or 0)", name, truncate(v, 20))
+	}
+	return b, nil
+}
+
 // waitParam reads ?wait= as a duration ("30s") or whole seconds ("30"),
 // within 0..cfg.MaxWait.
 func (s *Server) waitParam(r *http.Request, def time.Duration) (time.Duration, *httpError) {

@@ -25,15 +25,16 @@ type pending struct {
 
 // enqueue stores u and queues its request, registering the waiter before
 // the request is sent so even the fastest reply finds it.
-func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nearest bool) (pending, *httpError) {
+func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nearest, landmarks bool) (pending, *httpError) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	id := job.NewID()
+	noteID(ctx, id)
 	name := u.name
 	if name == "" {
 		name = id
 	}
-	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithReplyTo(s.replyTo())
+	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithLandmarks(landmarks).WithReplyTo(s.replyTo())
 	if kind == job.KindEnroll {
 		req.Kind, req.Person = kind, person
 	}
@@ -59,7 +60,7 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 // slot and queues the image for recognition: the shared front half of the
 // text and JSON endpoints. The upload's memory is returned to the budget
 // once the image is stored.
-func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, nearest bool) (pending, *httpError) {
+func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, nearest, landmarks bool) (pending, *httpError) {
 	defer in.release()
 	if herr := s.check(r.Context(), in, &u); herr != nil {
 		return pending{}, herr
@@ -67,7 +68,7 @@ func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, neare
 	if herr := s.takeSlot(r); herr != nil {
 		return pending{}, herr
 	}
-	return s.enqueue(r.Context(), u, job.KindRecognize, "", nearest)
+	return s.enqueue(r.Context(), u, job.KindRecognize, "", nearest, landmarks)
 }
 
 // postText is the course's contract: multipart field inputFile in,
@@ -87,7 +88,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r, in, ups[0], nearest)
+	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, false)
 	if herr != nil {
 		return herr
 	}
@@ -104,6 +105,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if res.Status == job.StatusFailed {
 		return refuse(http.StatusInternalServerError, "", "request %s failed: %s", p.id, res.Error)
 	}
+	noteResult(r.Context(), res)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Request-Id", p.id)
 	fmt.Fprintf(w, "%s:%s", res.Name, res.Answer)
@@ -132,6 +134,10 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
+	landmarks, herr := boolParam(r, "landmarks")
+	if herr != nil {
+		return herr
+	}
 	var ups []upload
 	switch {
 	case isMultipart(r):
@@ -145,7 +151,7 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r, in, ups[0], nearest)
+	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, landmarks)
 	if herr != nil {
 		return herr
 	}
@@ -160,6 +166,7 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, p pending, w
 		res, err := s.await(r.Context(), p.id, p.ch, wait)
 		switch {
 		case err == nil:
+			noteResult(r.Context(), res)
 			writeJSON(w, http.StatusOK, res)
 			return nil
 		case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):

@@ -26,6 +26,7 @@ import (
 
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
+	live "github.com/facecloud/facecloud/agents/status"
 )
 
 // Deps are the ports and services the agent runs on. The server does not
@@ -84,6 +85,10 @@ type Server struct {
 	tls     *tls.Config
 	decodes chan struct{}
 	budget  *budget
+	// recorder keeps this host's calls for the status; statusCache the
+	// other reports it merges them with.
+	recorder    *live.Recorder
+	statusCache statusCache
 
 	// draining refuses new work (503) while the calls in progress finish.
 	draining atomic.Bool
@@ -143,6 +148,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
+	s.recorder = live.NewRecorder(s.host(), deps.Now())
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	if err := s.openReplies(); err != nil {
 		s.cancelStop()
@@ -152,6 +158,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.consumer.Go(func() { s.consumeReplies(s.stop) })
 	if deps.ReplyFamily != nil {
 		s.consumer.Go(func() { s.touchReplies(s.stop) })
+	}
+	if cfg.StatusEvery > 0 {
+		s.consumer.Go(func() { s.publishStatus(s.stop) })
 	}
 	return s, nil
 }
@@ -260,7 +269,7 @@ func (s *Server) waitIdle(timeout time.Duration) bool {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern, route string, h http.Handler) {
-		mux.Handle(pattern, s.metrics.instrument(route, h))
+		mux.Handle(pattern, s.observe(route, s.metrics.instrument(route, h)))
 	}
 	// serve registers a route's methods and notes them for Routes.
 	serve := func(pattern, route string, m methods, writeErr func(http.ResponseWriter, *httpError)) {
@@ -290,6 +299,10 @@ func (s *Server) routes() http.Handler {
 		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deletePerson)),
 	}, jsonErrors)
 	serve("/v1/gallery/{person}/{face}", "face", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteFace))}, jsonErrors)
+	serve("/v1/gallery/{person}/{face}/thumbnail", "thumbnail", methods{http.MethodGet: json(keys.Admin, s.limited(jsonErrors, s.getThumbnail))}, jsonErrors)
+	serve("/v1/status", "status", methods{http.MethodGet: json(keys.Admin, s.limited(jsonErrors, s.getStatus))}, jsonErrors)
+	serve("/console", "console", methods{http.MethodGet: http.HandlerFunc(s.console)}, textErrors)
+	serve("/console/{file}", "console", methods{http.MethodGet: http.HandlerFunc(s.consoleAsset)}, textErrors)
 	serve("/v1/keys", "keys", methods{
 		http.MethodGet:  json(keys.Admin, s.limited(jsonErrors, s.getKeys)),
 		http.MethodPost: json(keys.Admin, s.limited(jsonErrors, s.postKey)),
