@@ -169,6 +169,9 @@ flags:`)
 		"--threshold", strconv.FormatFloat(wf.threshold, 'g', -1, 64),
 		"--gallery-refresh", wf.galleryRefresh.String(),
 		"--answer-objects=" + strconv.FormatBool(wf.cfg.AnswerObjects),
+		// Local workers serve no metrics (the variable may be set for
+		// this process).
+		"--metrics=",
 		// The web agent's upload limits, so that what it accepts its
 		// workers decode.
 		"--max-body", strconv.FormatInt(wcfg.MaxBodyBytes, 10),
@@ -188,7 +191,14 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	loop, err := scaler.New(scfg, scaler.Deps{Queue: reqQ, Fleet: fleet, Logger: log.With("agent", "scaler"), Metrics: reg})
+	dlq, err := openQueue(ctx, env, localQueueURL(*data, RequestQueueName+DeadLetterSuffix))
+	if err != nil {
+		_ = fleet.Close()
+		return err
+	}
+	defer dlq.Close()
+	loop, err := scaler.New(scfg, scaler.Deps{Queue: reqQ, Fleet: fleet, Logger: log.With("agent", "scaler"), Metrics: reg,
+		Status: store, DeadLetters: dlq, Name: "local"})
 	if err != nil {
 		_ = fleet.Close()
 		return err

@@ -113,3 +113,17 @@ func (d engineDescriber) Describe(ctx context.Context, data []byte) (face.Recogn
 	rec.Timings.Decode = decoded
 	return rec, err
 }
+
+// Detect decodes as Describe does and finds the faces and their landmarks;
+// it is the worker's Detector.
+func (d engineDescriber) Detect(ctx context.Context, data []byte) (face.Detection, error) {
+	t0 := time.Now()
+	img, err := imageio.Decode(data, d.limits)
+	if err != nil {
+		return face.Detection{}, err
+	}
+	decoded := time.Since(t0)
+	det, err := d.engine.DetectImage(ctx, img)
+	det.Timings.Decode = decoded
+	return det, err
+}
