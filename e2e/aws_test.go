@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -573,4 +575,18 @@ func (p *flakyProxy) outage(d time.Duration) {
 	p.dropAll()
 	time.Sleep(d)
 	p.down.Store(false)
+}
+
+// createAdminKey makes an admin key in the stack's output bucket (where
+// the web agents look for keys) with the real binary, as an operator
+// would, and returns it.
+func (s *awsStack) createAdminKey() string {
+	s.t.Helper()
+	cmd := exec.Command(binary(s.t), "keys", "create", "--store", "s3://"+s.names.OutputBucket, "--scopes", "admin", "--name", "e2e")
+	cmd.Env = append(os.Environ(), s.env...)
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("facecloud keys create: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -150,7 +150,11 @@ func TestAWSWebTier(t *testing.T) {
 		h.scaler = startEnv(t, name+"-scaler", tierEnv, "scaler", "--min-workers", fmt.Sprint(workers), "--max-workers", fmt.Sprint(workers), "--interval", "500ms")
 		return h
 	}
+	admin := s.createAdminKey() // before the hosts start, so both load it
 	a, b := startHost("web-a"), startHost("web-b")
+	for _, h := range []*webHost{a, b} {
+		adminKeys.Store(h.base, admin) // for their /metrics
+	}
 	if a.replyQueue == b.replyQueue || !strings.HasPrefix(a.replyQueue, prefix) || !strings.HasPrefix(b.replyQueue, prefix) {
 		t.Fatalf("reply queues %s and %s: want one each under %s", a.replyQueue, b.replyQueue, prefix)
 	}

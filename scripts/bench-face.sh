@@ -51,4 +51,15 @@ for k in $kernels; do
 	row "detection 416 (wall)" "$k" "$(metric "$k" BenchmarkDetect ms/detection)" "$(ref detectMs)"
 	row "detection 416 (CPU)" "$k" "$(metric "$k" BenchmarkDetect cpu-ms/detection)" "$(ref detectCpuMs)"
 done
+
+# The whole pipeline per image, before (face-api's one detector pass; a face
+# crop described whole, unchecked) and after (detection pyramid, crop check).
+echo "pipeline per image, before / after (go test -bench BenchmarkPipeline, GOMAXPROCS=1) ..." >&2
+pipe=$(go test -run '^$' -bench 'BenchmarkPipeline$' -cpu 1 -benchtime "$benchtime" ./agents/face/)
+printf '\n%-26s %12s %12s %8s\n' "image" "before ms" "after ms" "ratio"
+for in in crop64 photo photo2400; do
+	b=$(echo "$pipe" | awk -v n="BenchmarkPipeline/$in/before" '$1 == n { for (i = 2; i < NF; i++) if ($(i+1) == "cpu-ms/image") print $i }')
+	a=$(echo "$pipe" | awk -v n="BenchmarkPipeline/$in/after" '$1 == n { for (i = 2; i < NF; i++) if ($(i+1) == "cpu-ms/image") print $i }')
+	awk -v n="$in (CPU)" -v b="$b" -v a="$a" 'BEGIN { printf "%-26s %12.2f %12.2f %8.2f\n", n, b, a, a / b }'
+done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

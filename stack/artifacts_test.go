@@ -22,7 +22,7 @@ func TestCrossCompiledAgentInLaunchTemplate(t *testing.T) {
 		t.Skip("cross-compiles the agent (minutes on a cold build cache); run without -short")
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go toolchain on PATH to cross-compile with")
+		t.Fatal("no go toolchain on PATH to cross-compile with, as pulumi up does")
 	}
 	work := t.TempDir()
 	m, err := runStack(t, map[string]string{"image": "stock", "arch": "arm64"}, inputs{build: goBuild, models: fakeModels(t), workDir: work})
@@ -77,7 +77,7 @@ cp "$FAKE_S3/${src#s3://}" "$dst"
 func TestFetchArtifactsScript(t *testing.T) {
 	for _, tool := range []string{"bash", "sha256sum", "install", "mktemp"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s on PATH to run the boot script with", tool)
+			t.Fatalf("no %s on PATH to run the boot script with (the instances have it)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -251,7 +251,7 @@ func TestUnitsUseAgentFlags(t *testing.T) {
 	}
 	root, err := moduleRoot(t.Context())
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "facecloud")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./agents/cmd/facecloud")
@@ -319,7 +319,7 @@ esac
 func TestNameInstanceScript(t *testing.T) {
 	for _, tool := range []string{"bash", "grep"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s on PATH to run the boot script with", tool)
+			t.Fatalf("no %s on PATH to run the boot script with (the instances have it)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -369,7 +369,7 @@ func TestNameInstanceScript(t *testing.T) {
 // that the agent and scripts are not installed on the test machine.
 func TestUnitsVerify(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("no systemd-analyze on PATH")
+		t.Fatal("no systemd-analyze on PATH (Debian's systemd package) to check the units with")
 	}
 	units, err := images.FS.ReadDir("systemd")
 	if err != nil {

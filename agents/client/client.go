@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -177,6 +178,7 @@ func New(cfg Config) (*Client, error) {
 	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
 	rc.RetryMax = cfg.RetryMax
 	rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryWaitMin, cfg.RetryWaitMax
+	rc.Backoff = spreadBackoff
 	rc.Logger = nil
 	if cfg.Logger != nil {
 		rc.Logger = cfg.Logger
@@ -190,6 +192,18 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("gave up after %d attempt(s): %w", tries, err)
 	}
 	return &Client{cfg: cfg, http: rc}, nil
+}
+
+// spreadBackoff is retryablehttp's default backoff, except that a
+// Retry-After of n seconds waits a random time between n and 2n: a hundred
+// requests refused by one rate limit in the same instant then come back
+// spread out instead of all together, to be refused together again.
+func spreadBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+	wait := retryablehttp.DefaultBackoff(lo, hi, attempt, resp)
+	if resp == nil || resp.Header.Get("Retry-After") == "" || wait <= 0 {
+		return wait
+	}
+	return wait + rand.N(wait)
 }
 
 // ErrUnreachable means nothing answers HTTP at the client's URL.

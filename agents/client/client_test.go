@@ -131,6 +131,11 @@ func TestRun(t *testing.T) {
 			want:      Summary{Requests: 20, Completed: 20, Correct: 20, Labelled: true},
 			wantTries: map[string]int{"test_00": 3, "test_19": 3},
 		},
+		"429 with Retry-After is retried": {
+			setup:     func(f *fakeWeb) { f.failFirst, f.failStatus = 2, http.StatusTooManyRequests },
+			want:      Summary{Requests: 20, Completed: 20, Correct: 20, Labelled: true},
+			wantTries: map[string]int{"test_00": 3, "test_07": 3},
+		},
 		"500 is retried": {
 			setup:     func(f *fakeWeb) { f.failFirst, f.failStatus = 1, http.StatusInternalServerError },
 			want:      Summary{Requests: 20, Completed: 20, Correct: 20, Labelled: true},
@@ -417,5 +422,25 @@ func TestRunSendsTheKey(t *testing.T) {
 				t.Fatalf("summary %+v with %d refusals, want %d correct and %d refusals", s, refused.Load(), tc.correct, tc.refusals)
 			}
 		})
+	}
+}
+
+// Requests refused together by one rate limit must not all come back
+// together: the wait a Retry-After asks for is spread over [n, 2n).
+func TestSpreadBackoff(t *testing.T) {
+	resp := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}}
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		w := spreadBackoff(time.Millisecond, time.Minute, 1, resp)
+		if w < time.Second || w >= 2*time.Second {
+			t.Fatalf("wait %s after Retry-After: 1, want 1s..2s", w)
+		}
+		seen[w] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("%d distinct waits in 50, want them spread", len(seen))
+	}
+	if w := spreadBackoff(time.Second, time.Minute, 0, &http.Response{StatusCode: http.StatusBadGateway, Header: http.Header{}}); w != time.Second {
+		t.Fatalf("wait %s without Retry-After, want the plain backoff 1s", w)
 	}
 }

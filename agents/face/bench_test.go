@@ -2,6 +2,7 @@ package face
 
 import (
 	"context"
+	"image"
 	"image/jpeg"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/facecloud/facecloud/agents/face/nn"
 	"github.com/facecloud/facecloud/agents/models"
+	"golang.org/x/image/draw"
 )
 
 // The benchmarks use the same inputs as `scripts/golden.sh bench`: the course
@@ -98,4 +100,57 @@ func BenchmarkDescribePhoto(b *testing.B) {
 		}
 	}
 	report(b, c0, "photo")
+}
+
+// BenchmarkPipeline is the whole engine (detection, alignment, descriptors)
+// per image, before and after the detection pyramid and the crop check:
+// "before" is face-api's one detector pass (Options.Reference; a face crop
+// described whole without a check), "after" the default engine. Inputs: a
+// course face (64 px), a demo photo (sample1, 3 faces) and that photo
+// enlarged to 2400 × 1600 (where the fine pass runs).
+func BenchmarkPipeline(b *testing.B) {
+	e := loadEngine(b)
+	ref := loadReferenceEngine(b)
+	crop := readPNG(b, loadGolden(b).Cases[0].Pixels)
+	f, err := os.Open(filepath.Join(models.DefaultDir(), "demo", "sample1.jpg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	photo, err := jpeg.Decode(f)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	large := image.NewRGBA(image.Rect(0, 0, 2400, 1600))
+	draw.BiLinear.Scale(large, large.Bounds(), photo, photo.Bounds(), draw.Src, nil)
+	ctx := context.Background()
+	for _, in := range []struct {
+		name string
+		img  image.Image
+	}{{"crop64", crop}, {"photo", photo}, {"photo2400", large}} {
+		for _, p := range []struct {
+			name string
+			run  func() error
+		}{
+			{"before", func() error {
+				if in.name == "crop64" {
+					_, err := ref.DescribeFace(in.img)
+					return err
+				}
+				_, err := ref.DescribeImage(ctx, in.img)
+				return err
+			}},
+			{"after", func() error { _, err := e.DescribeImage(ctx, in.img); return err }},
+		} {
+			b.Run(in.name+"/"+p.name, func(b *testing.B) {
+				c0 := cpuTime()
+				for b.Loop() {
+					if err := p.run(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b, c0, "image")
+			})
+		}
+	}
 }

@@ -66,6 +66,42 @@ type detection struct {
 // order the reference returns them (by score, best first).
 func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch) []detection {
 	x := netInput(m, inputSize, false, detectorMean, s)
+	out := d.forward(x, s)
+	defer s.Release(out)
+	// The reference's boxes are relative to the part of the square input
+	// the image covers, then scaled to the image's pixels.
+	scale := float64(inputSize) / float64(max(m.W, m.H))
+	rw := math.Round(float64(m.W) * scale)
+	rh := math.Round(float64(m.H) * scale)
+	cands := decodeBoxes(out, threshold, float64(inputSize)/rw, float64(inputSize)/rh)
+	res := suppress(cands, detectorIoU)
+	for i := range res {
+		b := &res[i].Box
+		b.X, b.W = b.X*float64(m.W), b.W*float64(m.W)
+		b.Y, b.H = b.Y*float64(m.H), b.H*float64(m.H)
+	}
+	return res
+}
+
+// detectCanvas finds faces in m placed in the canvas cv (see canvas), the
+// whole canvas resized to inputSize; boxes are in m's pixels.
+func (d *detector) detectCanvas(m rgb, inputSize int, cv canvas, threshold float64, s *nn.Scratch) []detection {
+	x := netInputCanvas(m, inputSize, cv, detectorMean, s)
+	out := d.forward(x, s)
+	defer s.Release(out)
+	res := suppress(decodeBoxes(out, threshold, 1, 1), detectorIoU)
+	side := float64(cv.Side)
+	for i := range res {
+		b := &res[i].Box
+		b.X, b.Y = b.X*side-float64(cv.OffX), b.Y*side-float64(cv.OffY)
+		b.W, b.H = b.W*side, b.H*side
+	}
+	return res
+}
+
+// forward runs the network on x (which it releases) and returns its output
+// map: 5 boxes per cell, each (x, y, w, h, score) before activation.
+func (d *detector) forward(x nn.Tensor, s *nn.Scratch) nn.Tensor {
 	step := func(y nn.Tensor) { s.Release(x); x = y }
 	// Each layer is a convolution, leaky ReLU and 2 × 2 max pool (stride 2,
 	// the last stride 1), fused so the full-size maps are never stored.
@@ -80,19 +116,19 @@ func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch
 	}
 	out := d.conv8.Forward(x, nn.Pad{}, s)
 	s.Release(x)
-	defer s.Release(out)
+	return out
+}
 
-	// The reference's boxes are relative to the part of the square input
-	// the image covers, then scaled to the image's pixels.
-	scale := float64(inputSize) / float64(max(m.W, m.H))
-	rw := math.Round(float64(m.W) * scale)
-	rh := math.Round(float64(m.H) * scale)
-	corrX, corrY := float64(inputSize)/rw, float64(inputSize)/rh
+// cand is a box relative to the network's input square (0..1; corrected by
+// corrX, corrY for the part the image covers) and its score.
+type cand struct {
+	x0, y0, x1, y1 float64
+	score          float64
+}
+
+// decodeBoxes turns the output map into the boxes scoring above threshold.
+func decodeBoxes(out nn.Tensor, threshold, corrX, corrY float64) []cand {
 	cells := out.H
-	type cand struct {
-		x0, y0, x1, y1 float64 // relative
-		score          float64
-	}
 	var cands []cand
 	for row := 0; row < cells; row++ {
 		for col := 0; col < out.W; col++ {
@@ -111,8 +147,13 @@ func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch
 			}
 		}
 	}
-	// Non-max suppression as the reference does it: a stable ascending sort,
-	// then repeatedly take the last (best) and drop what overlaps it.
+	return cands
+}
+
+// suppress is non-max suppression as the reference does it: a stable
+// ascending sort, then repeatedly take the last (best) and drop what
+// overlaps it by more than maxIoU. Boxes stay relative.
+func suppress(cands []cand, maxIoU float64) []detection {
 	order := make([]int, len(cands))
 	for i := range order {
 		order[i] = i
@@ -123,17 +164,11 @@ func (d *detector) detect(m rgb, inputSize int, threshold float64, s *nn.Scratch
 		cur := order[len(order)-1]
 		order = order[:len(order)-1]
 		c := cands[cur]
-		res = append(res, detection{
-			Box: Box{
-				X: c.x0 * float64(m.W), Y: c.y0 * float64(m.H),
-				W: (c.x1 - c.x0) * float64(m.W), H: (c.y1 - c.y0) * float64(m.H),
-			},
-			Score: c.score,
-		})
+		res = append(res, detection{Box: Box{X: c.x0, Y: c.y0, W: c.x1 - c.x0, H: c.y1 - c.y0}, Score: c.score})
 		kept := order[:0]
 		for _, o := range order {
 			b := cands[o]
-			if iou(c.x0, c.y0, c.x1, c.y1, b.x0, b.y0, b.x1, b.y1) <= detectorIoU {
+			if iou(c.x0, c.y0, c.x1, c.y1, b.x0, b.y0, b.x1, b.y1) <= maxIoU {
 				kept = append(kept, o)
 			}
 		}

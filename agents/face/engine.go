@@ -25,12 +25,29 @@ type Options struct {
 	// (default 0.5, the reference's).
 	ScoreThreshold float64
 	// WholeMaxSide: images whose longer side is at most this many pixels are
-	// taken as one face and described whole, without detection (default 160;
-	// negative: always detect).
+	// taken as face crops: checked for a face (the crop check, see
+	// CropScoreThreshold) and, if they hold one, described whole as one
+	// face (default 160; negative: always detect).
 	WholeMaxSide int
-	// NoWholeFallback: when the detector finds no face in a larger image,
-	// answer with no faces instead of describing the image whole.
-	NoWholeFallback bool
+	// CropScoreThreshold is the score the crop check needs to take an image
+	// as a face crop, in (0, 1) (default 0.3). The check runs the detector
+	// on the image centred in a grey square and asks for a box filling most
+	// of it; it runs on every face-crop-sized image, and on a larger one in
+	// which the pyramid finds no face.
+	CropScoreThreshold float64
+	// FineInputSize is the resolution of the pyramid's fine pass for
+	// photos whose longer side exceeds 1.5 × DetectorInputSize: the photo
+	// is looked at, in overlapping tiles of DetectorInputSize, as if its
+	// longer side were this many pixels (at most its own), from 128 to
+	// 4096 (default DefaultFineInputSize); negative turns the pass off.
+	FineInputSize int
+	// AlignCrops describes face crops (see WholeMaxSide) aligned by their
+	// landmarks, like faces in photos, instead of whole.
+	AlignCrops bool
+	// Reference runs face-api's own pipeline and nothing else: one detector
+	// pass at DetectorInputSize on every image whatever its size, no crop
+	// check, no close-up or fine pass. The reference comparison uses it.
+	Reference bool
 	// Margin grows each detected box by this fraction of its size on every
 	// side before the crop is described, with NoAlign, in [0, 1] (default 0.2).
 	Margin float64
@@ -53,6 +70,7 @@ const (
 	DefaultScoreThreshold    = 0.5
 	DefaultWholeMaxSide      = 160
 	DefaultMargin            = 0.2
+	DefaultCropScore         = 0.3
 )
 
 func (o Options) withDefaults() Options {
@@ -68,6 +86,9 @@ func (o Options) withDefaults() Options {
 	if o.Margin == 0 {
 		o.Margin = DefaultMargin
 	}
+	if o.CropScoreThreshold == 0 {
+		o.CropScoreThreshold = DefaultCropScore
+	}
 	if o.Limits == (imageio.Limits{}) {
 		o.Limits = imageio.DefaultLimits
 	}
@@ -82,6 +103,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("detector input size %d: want a multiple of 32 from 128 to 1024", o.DetectorInputSize)
 	case o.ScoreThreshold <= 0 || o.ScoreThreshold >= 1:
 		return fmt.Errorf("score threshold %v: want a number between 0 and 1, exclusive", o.ScoreThreshold)
+	case o.CropScoreThreshold <= 0 || o.CropScoreThreshold >= 1:
+		return fmt.Errorf("crop score threshold %v: want a number between 0 and 1, exclusive", o.CropScoreThreshold)
+	case o.FineInputSize > 0 && (o.FineInputSize < 128 || o.FineInputSize > 4096):
+		return fmt.Errorf("fine input size %d: want 128 to 4096 pixels (negative: off)", o.FineInputSize)
 	case o.Margin < 0 || o.Margin > 1:
 		return fmt.Errorf("margin %v: want a fraction from 0 to 1", o.Margin)
 	}
@@ -166,12 +191,16 @@ func (e *Engine) Describe(ctx context.Context, data []byte) (Recognition, error)
 	return rec, err
 }
 
-// DescribeImage describes the faces in an already decoded image. Small images
-// (longer side at most Options.WholeMaxSide) are taken as one face and
-// described whole; larger ones go through the detector and each face found is
-// aligned with its landmarks (or, with NoAlign, cropped with a margin) and
-// described, largest first. A larger image with no
-// detected face is described whole unless Options.NoWholeFallback is set.
+// DescribeImage describes the faces in an already decoded image.
+//
+// Small images (longer side at most Options.WholeMaxSide) are taken as face
+// crops: the crop check (see Options.CropScoreThreshold) decides whether
+// they hold a face, and one that does is described whole, as one face;
+// one that does not has no faces. Larger images go through the detection
+// pyramid (see detectPyramid); if it finds nothing, the crop check decides
+// whether the image is a larger face crop. Each face found is aligned with
+// its landmarks (or, with NoAlign, cropped with a margin) and described,
+// largest first. Every face gets a Quality.
 func (e *Engine) DescribeImage(ctx context.Context, img image.Image) (Recognition, error) {
 	b := img.Bounds()
 	rec := Recognition{Width: b.Dx(), Height: b.Dy()}
@@ -184,25 +213,39 @@ func (e *Engine) DescribeImage(ctx context.Context, img image.Image) (Recognitio
 	s := e.scratch.Get().(*nn.Scratch)
 	defer e.scratch.Put(s)
 	m := toRGB(img)
-	whole := func() (Recognition, error) {
-		t0 := time.Now()
-		d := e.recognizer.describe(m, s)
-		rec.Timings.Describe = time.Since(t0)
-		rec.Whole = true
-		rec.Faces = []Found{{Box: Box{W: float64(m.W), H: float64(m.H)}, Score: 1, Descriptor: d}}
-		return rec, nil
-	}
-	if max(m.W, m.H) <= e.opts.WholeMaxSide {
-		return whole()
-	}
+	full := image.Rect(0, 0, m.W, m.H)
 	t0 := time.Now()
-	dets := e.detector.detect(m, e.opts.DetectorInputSize, e.opts.ScoreThreshold, s)
-	rec.Timings.Detect = time.Since(t0)
-	if len(dets) == 0 && !e.opts.NoWholeFallback {
-		// A larger image in which the detector finds no face is most often a
-		// tight face crop (the detector wants context around a face).
-		return whole()
+	var dets []detection
+	switch {
+	case e.opts.Reference:
+		dets = e.detector.detect(m, e.opts.DetectorInputSize, e.opts.ScoreThreshold, s)
+	case max(m.W, m.H) <= e.opts.WholeMaxSide:
+		score, cb := e.cropCheck(m, s)
+		rec.Timings.Detect = time.Since(t0)
+		if score < e.opts.CropScoreThreshold {
+			return rec, nil
+		}
+		t0 = time.Now()
+		box, r := wholeBox(full), full
+		if e.opts.AlignCrops && e.landmarker != nil {
+			if ar := e.alignedRect(m, clampBox(cb, m.W, m.H), s); !ar.Empty() {
+				r = ar
+			}
+		}
+		d := e.recognizer.describe(m.crop(r), s)
+		rec.Timings.Describe = time.Since(t0)
+		rec.Whole = r == full
+		rec.Faces = []Found{{Box: box, Score: score, Descriptor: d, Quality: measureQuality(m, box, score, r)}}
+		return rec, nil
+	default:
+		dets = e.detectPyramid(m, s)
+		if len(dets) == 0 {
+			if score, box := e.cropCheck(m, s); score >= e.opts.CropScoreThreshold {
+				dets = []detection{{Box: clampBox(box, m.W, m.H), Score: score}}
+			}
+		}
 	}
+	rec.Timings.Detect = time.Since(t0)
 	sortByArea(dets)
 	t0 = time.Now()
 	rec.Faces = make([]Found, len(dets))
@@ -225,7 +268,11 @@ func (e *Engine) DescribeImage(ctx context.Context, img image.Image) (Recognitio
 				if r.Empty() {
 					continue
 				}
-				rec.Faces[i] = Found{Box: d.Box, Score: d.Score, Descriptor: e.recognizer.describe(m.crop(r), ws)}
+				rec.Faces[i] = Found{
+					Box: d.Box, Score: d.Score,
+					Descriptor: e.recognizer.describe(m.crop(r), ws),
+					Quality:    measureQuality(m, clampBox(d.Box, m.W, m.H), d.Score, r),
+				}
 				keep[i] = true
 			}
 		}()

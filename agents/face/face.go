@@ -20,9 +20,12 @@ type Box struct {
 // Found is one face the engine described.
 type Found struct {
 	Box Box
-	// Score is the detector's confidence, 1 when the whole image was described.
+	// Score is the detector's confidence; for a face crop described whole,
+	// the crop check's.
 	Score      float64
 	Descriptor Descriptor
+	// Quality grades the face for a quality filter.
+	Quality Quality
 }
 
 // Timings says where the engine's time went for one image.
@@ -33,8 +36,8 @@ type Timings struct {
 // Recognition is the engine's answer for one image.
 type Recognition struct {
 	Width, Height int
-	// Whole is true when the image was small enough to be taken as one face
-	// and described whole, without detection.
+	// Whole is true when the image was small enough to be taken as a face
+	// crop, passed the crop check, and was described whole.
 	Whole bool
 	// Faces are sorted by box area, largest first. Empty when no face was found.
 	Faces   []Found

@@ -61,17 +61,34 @@ var (
 	marginOnce   sync.Once
 	marginEngine *Engine
 	marginErr    error
+
+	refOnce   sync.Once
+	refEngine *Engine
+	refErr    error
 )
 
-// loadMarginEngine is loadEngine with Options.NoAlign.
+// loadMarginEngine is face-api's pipeline (Options.Reference) with margin
+// crops (Options.NoAlign): what the reference script describes.
 func loadMarginEngine(t testing.TB) *Engine {
 	t.Helper()
 	loadEngine(t)
-	marginOnce.Do(func() { marginEngine, marginErr = Load(models.DefaultDir(), Options{NoAlign: true}) })
+	marginOnce.Do(func() { marginEngine, marginErr = Load(models.DefaultDir(), Options{NoAlign: true, Reference: true}) })
 	if marginErr != nil {
 		t.Fatalf("load engine: %v", marginErr)
 	}
 	return marginEngine
+}
+
+// loadReferenceEngine is face-api's own pipeline (Options.Reference):
+// detectAllFaces().withFaceLandmarks().withFaceDescriptors().
+func loadReferenceEngine(t testing.TB) *Engine {
+	t.Helper()
+	loadEngine(t)
+	refOnce.Do(func() { refEngine, refErr = Load(models.DefaultDir(), Options{Reference: true}) })
+	if refErr != nil {
+		t.Fatalf("load engine: %v", refErr)
+	}
+	return refEngine
 }
 
 // loadEngine loads the engine once for all tests, fetching the model first
@@ -335,14 +352,15 @@ func TestGoldenLandmarks(t *testing.T) {
 	t.Logf("worst landmark distance %.2g px", worst)
 }
 
-// TestGoDecodedAligned runs the default (aligned) pipeline on the demo
-// photos' JPEG bytes and compares with face-api's detectAllFaces()
-// .withFaceLandmarks().withFaceDescriptors() on its own decoding. The bound
+// TestGoDecodedAligned runs face-api's pipeline (Options.Reference: one
+// detector pass, aligned crops) on the demo photos' JPEG bytes and compares
+// with face-api's detectAllFaces().withFaceLandmarks().withFaceDescriptors()
+// on its own decoding. The bound
 // (0.3) is looser than for margin crops: the aligned box is snapped to whole
 // pixels from landmarks, so the decoders' small differences can move the
 // crop by a pixel, which moves the descriptor by up to about 0.22 here.
 func TestGoDecodedAligned(t *testing.T) {
-	e := loadEngine(t)
+	e := loadReferenceEngine(t)
 	g := loadGolden(t)
 	for _, c := range g.Cases {
 		if c.Kind != "photo" {

@@ -93,6 +93,21 @@ func netInput(m rgb, size int, centre bool, mean [3]float32, s *nn.Scratch) nn.T
 			offY = diff - after
 		}
 	}
+	return netInputCanvas(m, size, canvas{Side: side, OffX: offX, OffY: offY}, mean, s)
+}
+
+// canvas places an image in a square of Side × Side source pixels with its
+// top-left corner at (OffX, OffY); the rest of the square reads as the grey
+// level Fill (0 for the reference's black padding).
+type canvas struct {
+	Side, OffX, OffY int
+	Fill             uint8
+}
+
+// netInputCanvas is netInput for an image placed in a canvas.
+func netInputCanvas(m rgb, size int, cv canvas, mean [3]float32, s *nn.Scratch) nn.Tensor {
+	side, offX, offY := cv.Side, cv.OffX, cv.OffY
+	fill := float32(cv.Fill)
 	out := s.TensorNoZero(size, size, 3)
 	scale := float32(side) / float32(size)
 	// The horizontal taps are the same for every row: the byte offsets of
@@ -117,10 +132,10 @@ func netInput(m rgb, size int, centre bool, mean [3]float32, s *nn.Scratch) nn.T
 		top, bot := m.row(y0-offY), m.row(y1-offY)
 		dst := out.Data[r*size*3 : (r+1)*size*3]
 		for c, t := range taps {
-			tl0, tl1, tl2 := pixel(top, t.o0)
-			tr0, tr1, tr2 := pixel(top, t.o1)
-			bl0, bl1, bl2 := pixel(bot, t.o0)
-			br0, br1, br2 := pixel(bot, t.o1)
+			tl0, tl1, tl2 := pixel(top, t.o0, fill)
+			tr0, tr1, tr2 := pixel(top, t.o1, fill)
+			bl0, bl1, bl2 := pixel(bot, t.o0, fill)
+			br0, br1, br2 := pixel(bot, t.o1, fill)
 			d := dst[3*c : 3*c+3 : 3*c+3]
 			d[0] = lerp2(tl0, tr0, bl0, br0, t.dx, dy, mean[0])
 			d[1] = lerp2(tl1, tr1, bl1, br1, t.dx, dy, mean[1])
@@ -147,10 +162,10 @@ func (m rgb) row(y int) []uint8 {
 	return m.Pix[3*y*m.W : 3*(y+1)*m.W]
 }
 
-// pixel is the colour at byte offset o of row r; zero in the padding.
-func pixel(r []uint8, o int) (float32, float32, float32) {
+// pixel is the colour at byte offset o of row r; fill in the padding.
+func pixel(r []uint8, o int, fill float32) (float32, float32, float32) {
 	if r == nil || o < 0 {
-		return 0, 0, 0
+		return fill, fill, fill
 	}
 	p := r[o : o+3 : o+3]
 	return float32(p[0]), float32(p[1]), float32(p[2])

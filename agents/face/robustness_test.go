@@ -37,7 +37,7 @@ func TestAlignmentRobustness(t *testing.T) {
 		t.Skip("slow (runs the engine on 96 full-size photos); skipped with -short")
 	}
 	plain := loadMarginEngine(t)
-	aligned := loadEngine(t)
+	aligned := loadReferenceEngine(t)
 	perts := []perturbation{
 		{"mirror", func(m *image.RGBA) (image.Image, func(x, y float64) (float64, float64)) {
 			b := m.Bounds()

@@ -27,10 +27,20 @@ const Version = 1
 // queues.
 const VersionReplyTo = 2
 
-// VersionLandmarks is the schema version of a Request that asks for each
-// face's landmarks (Landmarks), with or without ReplyTo. A worker of an
-// earlier build refuses it rather than answering without them.
-const VersionLandmarks = 3
+// VersionQuality is the schema version of a Request that names a quality
+// filter (Quality) or asks for each face's landmarks (Landmarks), with or
+// without ReplyTo. A Request with neither is written as before, so earlier
+// workers keep reading it; an earlier worker refuses a Request it cannot
+// honour rather than ignore its filter or answer without landmarks.
+const VersionQuality = 3
+
+// VersionLandmarks is VersionQuality: the one schema version that brought
+// both fields.
+const VersionLandmarks = VersionQuality
+
+// Quality filters a Request may name (the face engine's; see
+// face.ParseQualityFilter and docs/gallery.md).
+var QualityFilters = []string{"none", "low", "medium", "high"}
 
 // MaxReplyToBytes bounds a Request's ReplyTo address.
 const MaxReplyToBytes = 512
@@ -68,7 +78,11 @@ type Request struct {
 	// Input is the store key of the image.
 	Input string `json:"input"`
 	// Nearest asks for the nearest gallery name even beyond the threshold.
-	Nearest bool      `json:"nearest,omitempty"`
+	Nearest bool `json:"nearest,omitempty"`
+	// Quality is the least quality a face needs to be matched: one of
+	// QualityFilters, or empty for the worker's default (VersionQuality
+	// only).
+	Quality string    `json:"quality,omitempty"`
 	Sent    time.Time `json:"sent"`
 	// ReplyTo is the address of the queue the web host that waits for the
 	// answer reads (VersionReplyTo only). A worker sends the Reply there
@@ -97,19 +111,25 @@ type Box struct {
 	H float64 `json:"h"`
 }
 
+// LowQuality is the Name of a face below the request's quality filter: it
+// is reported, not matched.
+const LowQuality = "low quality"
+
 // Face is one recognised face.
 type Face struct {
 	Box Box `json:"box"`
-	// Score is the detector's confidence (1 when the whole image was described).
+	// Score is the detector's confidence (for a face crop, the crop check's).
 	Score float64 `json:"score"`
-	// Name is the matched gallery name, or "unknown".
+	// Name is the matched gallery name, "unknown", or LowQuality.
 	Name string `json:"name"`
-	// Distance is the Euclidean distance to the nearest gallery entry.
+	// Distance is the Euclidean distance to the nearest gallery entry; -1
+	// when the face was not matched (LowQuality, or an empty gallery).
 	Distance float64 `json:"distance"`
+	// Quality grades the face: poor, low, medium or high.
+	Quality string `json:"quality,omitempty"`
 	// Landmarks are the face's 68 points when the request asked for them
 	// (iBUG 300-W order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
-	// mouth 48-67); empty for a face the landmark net was not run on (an
-	// image described whole when the detector found no face in it).
+	// mouth 48-67).
 	Landmarks []Point `json:"landmarks,omitempty"`
 }
 
@@ -195,8 +215,8 @@ func NewRequest(id, name string, nearest bool, now time.Time) Request {
 	return Request{V: Version, ID: id, Name: name, Input: InputKey(id), Nearest: nearest, Sent: now.UTC()}
 }
 
-// WithReplyTo returns r naming addr as its reply queue, at the version its
-// fields need (VersionReplyTo, or VersionLandmarks with Landmarks).
+// WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo
+// (VersionQuality if it names a quality filter or asks for landmarks).
 func (r Request) WithReplyTo(addr string) Request {
 	r.ReplyTo = addr
 	r.V = r.version()
@@ -211,11 +231,19 @@ func (r Request) WithLandmarks(on bool) Request {
 	return r
 }
 
-// version is the earliest schema version that carries r's fields.
+// WithQuality returns r naming the quality filter q ("" for the worker's
+// default), at VersionQuality when q is set.
+func (r Request) WithQuality(q string) Request {
+	r.Quality = q
+	r.V = r.version()
+	return r
+}
+
+// version is the lowest schema version that carries r's fields.
 func (r Request) version() int {
 	switch {
-	case r.Landmarks:
-		return VersionLandmarks
+	case r.Quality != "" || r.Landmarks:
+		return VersionQuality
 	case r.ReplyTo != "":
 		return VersionReplyTo
 	}
@@ -243,15 +271,17 @@ func validVersion(v int) error {
 // Validate reports the first thing wrong with r.
 func (r Request) Validate() error {
 	switch {
-	case r.V == VersionLandmarks:
-		if !r.Landmarks {
-			return fmt.Errorf("schema version %d is for requests that ask for landmarks", VersionLandmarks)
-		}
+	case r.V == VersionQuality:
 		if r.ReplyTo != "" {
 			if err := validReplyTo(r.ReplyTo); err != nil {
 				return err
 			}
 		}
+		if err := ValidQuality(r.Quality); err != nil {
+			return err
+		}
+	case r.Quality != "":
+		return fmt.Errorf("quality needs schema version %d, message has %d", VersionQuality, r.V)
 	case r.Landmarks:
 		return fmt.Errorf("landmarks need schema version %d, message has %d", VersionLandmarks, r.V)
 	case r.V == VersionReplyTo:
@@ -262,7 +292,7 @@ func (r Request) Validate() error {
 		return fmt.Errorf("reply_to needs schema version %d, message has %d", VersionReplyTo, r.V)
 	default:
 		if err := validVersion(r.V); err != nil {
-			return fmt.Errorf("%w (requests may also be version %d or %d)", err, VersionReplyTo, VersionLandmarks)
+			return fmt.Errorf("%w (requests may also be version %d or %d)", err, VersionReplyTo, VersionQuality)
 		}
 	}
 	if err := validID(r.ID); err != nil {
@@ -306,6 +336,27 @@ func validReplyTo(addr string) error {
 	return nil
 }
 
+// ValidQuality checks a quality filter: empty (the default) or one of
+// QualityFilters.
+func ValidQuality(q string) error {
+	if q == "" {
+		return nil
+	}
+	for _, f := range QualityFilters {
+		if q == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("quality %q must be none, low, medium or high", truncateQ(q))
+}
+
+func truncateQ(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
+}
+
 // ValidPerson checks a gallery name: 1..64 bytes of printable characters
 // without '/', since names become store key segments.
 func ValidPerson(name string) error {
@@ -317,7 +368,7 @@ func ValidPerson(name string) error {
 			return fmt.Errorf("person name %q must not contain '/', '\\' or control characters", name)
 		}
 	}
-	if name == "." || name == ".." || name == "unknown" {
+	if name == "." || name == ".." || name == "unknown" || name == LowQuality || name == "no face" {
 		return fmt.Errorf("person name %q is reserved", name)
 	}
 	return nil

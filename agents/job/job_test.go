@@ -20,10 +20,15 @@ func TestRequestVersions(t *testing.T) {
 		"version 2 without reply_to":      {req: func() Request { r := base; r.V = VersionReplyTo; return r }(), wantErr: "reply_to must be"},
 		"reply_to with a space":           {req: base.WithReplyTo("http://a b"), wantErr: "printable ASCII"},
 		"reply_to too long":               {req: base.WithReplyTo(strings.Repeat("x", MaxReplyToBytes+1)), wantErr: "reply_to must be"},
+		"version 3 with quality":          {req: base.WithQuality("high")},
+		"version 3 with quality, reply":   {req: base.WithReplyTo("https://sqs.example/fc-reply-h1").WithQuality("none")},
+		"WithQuality empty keeps 2":       {req: base.WithReplyTo("https://sqs.example/fc-reply-h1").WithQuality("")},
+		"quality at version 2":            {req: func() Request { r := base.WithReplyTo("x"); r.Quality = "low"; return r }(), wantErr: "needs schema version 3"},
+		"unknown quality":                 {req: base.WithQuality("AUTO"), wantErr: "must be none, low, medium or high"},
+		"version 3 without quality":       {req: func() Request { r := base; r.V = VersionQuality; return r }()},
 		"version 3 with landmarks":        {req: base.WithLandmarks(true)},
 		"version 3 with both":             {req: base.WithLandmarks(true).WithReplyTo("https://sqs.us-east-1.amazonaws.com/123456789012/fc-reply-h1")},
 		"landmarks off again":             {req: base.WithLandmarks(true).WithLandmarks(false)},
-		"version 3 without landmarks":     {req: func() Request { r := base; r.V = 3; return r }(), wantErr: "for requests that ask for landmarks"},
 		"landmarks at version 1":          {req: func() Request { r := base; r.Landmarks = true; return r }(), wantErr: "need schema version 3"},
 		"landmarks of an enrolment":       {req: func() Request { r := base.WithLandmarks(true); r.Kind, r.Person = KindEnroll, "Ada"; return r }(), wantErr: "recognitions only"},
 		"version 4":                       {req: func() Request { r := base; r.V = 4; return r }(), wantErr: "version 4 not supported"},
@@ -51,6 +56,9 @@ func TestRequestVersions(t *testing.T) {
 			if tc.req.ReplyTo == "" && strings.Contains(string(b), "reply_to") {
 				t.Fatalf("a request without reply_to is encoded with the field: %s", b)
 			}
+			if tc.req.Quality == "" && strings.Contains(string(b), "quality") {
+				t.Fatalf("a request without quality is encoded with the field: %s", b)
+			}
 		})
 	}
 }
@@ -66,5 +74,13 @@ func TestVersion1WireForm(t *testing.T) {
 	want := `{"v":1,"id":"0190f0e8-7a3c-7def-8000-000000000001","name":"test_00","input":"inputs/0190f0e8-7a3c-7def-8000-000000000001","sent":"2025-01-02T03:04:05Z"}`
 	if string(b) != want {
 		t.Fatalf("encoded\n%s\nwant\n%s", b, want)
+	}
+}
+
+func TestReservedNames(t *testing.T) {
+	for _, name := range []string{"unknown", LowQuality, "no face", ".", ".."} {
+		if err := ValidPerson(name); err == nil || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("ValidPerson(%q) = %v, want reserved", name, err)
+		}
 	}
 }

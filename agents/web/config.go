@@ -74,7 +74,10 @@ type Config struct {
 	// needs one.
 	OpenRecognition bool
 	// KeyRate and KeyBurst are each API key's token bucket: requests a
-	// second, and how many may come at once; beyond it 429.
+	// second, and how many may come at once; beyond it 429. The defaults
+	// let one key send the course's whole workload (1000 requests, 100 at
+	// a time) at the speed one host answers it; the limit is there to stop
+	// a runaway or stolen key from starving the others.
 	KeyRate  float64
 	KeyBurst int
 	// TLSCert and TLSKey are PEM files; when set, Run and Serve speak
@@ -114,8 +117,8 @@ func DefaultConfig() Config {
 		MinUploadRate:   8 << 10,
 		UploadIdle:      10 * time.Second,
 		MaxEnrollImages: 64,
-		KeyRate:         100,
-		KeyBurst:        200,
+		KeyRate:         500,
+		KeyBurst:        1000,
 		StatusEvery:     5 * time.Second,
 	}
 }

@@ -56,8 +56,8 @@ func (w *consoleWorker) resume() {
 
 // tryFaces are the faces every recognition finds in the test photo.
 var tryFaces = []job.Face{
-	{Box: job.Box{X: 20, Y: 20, W: 70, H: 70}, Score: 0.93, Name: "Ada", Distance: 0.312},
-	{Box: job.Box{X: 120, Y: 30, W: 60, H: 60}, Score: 0.88, Name: "unknown", Distance: 0.804},
+	{Box: job.Box{X: 20, Y: 20, W: 70, H: 70}, Score: 0.93, Name: "Ada", Distance: 0.312, Quality: "high"},
+	{Box: job.Box{X: 120, Y: 30, W: 60, H: 60}, Score: 0.88, Name: "unknown", Distance: 0.804, Quality: "medium"},
 }
 
 func (e *env) startConsoleWorker() *consoleWorker {
@@ -408,7 +408,7 @@ func TestConsoleTry(t *testing.T) {
 	if a := d.Unknown; len(a) != 3 || a[0] < 200 || a[2] > 80 {
 		t.Errorf("unknown face's box edge is %v, want amber", a)
 	}
-	if got := b.Text("#try-faces tbody"); !strings.Contains(got, "Ada0.312") || !strings.Contains(got, "unknown0.804") {
+	if got := b.Text("#try-faces tbody"); !strings.Contains(got, "Ada0.312high") || !strings.Contains(got, "unknown0.804medium") {
 		t.Errorf("faces table %q", got)
 	}
 	screenshot(b, "try")

@@ -96,7 +96,7 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 		}
 	}()
 	for _, u := range ups {
-		p, herr := s.enqueue(r.Context(), u, job.KindEnroll, name, false, false)
+		p, herr := s.enqueue(r.Context(), u, job.KindEnroll, name, false, "", false)
 		if herr != nil {
 			return herr
 		}

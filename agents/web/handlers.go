@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/facecloud/facecloud/agents/job"
 )
 
 //go:embed index.html
@@ -50,6 +52,16 @@ func boolParam(r *http.Request, name string) (bool, *httpError) {
 		return false, refuse(http.StatusBadRequest, "bad_param", "%s=%q must be true or false (1 or 0)", name, truncate(v, 20))
 	}
 	return b, nil
+}
+
+// qualityParam reads ?quality= (none, low, medium or high; empty for the
+// worker's default).
+func qualityParam(r *http.Request) (string, *httpError) {
+	v := r.URL.Query().Get("quality")
+	if err := job.ValidQuality(v); err != nil {
+		return "", refuse(http.StatusBadRequest, "bad_param", "%v", err)
+	}
+	return v, nil
 }
 
 // waitParam reads ?wait= as a duration ("30s") or whole seconds ("30"),

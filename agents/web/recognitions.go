@@ -25,7 +25,7 @@ type pending struct {
 
 // enqueue stores u and queues its request, registering the waiter before
 // the request is sent so even the fastest reply finds it.
-func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nearest, landmarks bool) (pending, *httpError) {
+func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nearest bool, quality string, landmarks bool) (pending, *httpError) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	id := job.NewID()
@@ -34,7 +34,7 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 	if name == "" {
 		name = id
 	}
-	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithLandmarks(landmarks).WithReplyTo(s.replyTo())
+	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithReplyTo(s.replyTo()).WithQuality(quality).WithLandmarks(landmarks)
 	if kind == job.KindEnroll {
 		req.Kind, req.Person = kind, person
 	}
@@ -60,7 +60,7 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 // slot and queues the image for recognition: the shared front half of the
 // text and JSON endpoints. The upload's memory is returned to the budget
 // once the image is stored.
-func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, nearest, landmarks bool) (pending, *httpError) {
+func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, nearest bool, quality string, landmarks bool) (pending, *httpError) {
 	defer in.release()
 	if herr := s.check(r.Context(), in, &u); herr != nil {
 		return pending{}, herr
@@ -68,7 +68,7 @@ func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, neare
 	if herr := s.takeSlot(r); herr != nil {
 		return pending{}, herr
 	}
-	return s.enqueue(r.Context(), u, job.KindRecognize, "", nearest, landmarks)
+	return s.enqueue(r.Context(), u, job.KindRecognize, "", nearest, quality, landmarks)
 }
 
 // postText is the course's contract: multipart field inputFile in,
@@ -81,6 +81,10 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
+	quality, herr := qualityParam(r)
+	if herr != nil {
+		return herr
+	}
 	if !isMultipart(r) {
 		return refuse(http.StatusUnsupportedMediaType, "not_multipart", "request must be multipart/form-data with the image in field %s", fileFields[0])
 	}
@@ -88,7 +92,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, false)
+	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, quality, false)
 	if herr != nil {
 		return herr
 	}
@@ -130,6 +134,10 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
+	quality, herr := qualityParam(r)
+	if herr != nil {
+		return herr
+	}
 	wait, herr := s.waitParam(r, s.cfg.APIWait)
 	if herr != nil {
 		return herr
@@ -151,7 +159,7 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, landmarks)
+	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, quality, landmarks)
 	if herr != nil {
 		return herr
 	}

@@ -94,6 +94,8 @@ func TestBadInput(t *testing.T) {
 		"text: body too large":        {req{"POST", "/", "", form(filePart{"inputFile", "big.png", bytes.Repeat([]byte("x"), 100<<10)})}, 413, "limit of 65536 bytes", ""},
 		"text: wrong method":          {req{"PUT", "/", "", raw("", nil)}, 405, "PUT not allowed", "GET, HEAD, POST"},
 		"text: bad nearest":           {req{"POST", "/?nearest=maybe", "", form(filePart{"inputFile", "a.png", good})}, 400, "nearest", ""},
+		"text: bad quality":           {req{"POST", "/?quality=auto", "", form(filePart{"inputFile", "a.png", good})}, 400, "none, low, medium or high", ""},
+		"v1: bad quality":             {req{"POST", "/v1/recognitions?quality=best", "", raw("image/png", good)}, 400, "none, low, medium or high", ""},
 		"unknown route":               {req{"GET", "/nope", "", raw("", nil)}, 404, "no route GET /nope", ""},
 		"healthz wrong method":        {req{"POST", "/healthz", "", raw("", nil)}, 405, "not allowed", "GET, HEAD"},
 		"v1: unknown route":           {req{"GET", "/v1/nope", "", raw("", nil)}, 404, "no route", ""},

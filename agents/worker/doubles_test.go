@@ -281,7 +281,7 @@ func (r *fakeRecognizer) leave() {
 	r.mu.Unlock()
 }
 
-func (r *fakeRecognizer) Recognize(ctx context.Context, image []byte, nearest bool) (Recognition, error) {
+func (r *fakeRecognizer) Recognize(ctx context.Context, image []byte, _ job.Request) (Recognition, error) {
 	if err := r.enter(ctx); err != nil {
 		return Recognition{}, err
 	}

@@ -42,16 +42,22 @@ type FaceRecognizer struct {
 	Logger *slog.Logger
 }
 
-// Recognize describes image and names its faces. Errors (undecodable,
-// too many pixels, ...) are permanent: the same bytes fail the same way.
-func (f *FaceRecognizer) Recognize(ctx context.Context, image []byte, nearest bool) (Recognition, error) {
+// Recognize describes image and names its faces as req asks (nearest,
+// quality filter: gallery.DefaultQuality when req names none). Errors
+// (undecodable, too many pixels, ...) are permanent: the same bytes fail the
+// same way.
+func (f *FaceRecognizer) Recognize(ctx context.Context, image []byte, req job.Request) (Recognition, error) {
+	minQ, err := gallery.ParseQuality(req.Quality)
+	if err != nil {
+		return Recognition{}, err
+	}
 	rec, err := f.Describer.Describe(ctx, image)
 	if err != nil {
 		return Recognition{}, err
 	}
 	return Recognition{
 		Width: rec.Width, Height: rec.Height,
-		Faces:   f.Gallery.Gallery().Faces(rec, f.Threshold, nearest),
+		Faces:   f.Gallery.Gallery().FacesWith(rec, gallery.MatchOptions{Threshold: f.Threshold, Nearest: req.Nearest, MinQuality: minQ}),
 		Elapsed: engineTime(rec.Timings),
 	}, nil
 }
@@ -80,7 +86,7 @@ func (f *FaceRecognizer) Enroll(ctx context.Context, id, person, source string, 
 		f.Logger.Warn("gallery refresh after enrolment failed; the periodic refresh will retry", "err", err)
 	}
 	b := rec.Faces[0].Box
-	enrolled := job.Face{Box: job.Box{X: b.X, Y: b.Y, W: b.W, H: b.H}, Score: rec.Faces[0].Score, Name: person}
+	enrolled := job.Face{Box: job.Box{X: b.X, Y: b.Y, W: b.W, H: b.H}, Score: rec.Faces[0].Score, Name: person, Quality: rec.Faces[0].Quality.Level.String()}
 	return Recognition{Width: rec.Width, Height: rec.Height, Faces: []job.Face{enrolled}, Elapsed: engineTime(rec.Timings)}, nil
 }
 

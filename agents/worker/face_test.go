@@ -124,7 +124,7 @@ func TestFaceRecognizer(t *testing.T) {
 			break
 		}
 		checked++
-		rec, err := fr.Recognize(ctx, img, false)
+		rec, err := fr.Recognize(ctx, img, job.Request{})
 		if err != nil {
 			t.Fatalf("recognise %s: %v", s, err)
 		}
@@ -136,8 +136,23 @@ func TestFaceRecognizer(t *testing.T) {
 		}
 	}
 
+	t.Run("quality filter", func(t *testing.T) {
+		img := reqs["test_000"]
+		for q, want := range map[string]string{"": reqLabels["test_000"], "medium": reqLabels["test_000"], "high": job.LowQuality} {
+			rec, err := fr.Recognize(ctx, img, job.Request{Quality: q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.Faces) != 1 || rec.Faces[0].Name != want || rec.Faces[0].Quality != "medium" {
+				t.Errorf("quality %q: faces %+v, want one medium-quality face named %s", q, rec.Faces, want)
+			}
+		}
+		if _, err := fr.Recognize(ctx, img, job.Request{Quality: "auto"}); err == nil {
+			t.Error("quality auto: no error")
+		}
+	})
 	t.Run("bad image is a permanent error", func(t *testing.T) {
-		_, err := fr.Recognize(ctx, []byte("this is not an image"), false)
+		_, err := fr.Recognize(ctx, []byte("this is not an image"), job.Request{})
 		if err == nil || isRetryable(err) {
 			t.Fatalf("Recognize(text) = %v, want a permanent error", err)
 		}

@@ -125,7 +125,7 @@ func TestLandmarksOfDemoPhoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	fr := &FaceRecognizer{Describer: engine, Detector: engine, Gallery: gallery.NewReloader(newMemStore()), Store: newMemStore(), Threshold: gallery.DefaultThreshold}
-	rec, err := fr.Recognize(ctx, img, false)
+	rec, err := fr.Recognize(ctx, img, job.Request{})
 	if err != nil || len(rec.Faces) < 2 {
 		t.Fatalf("Recognize = %d faces, %v; want several", len(rec.Faces), err)
 	}

@@ -37,9 +37,11 @@ import (
 
 // Recognizer runs the face engine and the gallery for the worker.
 type Recognizer interface {
-	// Recognize finds the faces in image and names them from the gallery;
-	// nearest asks for the nearest name even beyond the match threshold.
-	Recognize(ctx context.Context, image []byte, nearest bool) (Recognition, error)
+	// Recognize finds the faces in image and names them from the gallery
+	// as req asks: req.Nearest for the nearest name even beyond the match
+	// threshold, req.Quality for the least quality a face needs to be
+	// matched.
+	Recognize(ctx context.Context, image []byte, req job.Request) (Recognition, error)
 	// Enroll adds the largest face in image to the gallery as person, under
 	// entry id (so a redelivered request overwrites its own entry rather
 	// than adding a second one); source names the image for people.
@@ -60,7 +62,8 @@ var errNoLandmarks = errors.New("this worker cannot find landmarks (its engine h
 // Recognition is a Recognizer's answer for one image.
 type Recognition struct {
 	Width, Height int
-	// Faces are largest first; Name is "unknown" for a face that matched no one.
+	// Faces are largest first; Name is "unknown" for a face that matched no
+	// one, job.LowQuality for one below the request's quality filter.
 	Faces []job.Face
 	// Elapsed is the engine's time, without queueing or I/O.
 	Elapsed time.Duration
@@ -510,7 +513,7 @@ func (w *Worker) recognize(ctx context.Context, req job.Request, data []byte) (r
 	if req.Kind == job.KindEnroll {
 		return w.d.Recognizer.Enroll(ctx, req.ID, req.Person, req.Name, data)
 	}
-	rec, err = w.d.Recognizer.Recognize(ctx, data, req.Nearest)
+	rec, err = w.d.Recognizer.Recognize(ctx, data, req)
 	if err == nil && req.Landmarks {
 		lm, ok := w.d.Recognizer.(Landmarker)
 		if !ok {

@@ -51,9 +51,8 @@ func runRecognize(ctx context.Context, env *environment, args []string) error {
 
 Prints one line per image, "<file name without extension>:<name>", in the
 order given (folders in name order). The name is the largest face's nearest
-gallery person, or "unknown" beyond the threshold (small images are taken
-to be a face, and a larger one where no face is detected is described
-whole, so every decodable image gets one of the two). An image that
+gallery person, "unknown" beyond the threshold, "low quality" when the face
+is below --quality, or "no face" when the image has none. An image that
 fails prints "<stem>:error: <reason>" on stderr; the others still run and the
 exit status is 1.
 
@@ -64,6 +63,7 @@ flags:`)
 	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory")
 	threshold := fs.Float64("threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
 	nearest := fs.Bool("nearest", false, "always answer the nearest gallery name, even beyond --threshold")
+	quality := fs.String("quality", gallery.DefaultQuality, "least face quality matched: none, low, medium or high (a face below is \"low quality\")")
 	asJSON := fs.Bool("json", false, "print one JSON object per image: faces, boxes, names, distances and timings")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "images recognised at once (1..256)")
 	var maxBody int64
@@ -81,6 +81,10 @@ flags:`)
 		return usageError(env, fs, fmt.Sprintf("--threshold %v outside 0..2", *threshold))
 	case *workers < 1 || *workers > 256:
 		return usageError(env, fs, fmt.Sprintf("--workers %d outside 1..256", *workers))
+	}
+	minQuality, err := gallery.ParseQuality(*quality)
+	if err != nil {
+		return usageError(env, fs, "--quality: "+err.Error())
 	}
 	if err := existingDataDir(*data); err != nil {
 		return err
@@ -119,7 +123,7 @@ flags:`)
 			r.DetectMS = ms(rec.Timings.Detect)
 			r.DescribeMS = ms(rec.Timings.Describe)
 			if err == nil {
-				r.Faces = g.Faces(rec, *threshold, *nearest)
+				r.Faces = g.FacesWith(rec, gallery.MatchOptions{Threshold: *threshold, Nearest: *nearest, MinQuality: minQuality})
 				r.Answer = answerNoFace
 				if len(r.Faces) > 0 {
 					r.Answer = r.Faces[0].Name

@@ -6,8 +6,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"image"
+	"fmt"
 	"image/jpeg"
+	"image/png"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -131,19 +132,22 @@ func TestCourseWorkload(t *testing.T) {
 	}
 }
 
-// testFace is a 64x64 JPEG that the engine describes whole.
-func testFace(t *testing.T, seed uint64) []byte {
+// testFace is one of the course's 64x64 faces (as the reference decoded
+// them, in testdata/reference) re-encoded as a JPEG: the engine takes it as
+// a face crop and describes it whole.
+func testFace(t *testing.T, n int) []byte {
 	t.Helper()
-	r := rand.New(rand.NewPCG(seed, 1))
-	m := image.NewRGBA(image.Rect(0, 0, 64, 64))
-	for i := range m.Pix {
-		m.Pix[i] = uint8(r.IntN(256))
-		if i%4 == 3 {
-			m.Pix[i] = 255
-		}
+	f, err := os.Open(filepath.Join("..", "..", "..", "testdata", "reference", "pixels", fmt.Sprintf("face-test_%02d.png", n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, m, nil); err != nil {
+	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 95}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -158,7 +162,7 @@ func TestRecognizeBadInputsAndJSON(t *testing.T) {
 	truncated := filepath.Join(tmp, "truncated.jpg")
 	text := filepath.Join(tmp, "text.jpg")
 	empty := filepath.Join(tmp, "empty.png")
-	face1, face2 := testFace(t, 1), testFace(t, 2)
+	face1, face2 := testFace(t, 0), testFace(t, 2)
 	for p, b := range map[string][]byte{good: face1, other: face2, truncated: face1[:len(face1)/2], text: []byte("hello, not an image\n"), empty: nil} {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
@@ -218,6 +222,7 @@ func TestCLIUsage(t *testing.T) {
 		"recognize without data":  {[]string{"recognize", "x.jpg"}, 2, "--data is required"},
 		"recognize without files": {[]string{"recognize", "--data", dir}, 2, "give image files"},
 		"threshold out of range":  {[]string{"recognize", "--data", dir, "--threshold", "3", "x.jpg"}, 2, "outside 0..2"},
+		"unknown quality":         {[]string{"recognize", "--data", dir, "--quality", "auto", "x.jpg"}, 2, "none, low, medium or high"},
 		"recognize missing file":  {[]string{"recognize", "--data", dir, filepath.Join(dir, "nope.jpg")}, 1, "no such file"},
 		"enroll two modes":        {[]string{"enroll", "--data", dir, "--person", "A", "--folders", dir}, 2, "exactly one of"},
 		"enroll labels alone":     {[]string{"enroll", "--data", dir, "--labels", "x.csv"}, 2, "go together"},

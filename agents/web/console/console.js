@@ -508,7 +508,8 @@
       return [
         el("td", { class: "num", text: String(i) }),
         el("td", { text: f.name }),
-        el("td", { class: "num", text: f.distance.toFixed(3) }),
+        el("td", { class: "num", text: f.distance >= 0 ? f.distance.toFixed(3) : "–" }),
+        el("td", { text: f.quality || "–" }),
         el("td", { class: "num", text: f.score.toFixed(2) }),
         el("td", { class: "num", text: [b.x, b.y, b.w, b.h].map((v) => Math.round(v)).join(", ") }),
       ];
@@ -543,13 +544,13 @@
     const line = Math.max(2, Math.round(canvas.width / 400));
     ctx.font = `600 ${Math.max(12, Math.round(canvas.width / 60))}px system-ui, sans-serif`;
     (res.faces || []).forEach((f, i) => {
-      const known = f.name !== "unknown";
-      const color = known ? "#22c55e" : "#f59e0b";
+      // Named: green; unknown: amber; not matched (low quality): grey.
+      const color = f.distance < 0 ? "#94a3b8" : f.name !== "unknown" ? "#22c55e" : "#f59e0b";
       const b = f.box;
       ctx.lineWidth = line;
       ctx.strokeStyle = color;
       ctx.strokeRect(b.x * scale, b.y * scale, b.w * scale, b.h * scale);
-      const label = (i + 1) + " " + f.name + " " + f.distance.toFixed(2);
+      const label = (i + 1) + " " + f.name + (f.distance >= 0 ? " " + f.distance.toFixed(2) : "");
       const tw = ctx.measureText(label).width + 8;
       const th = parseInt(ctx.font.split(" ")[1], 10) + 6;
       const ly = b.y * scale > th ? b.y * scale - th : b.y * scale + b.h * scale;
