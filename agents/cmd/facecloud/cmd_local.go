@@ -73,6 +73,8 @@ flags:`)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
+	// One --status-every for both reports of this process.
+	wcfg.StatusEvery = scfg.StatusEvery
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "facecloud local: unexpected arguments %q\n", fs.Args())
 		return errUsage

@@ -151,7 +151,6 @@ func webLimitFlags(fs *flag.FlagSet, addr string) *web.Config {
 	fs.DurationVar(&cfg.DrainTimeout, "drain", def.DrainTimeout, "how long to let calls finish on shutdown")
 	fs.IntVar(&cfg.MaxEnrollImages, "max-enroll-images", def.MaxEnrollImages, "most images in one enrolment request")
 	fs.BoolVar(&cfg.Nearest, "nearest", def.Nearest, "answer the nearest gallery name even beyond the threshold unless ?nearest=0")
-	fs.DurationVar(&cfg.StatusEvery, "status-every", def.StatusEvery, "how often, while calls come, this host writes its status report (status/web/HOST.json in the output store) for the other hosts' GET /v1/status and facecloud status (0..5m; 0: never)")
 	fs.BoolVar(&cfg.OpenRecognition, "open-recognition", def.OpenRecognition, "let POST / and the recognition routes through without an API key (the course's workload sends none); every other route still needs one")
 	fs.Float64Var(&cfg.KeyRate, "key-rate", def.KeyRate, "requests a second each API key may make before 429 (0.01..1000000)")
 	fs.IntVar(&cfg.KeyBurst, "key-burst", def.KeyBurst, "requests an API key may make at once, beyond its rate (1..1000000)")
@@ -176,6 +175,8 @@ flags:`)
 		fs.PrintDefaults()
 	}
 	cfg := webLimitFlags(fs, web.DefaultConfig().Addr)
+	// facecloud local sets it from the scaler's flag of the same name.
+	fs.DurationVar(&cfg.StatusEvery, "status-every", cfg.StatusEvery, "how often, while calls come, this host writes its status report (status/web/HOST.json in the output store) for the other hosts' GET /v1/status and facecloud status (0..5m; 0: never)")
 	backends := webBackendFlags(fs)
 	door := frontDoorFlags(fs)
 	memLimit := memoryLimitFlag(fs)
