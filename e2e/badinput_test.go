@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	enc "encoding/binary"
+	"encoding/json"
 	"hash/crc32"
 	"io"
 	"mime/multipart"
@@ -80,6 +81,8 @@ func TestBadInputOverHTTP(t *testing.T) {
 			body: func() (string, io.Reader) {
 				return multipartBody("inputFile", "huge.jpg", append(append([]byte{}, good...), make([]byte, 2<<20)...))
 			}},
+		"cut image": {method: "POST", path: "/", status: http.StatusUnprocessableEntity,
+			body: func() (string, io.Reader) { return multipartBody("inputFile", "cut.jpg", good[:len(good)/2]) }},
 		"pixel bomb": {method: "POST", path: "/", status: http.StatusUnprocessableEntity,
 			body: func() (string, io.Reader) { return multipartBody("inputFile", "bomb.png", pngHeader(60000, 60000)) }},
 		"pixel bomb on the API": {method: "POST", path: "/v1/recognitions", status: http.StatusUnprocessableEntity,
@@ -120,8 +123,32 @@ func TestBadInputOverHTTP(t *testing.T) {
 		})
 	}
 
+	// A whole JPEG whose pixel data is broken passes the web agent's check,
+	// which decodes no pixels, and the worker answers it as failed: 500 on
+	// the text route, 200 with status "failed" on the JSON one.
+	broken := append([]byte{}, good...)
+	sos := bytes.Index(broken, []byte{0xFF, 0xDA})
+	if sos < 0 {
+		t.Fatal("no scan in the course image")
+	}
+	// A 0xFF not followed by 0x00 cannot occur in entropy-coded data.
+	mid := sos + (len(broken)-sos)/2
+	broken[mid], broken[mid+1] = 0xFF, 0x55
+	code, body, err := postBytes(context.Background(), http.DefaultClient, base+"/", "inputFile", "broken.jpg", broken)
+	if err != nil || code != http.StatusInternalServerError || !strings.Contains(body, "corrupt image") || strings.Contains(strings.TrimSpace(body), "\n") {
+		t.Errorf("broken pixels on POST /: %d %q %v; want 500 naming a corrupt image, on one line", code, body, err)
+	}
+	code, body, err = postBytes(context.Background(), http.DefaultClient, base+"/v1/recognitions?wait=60s", "inputFile", "broken.jpg", broken)
+	var res struct{ Status, Error string }
+	if err == nil {
+		err = json.Unmarshal([]byte(body), &res)
+	}
+	if err != nil || code != http.StatusOK || res.Status != "failed" || !strings.Contains(res.Error, "corrupt image") {
+		t.Errorf("broken pixels on /v1/recognitions: %d %q %v; want 200 with status failed naming a corrupt image", code, body, err)
+	}
+
 	// A good request still works, from the same worker, and the queue is empty.
-	code, body, err := postBytes(context.Background(), http.DefaultClient, base+"/", "inputFile", "test_000.jpg", good)
+	code, body, err = postBytes(context.Background(), http.DefaultClient, base+"/", "inputFile", "test_000.jpg", good)
 	if err != nil || code != http.StatusOK || textAnswer(c.Want, c.Files[0], body) != nil {
 		t.Fatalf("good request after the bad ones: %d %q %v", code, body, err)
 	}

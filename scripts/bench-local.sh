@@ -16,7 +16,19 @@
 #    latency minus recognition time is what the web agent, store, queues and
 #    worker loop add (upload, store, queue hop, reply routing).
 # 4. Reference: the same 1000 images through `facecloud recognize` (the engine
-#    in one process, no queue), and the ratio of the two throughputs.
+#    in one process, no queue), run just before and just after the service,
+#    and the ratio of the throughputs (against the two runs' mean, so that
+#    load from elsewhere that comes or goes during the run weighs on both
+#    sides). Also the CPU time per request of the service's processes (web
+#    agent and workers) against the engine's alone: the throughput ratio
+#    the service would reach with the cores to itself, which other load on
+#    the machine moves much less than it moves wall time.
+#
+# PROFILE=DIR also writes CPU profiles (go tool pprof) of the web agent
+# and of each worker, taken through their --pprof listeners while the
+# course workload runs (DIR/load-*.pprof) and while the requests go one at
+# a time (DIR/seq-*.pprof), and an execution trace of the web agent and of
+# one worker during the latter (DIR/seq-*.trace).
 #
 # Needs curl and jq (installed with apt-get when missing and run as root).
 # Other load on the machine skews the figures: run it on a quiet machine.
@@ -24,6 +36,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dataset=${FACECLOUD_DATASET:-$root/../shared/datasets/cse546}
 workers=${WORKERS:-$(nproc)}
+profile_dir=${PROFILE:-}
+[ -z "$profile_dir" ] || { mkdir -p "$profile_dir" && profile_dir=$(cd "$profile_dir" && pwd); }
 [ -f "$dataset/face_images_1000.zip" ] || { echo "bench-local.sh: no course dataset at $dataset (set FACECLOUD_DATASET)" >&2; exit 1; }
 
 for tool in curl jq; do
@@ -59,8 +73,35 @@ gallery_dir=$(dirname "$(find "$work/g" -name '*.jpg' | head -n 1)")
 requests_dir=$(dirname "$(find "$work/r" -name '*.jpg' | head -n 1)")
 "$fc" enroll --data "$work/data" --images "$gallery_dir" --labels "$dataset/classification_100.csv" >/dev/null 2>"$work/enroll.log"
 
+# reference runs the engine alone on the 1000 images; its wall and CPU
+# seconds go to $work/ref-$1.
+reference() {
+  echo "== reference ($1): facecloud recognize on the same 1000 images" >&2
+  local t0 t1
+  t0=$(date +%s.%N)
+  ( "$fc" recognize --data "$work/data" "$requests_dir" >"$work/recognize.txt"; times >"$work/times-$1.txt" )
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >"$work/ref-$1.wall"
+  # The subshell's children's user and system time: recognize's.
+  sed -n 2p "$work/times-$1.txt" | awk '{
+    s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }' >"$work/ref-$1.cpu"
+}
+
+# cpu_seconds is the CPU time so far of facecloud local and its workers.
+tck=$(getconf CLK_TCK)
+cpu_seconds() {
+  local pids
+  pids="$local_pid $(cat /proc/"$local_pid"/task/*/children 2>/dev/null)"
+  for p in $pids; do cat "/proc/$p/stat" 2>/dev/null; done |
+    awk -v tck="$tck" '{ s += $14 + $15 } END { print s / tck }'
+}
+
+reference before
+
+pprof_flag=()
+[ -z "$profile_dir" ] || pprof_flag=(--pprof 127.0.0.1:0)
 echo "== facecloud local ($workers workers, started up front)" >&2
-"$fc" local --addr 127.0.0.1:0 --data "$work/data" --min-workers "$workers" --max-workers "$workers" \
+"$fc" local --addr 127.0.0.1:0 --data "$work/data" --min-workers "$workers" --max-workers "$workers" "${pprof_flag[@]}" \
   >"$work/local.out" 2>"$work/local.log" &
 local_pid=$!
 url=
@@ -73,18 +114,48 @@ for _ in $(seq 600); do
 done
 [ -n "$url" ] || { echo "bench-local.sh: facecloud local did not start" >&2; tail -n 20 "$work/local.log" >&2; exit 1; }
 url=${url%/}
+# local creates an admin key on its first start; the requests carry it.
+key=$(tr -d '\n' <"$work/data/admin.key")
+
+# profile PHASE SECONDS takes CPU profiles of the web agent and every
+# worker in the background (PROFILE only); profile_wait waits for them.
+profile_pids=()
+profile() {
+  [ -n "$profile_dir" ] || return 0
+  local line name addr
+  while read -r line; do
+    addr=$(sed -n 's/.* addr=\([^ ]*\).*/\1/p' <<<"$line")
+    name=$(sed -n 's/.* name=\([^ ]*\).*/\1/p' <<<"$line")
+    curl -sS -o "$profile_dir/$1-${name:-web}.pprof" "http://$addr/debug/pprof/profile?seconds=$2" &
+    profile_pids+=($!)
+    if [ -n "${3:-}" ] && { [ -z "$name" ] || [ "$name" = local-1 ]; }; then
+      curl -sS -o "$profile_dir/$1-${name:-web}.trace" "http://$addr/debug/pprof/trace?seconds=$3" &
+      profile_pids+=($!)
+    fi
+  done < <(grep 'msg="serving pprof"' "$work/local.log")
+}
+profile_wait() {
+  [ "${#profile_pids[@]}" = 0 ] || wait "${profile_pids[@]}"
+  profile_pids=()
+}
 
 echo "== service: 1000 requests at concurrency 100 (facecloud submit)" >&2
-"$fc" submit --url "$url/" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
+profile load 8
+cpu0=$(cpu_seconds)
+"$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
+cpu1=$(cpu_seconds)
+profile_wait
 rec_stats=$(cat "$work/data/store/results/"*.json | jq -s '
   [.[].recognition_ms] | sort | {n: length, mean: (add / length), p50: .[(length * 0.50 | floor)], p95: .[(length * 0.95 | floor)]}')
 
 echo "== overhead: 200 requests one at a time (POST /v1/recognitions)" >&2
 : >"$work/seq.tsv"
+profile seq 10 3
 find "$requests_dir" -name '*.jpg' | sort | head -n 200 | while read -r f; do
-  curl -sS -o "$work/one.json" -w '%{time_total}\n' -F "inputFile=@$f" "$url/v1/recognitions?wait=60s" >"$work/t.txt"
+  curl -sS -o "$work/one.json" -w '%{time_total}\n' -H "Authorization: Bearer $key" -F "inputFile=@$f" "$url/v1/recognitions?wait=60s" >"$work/t.txt"
   jq -r --arg t "$(cat "$work/t.txt")" '"\($t | tonumber * 1000)\t\(.recognition_ms)"' "$work/one.json" >>"$work/seq.tsv"
 done
+profile_wait
 overhead=$(jq -R -s '
   split("\n") | map(select(length > 0) | split("\t") | map(tonumber)) |
   {n: length,
@@ -96,17 +167,16 @@ kill -TERM "$local_pid"
 wait "$local_pid" || true
 local_pid=
 
-echo "== reference: facecloud recognize on the same 1000 images" >&2
-t0=$(date +%s.%N)
-"$fc" recognize --data "$work/data" "$requests_dir" >"$work/recognize.txt"
-t1=$(date +%s.%N)
+reference after
 tail -n +2 "$dataset/classification_1000.csv" | tr -d '\r' | tr ',' ':' | sort >"$work/want.txt"
 agree=$(sort "$work/recognize.txt" | comm -12 - "$work/want.txt" | wc -l)
 
 jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --argjson o "$overhead" \
-  --arg ref_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+  --argjson rb "$(cat "$work/ref-before.wall")" --argjson ra "$(cat "$work/ref-after.wall")" \
+  --argjson cb "$(cat "$work/ref-before.cpu")" --argjson ca "$(cat "$work/ref-after.cpu")" \
+  --argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" \
   --arg agree "$agree" --arg workers "$workers" --arg cpus "$(nproc)" '
-  ($ref_s | tonumber) as $rs | (1000 / $rs) as $rt |
+  (($rb + $ra) / 2) as $rs | (1000 / $rs) as $rt | (($cb + $ca) / 2000) as $rc | ($cpu / $s.requests) as $sc |
   "facecloud local, \($workers) workers on \($cpus) CPUs, course workload (1000 requests, concurrency 100)",
   "  answers: \($s.correct)/\($s.requests) correct, \($s.failed) failed",
   "  duration: \($s.duration_seconds | . * 100 | round / 100) s   throughput: \($s.throughput_per_second | . * 10 | round / 10) req/s",
@@ -115,5 +185,6 @@ jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --arg
   "service overhead, \($o.n) requests one at a time (end-to-end minus engine time):",
   "  end-to-end p50 \($o.e2e_p50 | . * 10 | round / 10) ms   engine p50 \($o.rec_p50 | . * 10 | round / 10) ms",
   "  overhead p50 \($o.over_p50 | . * 10 | round / 10) ms   p95 \($o.over_p95 | . * 10 | round / 10) ms   mean \($o.over_mean | . * 10 | round / 10) ms",
-  "reference: facecloud recognize, same 1000 images, one process: \($rs | . * 100 | round / 100) s, \($rt | . * 10 | round / 10) img/s, \($agree)/1000 agree",
-  "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)"'
+  "reference: facecloud recognize, same 1000 images, one process: \($rb | . * 100 | round / 100) s before, \($ra | . * 100 | round / 100) s after: \($rt | . * 10 | round / 10) img/s, \($agree)/1000 agree",
+  "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)",
+  "CPU per request: service (web agent and workers) \($sc * 1000 | . * 10 | round / 10) ms, engine alone \($rc * 1000 | . * 10 | round / 10) ms: ratio \($rc / $sc | . * 100 | round / 100)"'

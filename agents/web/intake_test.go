@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"image"
 	"io"
 	"mime/multipart"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/image/bmp"
 )
 
 // rawUpload is a client that writes a multipart POST by hand, so it can
@@ -238,9 +240,12 @@ func TestSlotTakenAfterTheBody(t *testing.T) {
 	}
 }
 
-// TestLargeImagesCheckedByHeader: an image whose decoding would take over
-// half the memory budget is checked from its header only (a worker finds
-// broken pixels); a smaller broken one is still refused 422 here.
+// TestLargeImagesCheckedByHeader: a JPEG or PNG cut short is refused 422
+// whatever its size (checking that it is whole decodes nothing); an image
+// of another format is decoded to be checked, unless its decoding would
+// take over half the memory budget: then it is checked from its header
+// only (a worker finds broken pixels), while a smaller broken one is still
+// refused 422 here.
 func TestLargeImagesCheckedByHeader(t *testing.T) {
 	e := newEnv(t)
 	w := &fakeWorker{answers: map[string]string{"large": "Dee"}}
@@ -248,14 +253,32 @@ func TestLargeImagesCheckedByHeader(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxBodyBytes, cfg.UploadMemory = 1<<20, 1<<20
 	_, hs := e.server(cfg)
-	large := pngImage(t, 600, 600) // decoding: 600*600*4*2 bytes, over half of 1 MiB
-	small := pngImage(t, 100, 100)
-	if r := postImage(t, hs.URL, "large.png", large[:len(large)/2]); r.status != 200 || r.body != "large:Dee" {
-		t.Errorf("large image cut in half: %d %q, want it queued (its header is sound)", r.status, r.body)
+	largePNG := pngImage(t, 600, 600) // decoding: 600*600*4*2 bytes, over half of 1 MiB
+	large := bmpImage(t, 600, 600)    // decoding: 600*600*4 bytes, over half of 1 MiB
+	small := bmpImage(t, 100, 100)
+	if r := postImage(t, hs.URL, "large.png", largePNG[:len(largePNG)/2]); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "truncated") {
+		t.Errorf("large PNG cut in half: %d %q, want 422 truncated", r.status, r.body)
 	}
-	if r := postImage(t, hs.URL, "small.png", small[:len(small)/2]); r.status != http.StatusUnprocessableEntity {
-		t.Errorf("small image cut in half: %d %q, want 422", r.status, r.body)
+	if r := postImage(t, hs.URL, "large.bmp", large[:len(large)/2]); r.status != 200 || r.body != "large:Dee" {
+		t.Errorf("large BMP cut in half: %d %q, want it queued (its header is sound)", r.status, r.body)
 	}
+	if r := postImage(t, hs.URL, "small.bmp", small[:len(small)/2]); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("small BMP cut in half: %d %q, want 422", r.status, r.body)
+	}
+}
+
+// bmpImage is a w x h BMP: a format the web agent checks by decoding.
+func bmpImage(t *testing.T, w, h int) []byte {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i)
+	}
+	var b bytes.Buffer
+	if err := bmp.Encode(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // TestLongWaitOutlivesUploadDeadline: once its body has arrived, a call may

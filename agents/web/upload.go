@@ -157,12 +157,9 @@ func isRawImage(r *http.Request) bool {
 }
 
 // check names an upload after its file name's stem (empty when it has no
-// file name: the request id stands in) and decodes it within the limits, so
-// nothing that cannot be recognised ever reaches the queue. Decoding is
-// charged to the memory budget first (imageio.DecodeCost); an image whose
-// decoding would take more than half the budget is checked from its header
-// only, and a worker, which has the memory, finds out if its pixels are
-// broken.
+// file name: the request id stands in) and checks the image within the
+// limits (decodeCheck), so that nothing that is not a whole image of an
+// accepted size ever reaches the queue.
 func (s *Server) check(ctx context.Context, in *intake, u *upload) *httpError {
 	label := u.filename
 	if label == "" {
@@ -216,12 +213,22 @@ func looksLikeFileName(data []byte) bool {
 	return !strings.ContainsFunc(string(data), func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
-// decodeCheck checks data's header, then, within the memory budget, that
-// its pixels decode.
+// decodeCheck checks data's header (format, size, pixel count), then that
+// the file is whole: for JPEG and PNG by walking its markers or chunks
+// (imageio.Complete), without decoding a pixel, since the worker decodes
+// it anyway and answers pixel data broken inside a whole file with a
+// failed Result; other formats by decoding them within the memory budget.
+// Decoding is charged to the budget first (imageio.DecodeCost); an image
+// whose decoding would take more than half the budget is checked from its
+// header only, and a worker, which has the memory, finds out if its pixels
+// are broken.
 func (s *Server) decodeCheck(ctx context.Context, in *intake, data []byte) error {
 	lim := imageio.Limits{MaxBytes: int(s.cfg.MaxBodyBytes), MaxPixels: s.cfg.MaxPixels}
 	info, err := imageio.Inspect(data, lim)
 	if err != nil {
+		return err
+	}
+	if checked, err := imageio.Complete(data, info); checked {
 		return err
 	}
 	cost := imageio.DecodeCost(data, info) - int64(len(data)) // the bytes are charged already

@@ -70,6 +70,7 @@ flags:`)
 	wf.register(fs, env, "worker-", min(2, worker.DefaultConfig.Concurrency), localIdleExit)
 	data := fs.String("data", "", "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store")
 	memLimit := memoryLimitFlag(fs)
+	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -95,6 +96,9 @@ flags:`)
 	if err := door.validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if err := checkPprofAddr(*pprofAddr); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find this program to start workers: %w", err)
@@ -107,6 +111,11 @@ flags:`)
 	defer lock.Release()
 	log := newLogger(env)
 	setMemoryLimit(env, log, *memLimit, wcfg.UploadMemory)
+	stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	// Fetch the model once here, so a first burst does not find every new
 	// worker fetching it at the same time.
@@ -178,6 +187,11 @@ flags:`)
 		// workers decode.
 		"--max-body", strconv.FormatInt(wcfg.MaxBodyBytes, 10),
 		"--max-pixels", strconv.Itoa(wcfg.MaxPixels),
+	}
+	if *pprofAddr != "" {
+		// Each worker serves its own profiles on a port of its choosing,
+		// which it logs.
+		workerArgs = append(workerArgs, "--pprof", "127.0.0.1:0")
 	}
 	fleet, err := procfleet.New(procfleet.Config{
 		Command: func(n int) *exec.Cmd {

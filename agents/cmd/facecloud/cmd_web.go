@@ -180,12 +180,16 @@ flags:`)
 	backends := webBackendFlags(fs)
 	door := frontDoorFlags(fs)
 	memLimit := memoryLimitFlag(fs)
+	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "facecloud web: unexpected arguments %q\n", fs.Args())
 		return errUsage
+	}
+	if err := checkPprofAddr(*pprofAddr); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -206,6 +210,11 @@ flags:`)
 	}
 	log := newLogger(env)
 	setMemoryLimit(env, log, *memLimit, cfg.UploadMemory)
+	stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	deps, closeAll, err := backends.open(ctx, env)
 	if err != nil {
 		return err

@@ -100,7 +100,11 @@ flags:`)
 	fleetURL := fs.String("fleet", "", "fleet to retire from when idle, e.g. asg://GROUP; empty: just exit")
 	name := fs.String("name", "", "this worker's name in results and logs (default host-pid)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on HOST:PORT; empty: off")
+	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := checkPprofAddr(*pprofAddr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -132,6 +136,11 @@ flags:`)
 		return err
 	}
 	log := newLogger(env).With("agent", "worker")
+	stopPprof, err := startPprof(*pprofAddr, log.With("name", wf.cfg.Name))
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	// A worker started by a local fleet (facecloud local) tells it over a
 	// pipe when it is ready and when it retires.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -174,6 +175,12 @@ func (f *Family) Remove(ctx context.Context, addr string) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	// Its doorbells go with it; a receiver still watching one polls.
+	for _, bell := range []string{bellPath(f.path, name), bellPath(f.path, name+DeadLetterSuffix)} {
+		if err := os.Remove(bell); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,9 @@ package sqlitequeue
 
 import (
 	"context"
+	"errors"
+	"net/url"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -102,4 +105,106 @@ func twoHandles(t *testing.T) (q, other *Queue) {
 		t.Cleanup(func() { (*h).Close() })
 	}
 	return q, other
+}
+
+// TestDoorbells: a Send, an Extend and a move to the dead-letter queue ring
+// the bell of the queue whose message became visible, and no other, and a
+// waiting handle's watch sees a ring made through another handle.
+func TestDoorbells(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	opts := Options{Visibility: time.Second, MaxReceives: 1, MaxBytes: 1024}
+	open := func(name string) *Queue {
+		q, err := Open(path, name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	}
+	reqs, reqs2, replies := open("requests"), open("requests"), open("replies")
+	rang := func(name string) bool {
+		b, err := os.ReadFile(bellPath(path, name))
+		return err == nil && len(b) > 0
+	}
+	clear := func(name string) {
+		if err := os.WriteFile(bellPath(path, name), nil, 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	w := reqs.watch()
+	if w == nil {
+		t.Fatal("no watch on the requests bell")
+	}
+	changed := w.next()
+	if err := replies.Send(ctx, []byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	if !rang("replies") || rang("requests") {
+		t.Fatalf("after a reply: replies rang %v, requests rang %v; want only replies", rang("replies"), rang("requests"))
+	}
+	if err := reqs2.Send(ctx, []byte("job")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch on requests did not see the other handle's Send")
+	}
+
+	clear("requests")
+	msgs, err := reqs.Receive(ctx, 1, 0)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Receive = %v, %v", msgs, err)
+	}
+	if rang("requests") {
+		t.Error("a receive rang the bell")
+	}
+	if err := reqs.Extend(ctx, msgs[0].Receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !rang("requests") {
+		t.Error("handing a message back did not ring the bell")
+	}
+	// Received once already (MaxReceives 1): the next receive moves it to
+	// the dead-letter queue, whose bell rings.
+	if msgs, err := reqs.Receive(ctx, 1, 0); err != nil || len(msgs) != 0 {
+		t.Fatalf("Receive = %v, %v; want the message dead-lettered", msgs, err)
+	}
+	if !rang("requests" + DeadLetterSuffix) {
+		t.Error("dead-lettering did not ring the dead-letter queue's bell")
+	}
+}
+
+// TestRemoveTakesTheBell: a removed family member leaves no doorbell behind.
+func TestRemoveTakesTheBell(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	u, err := url.Parse("sqlite://" + filepath.ToSlash(path) + "?name=reply-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFamily(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	q, addr, err := f.Create(ctx, "host-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if err := q.Send(ctx, []byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	bell := bellPath(path, "reply-host-1")
+	if _, err := os.Stat(bell); err != nil {
+		t.Fatalf("no bell after a send: %v", err)
+	}
+	if err := f.Remove(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bell); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("bell of a removed member: %v, want it gone", err)
+	}
 }

@@ -14,11 +14,13 @@
 // with a busy timeout, so readers never block writers and writers from
 // several processes take turns; every change is one statement or one
 // IMMEDIATE transaction, so a process killed at any point leaves the queue
-// consistent. A waiting Receive sleeps until the kernel reports a write to
-// the file's write-ahead log (any commit, from any process; see walWatch),
-// until a message in flight is due back, or for at most 250 ms; then it
-// looks, reading first and writing only when a message is there to take.
-// Where no watch can be made it polls every 10 ms instead.
+// consistent. A waiting Receive sleeps until its queue's doorbell rings
+// (written after each commit that makes a message visible, from any
+// process; see bell), until a message in flight is due back, or for at most
+// 250 ms; then it looks, reading first and writing only when a message is
+// there to take. Where no watch can be made it polls every 10 ms instead.
+// Each handle prepares its statements once: parsing SQL was a good part of
+// what an operation cost.
 package sqlitequeue
 
 import (
@@ -97,10 +99,14 @@ type Queue struct {
 	path string
 	name string
 	opts Options
-	// wal is the watch on the file's write-ahead log that wakes waiting
+	st   stmts
+	// bell is rung after a commit that makes a message of the queue
+	// visible, dlqBell after moving messages to the dead-letter queue.
+	bell, dlqBell bell
+	// bellW is the watch on the queue's doorbell that wakes waiting
 	// receivers; made by the first Receive that waits.
-	walMu sync.Mutex
-	wal   *walWatch
+	watchMu sync.Mutex
+	bellW   *bellWatch
 	// now is the clock every timestamp in the file comes from; tests
 	// replace it.
 	now func() time.Time
@@ -109,7 +115,10 @@ type Queue struct {
 	member bool
 }
 
-var _ platform.Queue = (*Queue)(nil)
+var (
+	_ platform.Queue        = (*Queue)(nil)
+	_ platform.BatchDeleter = (*Queue)(nil)
+)
 
 // schemaVersion is stored in the file's user_version; a file written by a
 // newer layout is refused rather than misread.
@@ -160,12 +169,59 @@ func Open(path, name string, opts Options) (*Queue, error) {
 	// One connection per handle: goroutines of this process take turns in
 	// Go, which is cheaper than contending through SQLite's busy handler.
 	db.SetMaxOpenConns(1)
-	q := &Queue{db: db, path: path, name: name, opts: opts, now: time.Now}
+	q := &Queue{db: db, path: path, name: name, opts: opts, now: time.Now,
+		bell: bell{path: bellPath(path, name)}, dlqBell: bell{path: bellPath(path, name+DeadLetterSuffix)}}
 	if err := q.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open queue file %s: %w", path, err)
 	}
+	if err := q.st.prepare(db); err != nil {
+		q.st.close()
+		db.Close()
+		return nil, fmt.Errorf("open queue file %s: %w", path, err)
+	}
 	return q, nil
+}
+
+// stmts are a handle's statements, prepared once on its one connection.
+type stmts struct {
+	send, sendMember, first, deadLetter, take, del, received, extend, count, inFlight *sql.Stmt
+}
+
+func (st *stmts) prepare(db *sql.DB) error {
+	for _, s := range []struct {
+		to  **sql.Stmt
+		sql string
+	}{
+		{&st.send, `insert into messages (queue, id, body, sent_ms, visible_ms) values (?, ?, ?, ?, ?)`},
+		{&st.sendMember, `insert into messages (queue, id, body, sent_ms, visible_ms)
+			select ?, ?, ?, ?, ? where exists (select 1 from queues where name = ?)`},
+		{&st.first, `select min(visible_ms) from messages where queue = ?`},
+		{&st.deadLetter, `update messages set queue = ?, received = 0, visible_ms = ?
+			where queue = ? and visible_ms <= ? and received >= ?`},
+		{&st.take, `update messages set received = received + 1, visible_ms = ?
+			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
+			returning seq, id, body, received`},
+		{&st.del, `delete from messages where queue = ? and id = ? and received = ?`},
+		{&st.received, `select received from messages where queue = ? and id = ?`},
+		{&st.extend, `update messages set visible_ms = ? where queue = ? and id = ? and received = ?`},
+		{&st.count, `select count(*) from messages where queue = ?`},
+		{&st.inFlight, `select count(*) from messages where queue = ? and received > 0 and visible_ms > ?`},
+	} {
+		var err error
+		if *s.to, err = db.Prepare(s.sql); err != nil {
+			return fmt.Errorf("prepare %q: %w", strings.Join(strings.Fields(s.sql), " "), err)
+		}
+	}
+	return nil
+}
+
+func (st *stmts) close() {
+	for _, s := range []*sql.Stmt{st.send, st.sendMember, st.first, st.deadLetter, st.take, st.del, st.received, st.extend, st.count, st.inFlight} {
+		if s != nil {
+			s.Close()
+		}
+	}
 }
 
 func (q *Queue) migrate() error {
@@ -293,40 +349,28 @@ func (q *Queue) Send(ctx context.Context, body []byte) error {
 	}
 	now := q.nowMS()
 	if q.member {
-		res, err := q.db.ExecContext(ctx,
-			`insert into messages (queue, id, body, sent_ms, visible_ms)
-			 select ?, ?, ?, ?, ? where exists (select 1 from queues where name = ?)`,
-			q.name, id.String(), body, now, now, q.name)
+		res, err := q.st.sendMember.ExecContext(ctx, q.name, id.String(), body, now, now, q.name)
 		if err != nil {
 			return fmt.Errorf("send to %s: %w", q.name, err)
 		}
 		if n, err := res.RowsAffected(); err == nil && n == 0 {
 			return fmt.Errorf("send to %s: the queue has been removed: %w", q.name, platform.ErrNotFound)
 		}
+		q.bell.ring()
 		return nil
 	}
-	if _, err := q.db.ExecContext(ctx,
-		`insert into messages (queue, id, body, sent_ms, visible_ms) values (?, ?, ?, ?, ?)`,
-		q.name, id.String(), body, now, now); err != nil {
+	if _, err := q.st.send.ExecContext(ctx, q.name, id.String(), body, now, now); err != nil {
 		return fmt.Errorf("send to %s: %w", q.name, err)
 	}
+	q.bell.ring()
 	return nil
 }
 
-// Waiting in Receive: how often a receiver looks at the file when nothing
-// wakes it, and the gap between looks after a wake-up. A commit is several
-// writes to the log, and its last write wakes a receiver a moment before
-// readers can see the commit; so a look after a wake-up that finds nothing
-// is followed by another one gap later, whatever else happens. The gap
-// doubles with each such miss (commits to the file's other queues), up to
-// maxLookGap, so a busy file does not keep a receiver of a quiet queue
-// looking; it starts again at minLookGap with every Receive and after a
-// quiet spell.
+// Waiting in Receive: how often a receiver looks at the file when its
+// doorbell does not wake it.
 const (
-	watchedPoll   = 250 * time.Millisecond // with a watch on the WAL file: a safety net
+	watchedPoll   = 250 * time.Millisecond // with a watch on the doorbell: a safety net
 	unwatchedPoll = 10 * time.Millisecond  // without one: polling is all there is
-	minLookGap    = time.Millisecond
-	maxLookGap    = 20 * time.Millisecond
 )
 
 // Receive returns up to n (1..10) messages, waiting up to wait for the first.
@@ -338,14 +382,13 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 		return nil, fmt.Errorf("receive: wait %s must not be negative", wait)
 	}
 	deadline := time.Now().Add(wait)
-	var w *walWatch
+	var w *bellWatch
 	if wait > 0 {
 		w = q.watch()
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
-	gap, woken := minLookGap, false
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -358,7 +401,6 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 				poll = watchedPoll
 			}
 		}
-		looked := time.Now()
 		msgs, next, err := q.tryReceive(ctx, n)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -375,11 +417,6 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 			// A message in flight becomes visible then: no commit announces it.
 			pause = min(pause, time.Until(next)+time.Millisecond)
 		}
-		if woken {
-			pause = min(pause, gap)
-			gap = min(2*gap, maxLookGap)
-		}
-		woken = false
 		timer.Reset(pause) // a pause of 0 or less fires at once
 		select {
 		case <-ctx.Done():
@@ -387,19 +424,6 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 		case <-timer.C:
 		case <-changed:
 			timer.Stop() // no stale fire to drain since Go 1.23
-			woken = true
-			since := time.Since(looked)
-			if since > maxLookGap {
-				gap = minLookGap
-			}
-			if rest := gap - since; rest > 0 {
-				timer.Reset(min(rest, time.Until(deadline)))
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-timer.C:
-				}
-			}
 		}
 	}
 }
@@ -411,8 +435,7 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 func (q *Queue) tryReceive(ctx context.Context, max int) (msgs []platform.Message, next time.Time, err error) {
 	now := q.nowMS()
 	var first sql.NullInt64
-	if err := q.db.QueryRowContext(ctx,
-		`select min(visible_ms) from messages where queue = ?`, q.name).Scan(&first); err != nil {
+	if err := q.st.first.QueryRowContext(ctx, q.name).Scan(&first); err != nil {
 		return nil, time.Time{}, err
 	}
 	if !first.Valid {
@@ -433,18 +456,17 @@ func (q *Queue) take(ctx context.Context, max int) ([]platform.Message, error) {
 	}
 	defer tx.Rollback()
 	now := q.nowMS()
+	deadLettered := false
 	if q.opts.MaxReceives > 0 {
-		if _, err := tx.ExecContext(ctx,
-			`update messages set queue = ?, received = 0, visible_ms = ?
-			 where queue = ? and visible_ms <= ? and received >= ?`,
-			q.name+DeadLetterSuffix, now, q.name, now, q.opts.MaxReceives); err != nil {
+		res, err := tx.StmtContext(ctx, q.st.deadLetter).ExecContext(ctx,
+			q.name+DeadLetterSuffix, now, q.name, now, q.opts.MaxReceives)
+		if err != nil {
 			return nil, fmt.Errorf("dead-letter: %w", err)
 		}
+		n, err := res.RowsAffected()
+		deadLettered = err != nil || n > 0
 	}
-	rows, err := tx.QueryContext(ctx,
-		`update messages set received = received + 1, visible_ms = ?
-		 where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
-		 returning seq, id, body, received`,
+	rows, err := tx.StmtContext(ctx, q.st.take).QueryContext(ctx,
 		now+q.opts.Visibility.Milliseconds(), q.name, now, max)
 	if err != nil {
 		return nil, err
@@ -469,6 +491,9 @@ func (q *Queue) take(ctx context.Context, max int) ([]platform.Message, error) {
 	rows.Close()
 	if err := tx.Commit(); err != nil {
 		return nil, err
+	}
+	if deadLettered {
+		q.dlqBell.ring()
 	}
 	slices.SortFunc(got, func(a, b row) int { return int(a.seq - b.seq) })
 	msgs := make([]platform.Message, len(got))
@@ -495,11 +520,46 @@ func parseReceipt(receipt string) (id string, count int, err error) {
 // been received again fails with platform.ErrNotFound and leaves the
 // message to its current holder.
 func (q *Queue) Delete(ctx context.Context, receipt string) error {
+	return q.delete(ctx, q.st.del, q.st.received, receipt)
+}
+
+// DeleteBatch deletes the messages of up to MaxBatch deliveries in one
+// transaction (one commit instead of one each), each as Delete would. It
+// returns the errors of the receipts that failed, joined; the others are
+// deleted.
+func (q *Queue) DeleteBatch(ctx context.Context, receipts []string) error {
+	if len(receipts) > MaxBatch {
+		return fmt.Errorf("delete batch from %s: %d receipts, at most %d", q.name, len(receipts), MaxBatch)
+	}
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete batch from %s: %w", q.name, err)
+	}
+	defer tx.Rollback()
+	del, received := tx.StmtContext(ctx, q.st.del), tx.StmtContext(ctx, q.st.received)
+	var errs []error
+	for _, r := range receipts {
+		if err := q.delete(ctx, del, received, r); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete batch from %s: %w", q.name, err)
+	}
+	return errors.Join(errs...)
+}
+
+// delete runs Delete's statements del and received (the handle's, or a
+// transaction's).
+func (q *Queue) delete(ctx context.Context, del, received *sql.Stmt, receipt string) error {
 	id, count, err := parseReceipt(receipt)
 	if err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	res, err := q.db.ExecContext(ctx, `delete from messages where queue = ? and id = ? and received = ?`, q.name, id, count)
+	res, err := del.ExecContext(ctx, q.name, id, count)
 	if err != nil {
 		return fmt.Errorf("delete from %s: %w", q.name, err)
 	}
@@ -507,7 +567,7 @@ func (q *Queue) Delete(ctx context.Context, receipt string) error {
 		return err
 	}
 	var cur int
-	switch err := q.db.QueryRowContext(ctx, `select received from messages where queue = ? and id = ?`, q.name, id).Scan(&cur); {
+	switch err := received.QueryRowContext(ctx, q.name, id).Scan(&cur); {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
@@ -525,8 +585,7 @@ func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) err
 	if err != nil {
 		return fmt.Errorf("extend: %w", err)
 	}
-	res, err := q.db.ExecContext(ctx, `update messages set visible_ms = ? where queue = ? and id = ? and received = ?`,
-		q.nowMS()+d.Milliseconds(), q.name, id, count)
+	res, err := q.st.extend.ExecContext(ctx, q.nowMS()+d.Milliseconds(), q.name, id, count)
 	if err != nil {
 		return fmt.Errorf("extend in %s: %w", q.name, err)
 	}
@@ -537,6 +596,9 @@ func (q *Queue) Extend(ctx context.Context, receipt string, d time.Duration) err
 	if n == 0 {
 		return fmt.Errorf("extend in %s: receipt %s is no longer valid: %w", q.name, receipt, platform.ErrNotFound)
 	}
+	// A receiver waiting for this message to come back may now wait too
+	// long (it was handed back early) or wake too soon: it looks again.
+	q.bell.ring()
 	return nil
 }
 
@@ -564,13 +626,11 @@ func (q *Queue) depth(ctx context.Context) (platform.Depth, error) {
 	}
 	defer tx.Rollback()
 	var total, inFlight int
-	if err := tx.QueryRowContext(ctx, `select count(*) from messages where queue = ?`, q.name).Scan(&total); err != nil {
+	if err := tx.StmtContext(ctx, q.st.count).QueryRowContext(ctx, q.name).Scan(&total); err != nil {
 		return platform.Depth{}, err
 	}
 	now := q.nowMS()
-	if err := tx.QueryRowContext(ctx,
-		`select count(*) from messages where queue = ? and received > 0 and visible_ms > ?`,
-		q.name, now).Scan(&inFlight); err != nil {
+	if err := tx.StmtContext(ctx, q.st.inFlight).QueryRowContext(ctx, q.name, now).Scan(&inFlight); err != nil {
 		return platform.Depth{}, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -581,12 +641,15 @@ func (q *Queue) depth(ctx context.Context) (platform.Depth, error) {
 
 // Close closes the handle; the file and its messages stay.
 func (q *Queue) Close() error {
-	q.walMu.Lock()
-	if q.wal != nil {
-		q.wal.close()
-		q.wal = nil
+	q.watchMu.Lock()
+	if q.bellW != nil {
+		q.bellW.close()
+		q.bellW = nil
 	}
-	q.walMu.Unlock()
+	q.watchMu.Unlock()
+	q.bell.close()
+	q.dlqBell.close()
+	q.st.close()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("close queue %s: %w", q.name, err)
 	}

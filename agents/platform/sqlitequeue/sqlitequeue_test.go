@@ -202,3 +202,89 @@ func benchLife(b *testing.B, opts sqlitequeue.Options) {
 		}
 	}
 }
+
+// TestDeleteBatch: one batch holding a fresh receipt, the stale receipt of
+// a message received again since, an already deleted one and garbage
+// deletes what Delete would and reports the stale and garbage receipts as
+// not found, leaving the redelivered message to its current holder; more
+// than MaxBatch receipts are refused whole. A reply queue of the family is
+// a BatchDeleter, so the web agent's platform.DeleteAll takes this path.
+func TestDeleteBatch(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := open(t, path, "requests", sqlitequeue.DefaultOptions)
+	for _, b := range []string{"fresh", "redelivered", "deleted"} {
+		if err := q.Send(ctx, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := q.Receive(ctx, 3, 0)
+	if err != nil || len(first) != 3 {
+		t.Fatalf("Receive = %d messages, %v; want 3", len(first), err)
+	}
+	receipt := map[string]string{}
+	for _, m := range first {
+		receipt[string(m.Body)] = m.Receipt
+	}
+	if err := q.Delete(ctx, receipt["deleted"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Extend(ctx, receipt["redelivered"], 0); err != nil {
+		t.Fatal(err)
+	}
+	again, err := q.Receive(ctx, 1, 0)
+	if err != nil || len(again) != 1 || string(again[0].Body) != "redelivered" {
+		t.Fatalf("Receive again = %v, %v; want the redelivered message", again, err)
+	}
+
+	err = q.DeleteBatch(ctx, []string{receipt["fresh"], receipt["redelivered"], receipt["deleted"], "garbage"})
+	if !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("DeleteBatch = %v, want an error wrapping ErrNotFound", err)
+	}
+	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 2 {
+		t.Fatalf("DeleteBatch reported %d failed receipts (%v), want 2: the stale one and the garbage", n, err)
+	}
+	if d, err := q.Depth(ctx); err != nil || d != (platform.Depth{InFlight: 1}) {
+		t.Fatalf("Depth after the batch = %+v, %v; want only the redelivered message, in flight", d, err)
+	}
+	if err := q.Delete(ctx, again[0].Receipt); err != nil {
+		t.Fatalf("the current holder's Delete after the batch: %v", err)
+	}
+
+	// More than MaxBatch receipts: refused, nothing deleted.
+	var receipts []string
+	for i := range platform.MaxBatch + 1 {
+		if err := q.Send(ctx, []byte{byte('a' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(receipts) < platform.MaxBatch+1 {
+		msgs, err := q.Receive(ctx, platform.MaxBatch, 0)
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("Receive = %d messages, %v", len(msgs), err)
+		}
+		for _, m := range msgs {
+			receipts = append(receipts, m.Receipt)
+		}
+	}
+	if err := q.DeleteBatch(ctx, receipts); err == nil || errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("DeleteBatch of %d receipts = %v, want a refusal", len(receipts), err)
+	}
+	if d, err := q.Depth(ctx); err != nil || d.InFlight != platform.MaxBatch+1 {
+		t.Fatalf("Depth after the refused batch = %+v, %v; want %d in flight", d, err, platform.MaxBatch+1)
+	}
+
+	f, err := sqlitequeue.OpenFamily(ctx, &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	member, _, err := f.Create(ctx, "host-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Close() })
+	if _, ok := member.(platform.BatchDeleter); !ok {
+		t.Fatalf("a family member (%T) is not a platform.BatchDeleter", member)
+	}
+}
