@@ -7,16 +7,13 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
@@ -24,7 +21,6 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/imagefiles"
-	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 )
 
@@ -160,9 +156,10 @@ func (s Summary) Write(w io.Writer) error {
 	return err
 }
 
-// Client submits images.
+// Client submits images, through the typed API client.
 type Client struct {
 	cfg  Config
+	api  *API
 	http *retryablehttp.Client
 }
 
@@ -171,27 +168,15 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("client config: %w", err)
 	}
-	transport := cleanhttp.DefaultPooledTransport()
-	transport.MaxIdleConnsPerHost = cfg.Concurrency
-	transport.MaxIdleConns = cfg.Concurrency
-	rc := retryablehttp.NewClient()
-	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
-	rc.RetryMax = cfg.RetryMax
-	rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryWaitMin, cfg.RetryWaitMax
-	rc.Backoff = spreadBackoff
-	rc.Logger = nil
+	api, err := NewAPI(APIConfig{URL: cfg.URL, APIKey: cfg.APIKey, Timeout: cfg.Timeout, RetryMax: cfg.RetryMax,
+		RetryWaitMin: cfg.RetryWaitMin, RetryWaitMax: cfg.RetryWaitMax, Conns: cfg.Concurrency})
+	if err != nil {
+		return nil, fmt.Errorf("client config: %w", err)
+	}
 	if cfg.Logger != nil {
-		rc.Logger = cfg.Logger
+		api.http.Logger = cfg.Logger
 	}
-	// After the last attempt, hand back the last response (if any) rather
-	// than a bare error, so its status and one-line reason can be reported.
-	rc.ErrorHandler = func(resp *http.Response, err error, tries int) (*http.Response, error) {
-		if resp != nil {
-			return resp, nil
-		}
-		return nil, fmt.Errorf("gave up after %d attempt(s): %w", tries, err)
-	}
-	return &Client{cfg: cfg, http: rc}, nil
+	return &Client{cfg: cfg, api: api, http: api.http}, nil
 }
 
 // spreadBackoff is retryablehttp's default backoff, except that a
@@ -259,50 +244,21 @@ func (c *Client) submit(ctx context.Context, file imagefiles.File) Outcome {
 		o.Reason = fmt.Sprintf("read image: %v", err)
 		return o
 	}
-	body, contentType := c.multipartBody(file.Base(), data)
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, body)
-	if err != nil {
-		o.Reason = fmt.Sprintf("build request: %v", err)
+	text, err := c.api.RecognizeText(ctx, c.cfg.Field, Image{Name: file.Base(), Data: data})
+	var apiErr *Error
+	switch {
+	case errors.As(err, &apiErr):
+		o.Status = apiErr.Status
+		o.Reason = fmt.Sprintf("HTTP %d: %s", apiErr.Status, oneLine("error: "+apiErr.Message))
 		return o
-	}
-	req.Header.Set("Content-Type", contentType)
-	if c.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
+	case err != nil:
 		o.Reason = oneLine(err.Error())
 		return o
 	}
-	defer resp.Body.Close()
-	text, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	o.Status = resp.StatusCode
-	if err != nil {
-		o.Reason = fmt.Sprintf("read answer: %v", err)
-		return o
-	}
-	if resp.StatusCode != http.StatusOK {
-		o.Reason = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, oneLine(string(text)))
-		return o
-	}
-	o.Answer = string(text)
+	o.Status = http.StatusOK
+	o.Answer = text
 	c.judge(&o)
 	return o
-}
-
-// multipartBody encodes data as the course's generator (Python requests
-// with files={"inputFile": f}) does: one part with a file name and no
-// Content-Type of its own.
-func (c *Client) multipartBody(name string, data []byte) ([]byte, string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, c.cfg.Field, name))
-	// Writes to a bytes.Buffer cannot fail.
-	pw, _ := mw.CreatePart(h)
-	_, _ = pw.Write(data)
-	_ = mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
 }
 
 // judge sets the verdict of a 200 answer "stem:name".

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/facecloud/facecloud/agents/face"
 	"github.com/facecloud/facecloud/agents/imagefiles"
@@ -25,12 +26,16 @@ type Describer interface {
 // ErrNoFace means an enrolment image had no face in it.
 var ErrNoFace = errors.New("no face found")
 
-// Enroll describes image and stores its largest face as person under id
-// (ContentID(image) when id is empty). source names the image in the entry.
-// The largest face is taken when there are several: an enrolment photo is
-// of one person, others in the background are smaller.
-func Enroll(ctx context.Context, store platform.Store, d Describer, person, id, source string, image []byte) (Entry, face.Recognition, error) {
+// Enroll describes image and adds its largest face to collection c as
+// person under id (ContentID(image) when id is empty, so enrolling the same
+// image again replaces the face instead of adding one). source names the
+// image in the entry. The largest face is taken when there are several: an
+// enrolment photo is of one person, others in the background are smaller.
+func Enroll(ctx context.Context, store platform.Store, d Describer, c, person, id, source string, image []byte) (Entry, face.Recognition, error) {
 	if err := job.ValidPerson(person); err != nil {
+		return Entry{}, face.Recognition{}, err
+	}
+	if err := ValidCollection(c); err != nil {
 		return Entry{}, face.Recognition{}, err
 	}
 	rec, err := d.Describe(ctx, image)
@@ -43,8 +48,11 @@ func Enroll(ctx context.Context, store platform.Store, d Describer, person, id, 
 	if id == "" {
 		id = ContentID(image)
 	}
-	e := Entry{V: Version, Person: person, ID: id, Source: source, Descriptor: rec.Faces[0].Descriptor}
-	if err := Put(ctx, store, e); err != nil {
+	e := Entry{V: Version, Person: person, ID: id, Source: source, Descriptor: rec.Faces[0].Descriptor, Enrolled: time.Now().UTC()}
+	if err := e.Validate(); err != nil {
+		return Entry{}, rec, err
+	}
+	if err := AddFace(ctx, store, c, e); err != nil {
 		return Entry{}, rec, err
 	}
 	return e, rec, nil

@@ -1,10 +1,11 @@
-// Package gallery is the set of enrolled faces: named 128-d descriptors kept
-// as one small JSON object per face in a platform.Store, under
-// gallery/<person>/<id>.json. One object per face means enrolments never
-// race (no shared index to rewrite), and a worker picks up new faces by
-// re-listing the prefix.
+// Package gallery is the set of enrolled faces: named 128-d descriptors in
+// collections (named galleries), each kept in a platform.Store as a
+// snapshot of a few large segments plus an append log of newer enrolments
+// and deletions (layout.go), followed by workers and web hosts
+// (Follower), folded into a new snapshot by one compactor (compact.go),
+// and searched exactly in memory (search.go).
 //
-// A face is named after the nearest entry by Euclidean distance; beyond the
+// A face is named after the nearest face by Euclidean distance; beyond the
 // threshold (DefaultThreshold, calibrated on public labelled faces: see
 // docs/gallery.md) the answer is "unknown", unless the caller asks for the
 // nearest name always (the course's workload expects a name). A face below
@@ -19,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +29,10 @@ import (
 	"github.com/facecloud/facecloud/agents/platform"
 )
 
-// Prefix is the store prefix of the gallery.
+// Prefix is the store prefix of legacy entries: earlier versions kept the
+// (default) gallery as one object per face, gallery/<person>/<id>.json.
+// They are still read, as part of the default collection, until the
+// compaction migrates them into its snapshot.
 const Prefix = "gallery/"
 
 // DefaultThreshold is the largest distance still taken as the same person:
@@ -57,7 +60,10 @@ type Entry struct {
 	// the image so enrolling the same file twice keeps one entry.
 	ID string `json:"id"`
 	// Source names the image the descriptor came from (a file or request name).
-	Source     string          `json:"source,omitempty"`
+	Source string `json:"source,omitempty"`
+	// Request is the id of the enrol request that made the entry, when it
+	// was made through the API (an erasure finds its image and Result).
+	Request    string          `json:"request,omitempty"`
 	Descriptor face.Descriptor `json:"descriptor"`
 	Enrolled   time.Time       `json:"enrolled"`
 }
@@ -100,20 +106,11 @@ func (e Entry) Validate() error {
 // ValidID checks an entry id: 1..64 letters, digits, '-' and '_'.
 func ValidID(id string) error { return validID(id) }
 
-func validID(id string) error {
-	if id == "" || len(id) > 64 {
-		return fmt.Errorf("gallery entry id %q must be 1..64 characters", id)
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return fmt.Errorf("gallery entry id %q may hold only letters, digits, '-' and '_'", id)
-		}
-	}
-	return nil
-}
+func validID(id string) error { return job.ValidFaceID(id) }
 
-// Put stores e under Key(e.Person, e.ID), replacing an entry with that id.
-func Put(ctx context.Context, store platform.Store, e Entry) error {
+// PutLegacy stores e under Key(e.Person, e.ID) in the legacy layout, as
+// earlier versions did; new faces go to a collection's log (AddFace).
+func PutLegacy(ctx context.Context, store platform.Store, e Entry) error {
 	if e.V == 0 {
 		e.V = Version
 	}
@@ -165,75 +162,7 @@ func decodeEntry(key string, data []byte) (Entry, error) {
 	return e, nil
 }
 
-// Gallery is an immutable snapshot of the enrolled faces, safe for
-// concurrent use.
-type Gallery struct {
-	entries []Entry
-	// flat holds the descriptors back to back for a tight matching loop.
-	flat []float32
-}
-
-// New builds a gallery from entries (sorted by key for stable ties).
-func New(entries []Entry) *Gallery {
-	es := slices.Clone(entries)
-	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(Key(a.Person, a.ID), Key(b.Person, b.ID)) })
-	g := &Gallery{entries: es, flat: make([]float32, 0, len(es)*face.DescriptorSize)}
-	for _, e := range es {
-		g.flat = append(g.flat, e.Descriptor[:]...)
-	}
-	return g
-}
-
-// Len is the number of enrolled faces.
-func (g *Gallery) Len() int { return len(g.entries) }
-
-// Entries returns a copy of the enrolled faces, sorted by key.
-func (g *Gallery) Entries() []Entry { return slices.Clone(g.entries) }
-
-// People returns the enrolled names, sorted, each once.
-func (g *Gallery) People() []string {
-	var names []string
-	for _, e := range g.entries {
-		if len(names) == 0 || names[len(names)-1] != e.Person {
-			names = append(names, e.Person)
-		}
-	}
-	return slices.Compact(names)
-}
-
-// Match names d after the nearest entry. Beyond threshold the name is
-// Unknown unless nearest is set. The distance is to the nearest entry; an
-// empty gallery answers Unknown at distance -1.
-func (g *Gallery) Match(d face.Descriptor, threshold float64, nearest bool) (name string, distance float64) {
-	best, bestD := -1, math.Inf(1)
-	for i := range g.entries {
-		row := g.flat[i*face.DescriptorSize : (i+1)*face.DescriptorSize]
-		var s float32
-		for k, x := range row {
-			t := d[k] - x
-			s += t * t
-		}
-		if float64(s) < bestD {
-			best, bestD = i, float64(s)
-		}
-	}
-	if best < 0 {
-		return Unknown, -1
-	}
-	dist := math.Sqrt(bestD)
-	if dist > threshold && !nearest {
-		return Unknown, dist
-	}
-	return g.entries[best].Person, dist
-}
-
-// Faces names every face of a recognition, in its order (largest first),
-// without a quality filter.
-func (g *Gallery) Faces(rec face.Recognition, threshold float64, nearest bool) []job.Face {
-	return g.FacesWith(rec, MatchOptions{Threshold: threshold, Nearest: nearest, MinQuality: face.QualityPoor})
-}
-
-// MatchOptions say how FacesWith names faces.
+// MatchOptions say how View.FacesWith names faces.
 type MatchOptions struct {
 	// Threshold is the largest distance taken as a match.
 	Threshold float64
@@ -253,36 +182,26 @@ func ParseQuality(q string) (face.QualityLevel, error) {
 	return face.ParseQualityFilter(q)
 }
 
-// FacesWith names every face of a recognition, in its order (largest
-// first): each gets its quality level, and a name unless it is below the
-// quality filter.
-func (g *Gallery) FacesWith(rec face.Recognition, o MatchOptions) []job.Face {
-	out := make([]job.Face, 0, len(rec.Faces))
-	for _, f := range rec.Faces {
-		name, dist := job.LowQuality, -1.0
-		if f.Quality.Level >= o.MinQuality {
-			name, dist = g.Match(f.Descriptor, o.Threshold, o.Nearest)
-		}
-		out = append(out, job.Face{
-			Box:   job.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H},
-			Score: f.Score, Name: name, Distance: dist, Quality: f.Quality.Level.String(),
-		})
+// putJSON stores v as JSON under key.
+func putJSON(ctx context.Context, store platform.Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	return out
+	if err := store.Put(ctx, key, b, "application/json"); err != nil {
+		return fmt.Errorf("store %s: %w", key, err)
+	}
+	return nil
 }
 
-// Load reads every entry under Prefix. An unreadable or malformed entry
-// fails the load: a gallery silently missing a person would misname faces.
-func Load(ctx context.Context, store platform.Store) (*Gallery, error) {
-	keys, err := store.List(ctx, Prefix)
-	if err != nil {
-		return nil, fmt.Errorf("list gallery: %w", err)
-	}
-	entries, err := fetch(ctx, store, entryKeys(keys))
-	if err != nil {
+// Load reads every collection of store once, for a command that searches
+// and exits (a long-running process keeps its Follower refreshed).
+func Load(ctx context.Context, store platform.Store) (*Follower, error) {
+	f := NewFollower(store)
+	if _, err := f.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	return New(entries), nil
+	return f, nil
 }
 
 // entryKeys keeps the keys that name entries.

@@ -3,7 +3,6 @@ package gallery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/url"
 	"os"
@@ -19,7 +18,12 @@ import (
 // openStore opens the real file store adapter in a temporary directory.
 func openStore(t *testing.T) platform.Store {
 	t.Helper()
-	s, err := blobstore.OpenURL(context.Background(), &url.URL{Scheme: "file", Path: filepath.ToSlash(t.TempDir())})
+	return openStoreDir(t, t.TempDir())
+}
+
+func openStoreDir(t *testing.T, dir string) platform.Store {
+	t.Helper()
+	s, err := blobstore.OpenURL(context.Background(), &url.URL{Scheme: "file", Path: filepath.ToSlash(dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,25 +51,15 @@ func (s describerDouble) Describe(_ context.Context, image []byte) (face.Recogni
 	return face.Recognition{Width: 64, Height: 64, Whole: true, Faces: []face.Found{{Box: face.Box{W: 64, H: 64}, Score: 1, Descriptor: d}}}, nil
 }
 
-func TestPutLoadMatch(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t)
-	for i, p := range []string{"Paul", "Emily", "Emily", "Bob"} {
-		e := Entry{Person: p, ID: fmt.Sprintf("id%d", i), Descriptor: axis(i, 1)}
-		if err := Put(ctx, st, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Keys that are not entries are ignored.
-	if err := st.Put(ctx, Prefix+"README.txt", []byte("hi"), ""); err != nil {
-		t.Fatal(err)
-	}
-	g, err := Load(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.Len() != 4 || strings.Join(g.People(), ",") != "Bob,Emily,Paul" {
-		t.Fatalf("loaded %d entries of %v", g.Len(), g.People())
+func TestMatchAndSimilarity(t *testing.T) {
+	v := ViewOf(DefaultCollection, []Entry{
+		{Person: "Paul", ID: "id0", Descriptor: axis(0, 1)},
+		{Person: "Emily", ID: "id1", Descriptor: axis(1, 1)},
+		{Person: "Emily", ID: "id2", Descriptor: axis(2, 1)},
+		{Person: "Bob", ID: "id3", Descriptor: axis(3, 1)},
+	})
+	if v.Len() != 4 || len(v.Persons()) != 3 || v.Persons()[0] != (PersonCount{"Bob", 1}) {
+		t.Fatalf("view of %d faces, persons %v", v.Len(), v.Persons())
 	}
 	near := axis(2, 1)
 	near[0] = 0.3 // 0.3 from Emily's id2, ~1.04 from Paul
@@ -80,28 +74,35 @@ func TestPutLoadMatch(t *testing.T) {
 		"exact":                 {axis(0, 1), DefaultThreshold, false, "Paul", 0},
 		"close":                 {near, DefaultThreshold, false, "Emily", 0.3},
 		"beyond threshold":      {far, DefaultThreshold, false, Unknown, math.Sqrt2},
-		"beyond but nearest":    {far, DefaultThreshold, true, "Bob", math.Sqrt2}, // ties go to the first key
+		"beyond but nearest":    {far, DefaultThreshold, true, "Bob", math.Sqrt2}, // ties go to the first person
 		"tight threshold":       {near, 0.2, false, Unknown, 0.3},
 		"just within threshold": {near, 0.3001, false, "Emily", 0.3},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, dist := g.Match(tc.d, tc.threshold, tc.nearest)
+			got, dist := v.Match(tc.d, tc.threshold, tc.nearest)
 			if got != tc.name || math.Abs(dist-tc.dist) > 1e-6 {
 				t.Errorf("Match = %s %.6f, want %s %.6f", got, dist, tc.name, tc.dist)
 			}
 		})
 	}
-	if name, dist := New(nil).Match(axis(0, 1), DefaultThreshold, true); name != Unknown || dist != -1 {
+	if name, dist := ViewOf("x", nil).Match(axis(0, 1), DefaultThreshold, true); name != Unknown || dist != -1 {
 		t.Errorf("empty gallery Match = %s %v, want unknown -1", name, dist)
 	}
-	faces := g.Faces(face.Recognition{Faces: []face.Found{{Box: face.Box{X: 1, Y: 2, W: 3, H: 4}, Score: 0.9, Descriptor: axis(3, 1)}}}, DefaultThreshold, false)
-	if len(faces) != 1 || faces[0].Name != "Bob" || faces[0].Box.W != 3 || faces[0].Score != 0.9 {
-		t.Errorf("Faces = %+v", faces)
+	sims := map[float64]float64{0: 1, DefaultThreshold: 0.5, 2 * DefaultThreshold: 1.0 / 17, -1: 0}
+	for d, want := range sims {
+		if got := Similarity(d); math.Abs(got-want) > 1e-12 {
+			t.Errorf("Similarity(%v) = %v, want %v", d, got, want)
+		}
+	}
+	for d := 0.0; d < 2; d += 0.01 {
+		if Similarity(d+0.01) >= Similarity(d) {
+			t.Fatalf("Similarity is not decreasing at %v", d)
+		}
 	}
 }
 
-func TestPutRejects(t *testing.T) {
+func TestPutLegacyRejects(t *testing.T) {
 	st := openStore(t)
 	nan := axis(0, 1)
 	nan[5] = float32(math.NaN())
@@ -116,18 +117,23 @@ func TestPutRejects(t *testing.T) {
 	}
 	for name, e := range tests {
 		t.Run(name, func(t *testing.T) {
-			if err := Put(context.Background(), st, e); err == nil {
-				t.Fatal("Put accepted a bad entry")
+			if err := PutLegacy(context.Background(), st, e); err == nil {
+				t.Fatal("PutLegacy accepted a bad entry")
+			}
+			if err := AddFace(context.Background(), st, DefaultCollection, e); err == nil {
+				t.Fatal("AddFace accepted a bad entry")
 			}
 		})
 	}
-	keys, err := st.List(context.Background(), Prefix)
-	if err != nil || len(keys) != 0 {
-		t.Errorf("store holds %v after rejected puts (err %v)", keys, err)
+	for _, prefix := range []string{Prefix, CollectionsPrefix} {
+		keys, err := st.List(context.Background(), prefix)
+		if err != nil || len(keys) != 0 {
+			t.Errorf("store holds %v after rejected puts (err %v)", keys, err)
+		}
 	}
 }
 
-func TestLoadRejectsMalformedEntry(t *testing.T) {
+func TestLoadRejectsMalformedLegacyEntry(t *testing.T) {
 	ctx := context.Background()
 	tests := map[string]string{
 		"not json":      "{",
@@ -138,7 +144,7 @@ func TestLoadRejectsMalformedEntry(t *testing.T) {
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
 			st := openStore(t)
-			if err := Put(ctx, st, Entry{Person: "Paul", ID: "good", Descriptor: axis(0, 1)}); err != nil {
+			if err := PutLegacy(ctx, st, Entry{Person: "Paul", ID: "good", Descriptor: axis(0, 1)}); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.Put(ctx, Key("Paul", "x"), []byte(body), ""); err != nil {
@@ -152,72 +158,34 @@ func TestLoadRejectsMalformedEntry(t *testing.T) {
 	}
 }
 
-func TestReloader(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t)
-	r := NewReloader(st)
-	if r.Gallery().Len() != 0 {
-		t.Fatal("new reloader not empty")
-	}
-	if err := Put(ctx, st, Entry{Person: "Paul", ID: "p1", Descriptor: axis(0, 1)}); err != nil {
-		t.Fatal(err)
-	}
-	step := func(wantChanged bool, wantLen int) {
-		t.Helper()
-		changed, err := r.Refresh(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if changed != wantChanged || r.Gallery().Len() != wantLen {
-			t.Fatalf("Refresh changed=%v len=%d, want %v %d", changed, r.Gallery().Len(), wantChanged, wantLen)
-		}
-	}
-	step(true, 1)
-	step(false, 1)
-	before := r.Gallery()
-	if err := Put(ctx, st, Entry{Person: "Bob", ID: "b1", Descriptor: axis(1, 1)}); err != nil {
-		t.Fatal(err)
-	}
-	step(true, 2)
-	if before.Len() != 1 {
-		t.Error("an old snapshot changed under its reader")
-	}
-	if name, _ := r.Gallery().Match(axis(1, 1), DefaultThreshold, false); name != "Bob" {
-		t.Errorf("new entry not matched: %s", name)
-	}
-	// A malformed entry fails the refresh and keeps the last good snapshot.
-	if err := st.Put(ctx, Key("Eve", "e1"), []byte("{"), ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Refresh(ctx); err == nil {
-		t.Fatal("Refresh accepted a malformed entry")
-	}
-	if r.Gallery().Len() != 2 {
-		t.Errorf("failed refresh replaced the snapshot")
-	}
-}
-
 func TestEnroll(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	d := describerDouble{"paul.jpg bytes": axis(0, 1)}
-	e, _, err := Enroll(ctx, st, d, "Paul", "", "paul.jpg", []byte("paul.jpg bytes"))
+	e, _, err := Enroll(ctx, st, d, DefaultCollection, "Paul", "", "paul.jpg", []byte("paul.jpg bytes"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same image again keeps one entry.
-	if _, _, err := Enroll(ctx, st, d, "Paul", "", "copy.jpg", []byte("paul.jpg bytes")); err != nil {
+	// The same image again keeps one face.
+	if _, _, err := Enroll(ctx, st, d, DefaultCollection, "Paul", "", "copy.jpg", []byte("paul.jpg bytes")); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := st.List(ctx, Prefix)
-	if err != nil || len(keys) != 1 || keys[0] != Key("Paul", e.ID) {
-		t.Fatalf("keys %v (err %v), want one entry %s", keys, err, Key("Paul", e.ID))
+	f := NewIndexFollower(st)
+	if _, err := f.Refresh(ctx); err != nil {
+		t.Fatal(err)
 	}
-	if _, _, err := Enroll(ctx, st, d, "Paul", "", "blank.jpg", []byte("no face here")); !errors.Is(err, ErrNoFace) {
+	faces := f.View(DefaultCollection).Faces("Paul")
+	if len(faces) != 1 || faces[0].ID != e.ID || faces[0].Source != "copy.jpg" {
+		t.Fatalf("faces %+v, want one face %s from copy.jpg", faces, e.ID)
+	}
+	if _, _, err := Enroll(ctx, st, d, DefaultCollection, "Paul", "", "blank.jpg", []byte("no face here")); !errors.Is(err, ErrNoFace) {
 		t.Errorf("Enroll(no face) = %v, want ErrNoFace", err)
 	}
-	if _, _, err := Enroll(ctx, st, d, "unknown", "", "x", []byte("paul.jpg bytes")); err == nil {
+	if _, _, err := Enroll(ctx, st, d, DefaultCollection, "unknown", "", "x", []byte("paul.jpg bytes")); err == nil {
 		t.Error("Enroll accepted the reserved name")
+	}
+	if _, _, err := Enroll(ctx, st, d, "no/such", "Paul", "", "x", []byte("paul.jpg bytes")); err == nil {
+		t.Error("Enroll accepted a bad collection name")
 	}
 }
 

@@ -74,7 +74,7 @@ func TestStrangersAndNonFacesAreNotNamed(t *testing.T) {
 		entries = append(entries, gallery.Entry{V: gallery.Version, Person: who, ID: fmt.Sprintf("test_%02d", i), Descriptor: rec.Faces[0].Descriptor})
 		enrolled = append(enrolled, data)
 	}
-	g := gallery.New(entries)
+	g := gallery.ViewOf("default", entries)
 
 	t.Run("enrolled faces are named", func(t *testing.T) {
 		for i, data := range enrolled {

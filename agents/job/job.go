@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,10 +29,13 @@ const Version = 1
 const VersionReplyTo = 2
 
 // VersionQuality is the schema version of a Request that names a quality
-// filter (Quality) or asks for each face's landmarks (Landmarks), with or
-// without ReplyTo. A Request with neither is written as before, so earlier
-// workers keep reading it; an earlier worker refuses a Request it cannot
-// honour rather than ignore its filter or answer without landmarks.
+// filter (Quality), asks for each face's landmarks (Landmarks) or uses
+// the face API's fields (a Collection, FaceID, Limit, Threshold or Input2,
+// or the kinds search, detect and verify), with or without ReplyTo. A
+// Request without any of them is written as before, so earlier workers
+// keep reading it; an earlier worker refuses a Request it cannot honour
+// rather than ignore its filter, answer without landmarks or enrol into
+// the default gallery what was meant for a collection.
 const VersionQuality = 3
 
 // VersionLandmarks is VersionQuality: the one schema version that brought
@@ -62,6 +66,26 @@ const (
 	// KindEnroll asks to add the image's face to the gallery as Person, so
 	// the model is needed on workers only, never on the web host.
 	KindEnroll = "enroll"
+	// KindSearch asks for each face's Limit nearest faces of Collection.
+	KindSearch = "search"
+	// KindDetect asks for the faces' boxes, scores and landmarks only.
+	KindDetect = "detect"
+	// KindVerify asks whether the largest face of Input is the same
+	// person as the largest face of Input2, or as Person of Collection.
+	KindVerify = "verify"
+)
+
+// kinds are the kinds a request may have ("" is KindRecognize).
+var kinds = []string{KindRecognize, KindEnroll, KindSearch, KindDetect, KindVerify}
+
+// Bounds of a request's Limit and Threshold.
+const (
+	MaxLimit = 100
+	// MinThreshold and MaxThreshold bound a request's match threshold (a
+	// descriptor distance): below 0.2 not even two photos of one person
+	// match, beyond 1.0 most strangers do.
+	MinThreshold = 0.2
+	MaxThreshold = 1.0
 )
 
 // Request asks a worker to recognise (or enrol) the faces in one stored image.
@@ -70,8 +94,25 @@ type Request struct {
 	ID string `json:"id"`
 	// Kind is KindRecognize when empty.
 	Kind string `json:"kind,omitempty"`
-	// Person is the name to enrol under (KindEnroll only).
+	// Person is the name to enrol under (KindEnroll), or to verify against
+	// (KindVerify without Input2).
 	Person string `json:"person,omitempty"`
+	// Collection is the gallery enrolled into or searched (KindEnroll,
+	// KindSearch, KindVerify with Person); empty is "default". Recognitions
+	// use the default collection.
+	Collection string `json:"collection,omitempty"`
+	// FaceID is the id the enrolled face gets (the client's externalId);
+	// empty derives it from the image, so enrolling the same image twice
+	// keeps one face (KindEnroll).
+	FaceID string `json:"face_id,omitempty"`
+	// Limit is how many candidates a search answers per face, 1..MaxLimit
+	// (KindSearch; 0 is 1).
+	Limit int `json:"limit,omitempty"`
+	// Threshold is the largest distance taken as a match, within
+	// MinThreshold..MaxThreshold; 0 is the worker's default.
+	Threshold float64 `json:"threshold,omitempty"`
+	// Input2 is the store key of the second image (KindVerify of two images).
+	Input2 string `json:"input2,omitempty"`
 	// Name is the client's file name without extension; the text answer
 	// starts with it.
 	Name string `json:"name"`
@@ -120,10 +161,12 @@ type Face struct {
 	Box Box `json:"box"`
 	// Score is the detector's confidence (for a face crop, the crop check's).
 	Score float64 `json:"score"`
-	// Name is the matched gallery name, "unknown", or LowQuality.
-	Name string `json:"name"`
-	// Distance is the Euclidean distance to the nearest gallery entry; -1
-	// when the face was not matched (LowQuality, or an empty gallery).
+	// Name is the matched gallery name, "unknown", or LowQuality (the
+	// enrolled person for an enrolment).
+	Name string `json:"name,omitempty"`
+	// Distance is the Euclidean distance to the nearest gallery face; -1
+	// when the face was not matched (LowQuality, or an empty gallery); 0
+	// for an enrolment.
 	Distance float64 `json:"distance"`
 	// Quality grades the face: poor, low, medium or high.
 	Quality string `json:"quality,omitempty"`
@@ -131,12 +174,48 @@ type Face struct {
 	// (iBUG 300-W order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
 	// mouth 48-67).
 	Landmarks []Point `json:"landmarks,omitempty"`
+	// Similarity maps Distance to 0..1 (gallery.Similarity).
+	Similarity float64 `json:"similarity,omitempty"`
+	// FaceID is the nearest face's id, or the enrolled face's.
+	FaceID string `json:"face_id,omitempty"`
+	// Candidates are the nearest faces of a search, nearest first.
+	Candidates []Candidate `json:"candidates,omitempty"`
+}
+
+// Candidate is one of the nearest faces of a search.
+type Candidate struct {
+	Person     string  `json:"person"`
+	FaceID     string  `json:"face_id"`
+	Distance   float64 `json:"distance"`
+	Similarity float64 `json:"similarity"`
 }
 
 // Point is a position in the image's pixels.
 type Point struct {
 	X float64 `json:"x"`
 	Y float64 `json:"y"`
+}
+
+// Detection is one face a detection found.
+type Detection struct {
+	Box   Box     `json:"box"`
+	Score float64 `json:"score"`
+	// Landmarks are the 68 points of the iBUG 300-W scheme (jaw 0-16,
+	// brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
+	Landmarks []Point `json:"landmarks"`
+}
+
+// Verification is the answer of a KindVerify request.
+type Verification struct {
+	// Match is Distance <= Threshold.
+	Match      bool    `json:"match"`
+	Distance   float64 `json:"distance"`
+	Similarity float64 `json:"similarity"`
+	Threshold  float64 `json:"threshold"`
+	// Person and FaceID name the person's face nearest to the image's
+	// (verification against a person).
+	Person string `json:"person,omitempty"`
+	FaceID string `json:"face_id,omitempty"`
 }
 
 // Result is what a worker stores for a job, done or failed.
@@ -148,9 +227,24 @@ type Result struct {
 	// Answer is the single name the text API returns: the first (largest)
 	// face's name, "unknown" if it matched no one, "no face" if none was found.
 	Answer string `json:"answer,omitempty"`
+	// Kind is the request's kind (empty for a recognition).
+	Kind string `json:"kind,omitempty"`
+	// Collection is the gallery the request used, if any.
+	Collection string `json:"collection,omitempty"`
 	// Error says why a failed job failed, in one line.
-	Error  string `json:"error,omitempty"`
-	Faces  []Face `json:"faces,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Faces are the faces named (recognition, search, enrolment: the face
+	// enrolled; verification: the image's face, then the second image's).
+	Faces []Face `json:"faces,omitempty"`
+	// Detections are the faces found by a detection.
+	Detections []Detection `json:"detections,omitempty"`
+	// Verification answers a verification.
+	Verification *Verification `json:"verification,omitempty"`
+	// Threshold is the match threshold the worker applied.
+	Threshold float64 `json:"threshold,omitempty"`
+	// Input2 is the store key of a verification's second image, so that
+	// erasing the request erases it too.
+	Input2 string `json:"input2,omitempty"`
 	Width  int    `json:"width,omitempty"`
 	Height int    `json:"height,omitempty"`
 	// RecognitionMS is the time the engine took, without queueing or I/O.
@@ -187,7 +281,7 @@ var answerKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$`)
 // reservedNames are the store's other top-level prefixes (the gallery, API
 // keys and their use, the agents' status reports, face thumbnails): an
 // answer object of that name would shadow them in a file store.
-var reservedNames = map[string]bool{"gallery": true, "keys": true, "keyuse": true, "status": true, "thumbs": true}
+var reservedNames = map[string]bool{"gallery": true, "collections": true, "keys": true, "keyuse": true, "status": true, "thumbs": true}
 
 // IDTime is when the request with UUIDv7 id was made.
 func IDTime(id string) (time.Time, error) {
@@ -232,7 +326,8 @@ func (r Request) WithLandmarks(on bool) Request {
 }
 
 // WithQuality returns r naming the quality filter q ("" for the worker's
-// default), at VersionQuality when q is set.
+// default), at VersionQuality when q is set or r uses the face API's
+// fields: call it last, once the other fields are set.
 func (r Request) WithQuality(q string) Request {
 	r.Quality = q
 	r.V = r.version()
@@ -242,12 +337,19 @@ func (r Request) WithQuality(q string) Request {
 // version is the lowest schema version that carries r's fields.
 func (r Request) version() int {
 	switch {
-	case r.Quality != "" || r.Landmarks:
+	case r.Quality != "" || r.Landmarks || r.usesAPI():
 		return VersionQuality
 	case r.ReplyTo != "":
 		return VersionReplyTo
 	}
 	return Version
+}
+
+// usesAPI reports whether r has a field that only VersionQuality carries
+// (besides Quality).
+func (r Request) usesAPI() bool {
+	return r.Collection != "" || r.FaceID != "" || r.Limit != 0 || r.Threshold != 0 || r.Input2 != "" ||
+		r.Kind == KindSearch || r.Kind == KindDetect || r.Kind == KindVerify
 }
 
 func validID(id string) error {
@@ -284,6 +386,8 @@ func (r Request) Validate() error {
 		return fmt.Errorf("quality needs schema version %d, message has %d", VersionQuality, r.V)
 	case r.Landmarks:
 		return fmt.Errorf("landmarks need schema version %d, message has %d", VersionLandmarks, r.V)
+	case r.usesAPI():
+		return fmt.Errorf("kind %q with collection, face_id, limit, threshold or input2 needs schema version %d, message has %d", r.Kind, VersionQuality, r.V)
 	case r.V == VersionReplyTo:
 		if err := validReplyTo(r.ReplyTo); err != nil {
 			return err
@@ -304,22 +408,90 @@ func (r Request) Validate() error {
 	if len(r.Name) > 255 {
 		return fmt.Errorf("name is %d bytes, at most 255 allowed", len(r.Name))
 	}
-	switch r.Kind {
-	case "", KindRecognize:
-		if r.Person != "" {
-			return errors.New("person is only for enrol requests")
+	if !slices.Contains(kinds, r.Kind) && r.Kind != "" {
+		return fmt.Errorf("kind %q is none of %s", r.Kind, strings.Join(kinds, ", "))
+	}
+	kind := r.Kind
+	if kind == "" {
+		kind = KindRecognize
+	}
+	needs := func(ok bool, field string) error {
+		if !ok {
+			return fmt.Errorf("%s is not for %s requests", field, kind)
 		}
-	case KindEnroll:
+		return nil
+	}
+	verifyPerson := kind == KindVerify && r.Input2 == ""
+	if err := errors.Join(
+		needs(r.Person == "" || kind == KindEnroll || verifyPerson, "person"),
+		needs(r.Collection == "" || kind == KindEnroll || kind == KindSearch || verifyPerson, "collection"),
+		needs(r.FaceID == "" || kind == KindEnroll, "face_id"),
+		needs(r.Limit == 0 || kind == KindSearch, "limit"),
+		needs(r.Threshold == 0 || kind == KindRecognize || kind == KindSearch || kind == KindVerify, "threshold"),
+		needs(r.Input2 == "" || kind == KindVerify, "input2"),
+		needs(!r.Landmarks || kind == KindRecognize, "landmarks"),
+	); err != nil {
+		return err
+	}
+	if kind == KindEnroll || verifyPerson {
 		if err := ValidPerson(r.Person); err != nil {
 			return err
 		}
-		if r.Landmarks {
-			return errors.New("landmarks are for recognitions only")
+	}
+	if r.Collection != "" {
+		if err := ValidCollection(r.Collection); err != nil {
+			return err
 		}
-	default:
-		return fmt.Errorf("kind %q is neither %q nor %q", r.Kind, KindRecognize, KindEnroll)
+	}
+	if r.FaceID != "" {
+		if err := ValidFaceID(r.FaceID); err != nil {
+			return err
+		}
+	}
+	if r.Limit < 0 || r.Limit > MaxLimit {
+		return fmt.Errorf("limit %d out of range 1..%d", r.Limit, MaxLimit)
+	}
+	if r.Threshold != 0 && !(r.Threshold >= MinThreshold && r.Threshold <= MaxThreshold) {
+		return fmt.Errorf("threshold %v out of range %v..%v", r.Threshold, MinThreshold, MaxThreshold)
 	}
 	return nil
+}
+
+// ValidCollection checks a collection name: 1..64 letters, digits, '-'
+// and '_', starting with a letter or digit (names become store key
+// segments and URL path segments).
+func ValidCollection(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("collection name %q must be 1..64 characters", truncate(name, 70))
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '_'))
+		if !ok {
+			return fmt.Errorf("collection name %q may hold only letters, digits, '-' and '_', starting with a letter or digit", truncate(name, 70))
+		}
+	}
+	return nil
+}
+
+// ValidFaceID checks a face id (an externalId): 1..64 letters, digits,
+// '-' and '_'.
+func ValidFaceID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("face id %q must be 1..64 characters", truncate(id, 70))
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("face id %q may hold only letters, digits, '-' and '_'", truncate(id, 70))
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // validReplyTo checks a reply queue address: 1..MaxReplyToBytes of

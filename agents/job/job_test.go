@@ -1,6 +1,7 @@
 package job
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestRequestVersions(t *testing.T) {
 		"version 3 with both":             {req: base.WithLandmarks(true).WithReplyTo("https://sqs.us-east-1.amazonaws.com/123456789012/fc-reply-h1")},
 		"landmarks off again":             {req: base.WithLandmarks(true).WithLandmarks(false)},
 		"landmarks at version 1":          {req: func() Request { r := base; r.Landmarks = true; return r }(), wantErr: "need schema version 3"},
-		"landmarks of an enrolment":       {req: func() Request { r := base.WithLandmarks(true); r.Kind, r.Person = KindEnroll, "Ada"; return r }(), wantErr: "recognitions only"},
+		"landmarks of an enrolment":       {req: func() Request { r := base.WithLandmarks(true); r.Kind, r.Person = KindEnroll, "Ada"; return r }(), wantErr: "landmarks is not for enroll requests"},
 		"version 4":                       {req: func() Request { r := base; r.V = 4; return r }(), wantErr: "version 4 not supported"},
 		"version 0 (field missing, old?)": {req: func() Request { r := base; r.V = 0; return r }(), wantErr: "version 0 not supported"},
 	}
@@ -74,6 +75,53 @@ func TestVersion1WireForm(t *testing.T) {
 	want := `{"v":1,"id":"0190f0e8-7a3c-7def-8000-000000000001","name":"test_00","input":"inputs/0190f0e8-7a3c-7def-8000-000000000001","sent":"2025-01-02T03:04:05Z"}`
 	if string(b) != want {
 		t.Fatalf("encoded\n%s\nwant\n%s", b, want)
+	}
+}
+
+// TestRequestKinds checks which fields each kind of request takes.
+func TestRequestKinds(t *testing.T) {
+	base := NewRequest(NewID(), "img", false, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	// with sets fields, then the schema version they need, as the web
+	// agent does.
+	with := func(f func(*Request)) Request { r := base; f(&r); return r.WithQuality(r.Quality) }
+	tests := map[string]struct {
+		req     Request
+		wantErr string
+	}{
+		"recognize":                 {req: base},
+		"recognize with threshold":  {req: with(func(r *Request) { r.Threshold = 0.5 })},
+		"threshold too low":         {req: with(func(r *Request) { r.Threshold = 0.1 }), wantErr: "threshold 0.1 out of range 0.2..1"},
+		"threshold NaN":             {req: with(func(r *Request) { r.Threshold = math.NaN() }), wantErr: "out of range"},
+		"recognize with person":     {req: with(func(r *Request) { r.Person = "Ada" }), wantErr: "person is not for recognize"},
+		"enrol":                     {req: with(func(r *Request) { r.Kind, r.Person, r.Collection, r.FaceID = KindEnroll, "Ada", "team-a", "ext-1" })},
+		"enrol without person":      {req: with(func(r *Request) { r.Kind = KindEnroll }), wantErr: "person name"},
+		"enrol with bad face id":    {req: with(func(r *Request) { r.Kind, r.Person, r.FaceID = KindEnroll, "Ada", "a/b" }), wantErr: "face id"},
+		"enrol with bad collection": {req: with(func(r *Request) { r.Kind, r.Person, r.Collection = KindEnroll, "Ada", "-x" }), wantErr: "collection name"},
+		"search":                    {req: with(func(r *Request) { r.Kind, r.Collection, r.Limit, r.Threshold = KindSearch, "c", 10, 0.4 })},
+		"search limit too large":    {req: with(func(r *Request) { r.Kind, r.Limit = KindSearch, 101 }), wantErr: "limit 101"},
+		"limit on a recognition":    {req: with(func(r *Request) { r.Limit = 3 }), wantErr: "limit is not for recognize"},
+		"detect":                    {req: with(func(r *Request) { r.Kind = KindDetect })},
+		"detect with threshold":     {req: with(func(r *Request) { r.Kind, r.Threshold = KindDetect, 0.5 }), wantErr: "threshold is not for detect"},
+		"verify two images":         {req: with(func(r *Request) { r.Kind, r.Input2 = KindVerify, "inputs/x" })},
+		"verify against a person":   {req: with(func(r *Request) { r.Kind, r.Person, r.Collection = KindVerify, "Ada", "c" })},
+		"verify with neither":       {req: with(func(r *Request) { r.Kind = KindVerify }), wantErr: "person name"},
+		"verify with both":          {req: with(func(r *Request) { r.Kind, r.Person, r.Input2 = KindVerify, "Ada", "inputs/x" }), wantErr: "person is not for verify"},
+		"unknown kind":              {req: with(func(r *Request) { r.Kind = "guess" }), wantErr: `kind "guess" is none of`},
+		"search at version 1":       {req: func() Request { r := base; r.Kind = KindSearch; return r }(), wantErr: "needs schema version 3"},
+		"collection at version 2": {req: func() Request {
+			r := base.WithReplyTo("q")
+			r.Kind, r.Person, r.Collection = KindEnroll, "Ada", "c"
+			return r
+		}(), wantErr: "needs schema version 3"},
+		"search with quality": {req: with(func(r *Request) { r.Kind, r.Collection, r.Quality = KindSearch, "c", "high" })},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.req.Validate()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate = %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }
 

@@ -30,6 +30,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/facecloud/facecloud/agents/job"
 )
 
 // Scope is what a key may do.
@@ -82,10 +84,14 @@ func scopeList() string {
 
 // Key is an API key as listed: never its secret or hash.
 type Key struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	Scopes  []Scope   `json:"scopes"`
-	Created time.Time `json:"created"`
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
+	Scopes []Scope `json:"scopes"`
+	// Collections, when set, are the only collections (named galleries)
+	// the key may read or change; routes about no single collection (keys,
+	// metrics) are then refused too. Empty: every collection.
+	Collections []string  `json:"collections,omitempty"`
+	Created     time.Time `json:"created"`
 	// LastUsed is when a web host last accepted the key, to within about a
 	// minute; zero if never.
 	LastUsed time.Time `json:"last_used,omitzero"`
@@ -94,6 +100,52 @@ type Key struct {
 // Allows reports whether k may act within scope s.
 func (k Key) Allows(s Scope) bool {
 	return slices.Contains(k.Scopes, Admin) || slices.Contains(k.Scopes, s)
+}
+
+// AllowsCollection reports whether k may read or change collection c.
+func (k Key) AllowsCollection(c string) bool {
+	return len(k.Collections) == 0 || slices.Contains(k.Collections, c)
+}
+
+// Scoped reports whether k is limited to some collections.
+func (k Key) Scoped() bool { return len(k.Collections) > 0 }
+
+// MaxCollections bounds the collections one key names.
+const MaxCollections = 100
+
+// ParseCollections reads a comma-separated list of collection names such
+// as "team-a,team-b" (empty: every collection), duplicates dropped, sorted.
+func ParseCollections(s string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		c := strings.TrimSpace(part)
+		if c == "" {
+			continue
+		}
+		if err := job.ValidCollection(c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > MaxCollections {
+		return nil, fmt.Errorf("%d collections named, at most %d allowed", len(out), MaxCollections)
+	}
+	return out, nil
+}
+
+// validCollections checks a key's collection list as stored.
+func validCollections(cs []string) error {
+	if len(cs) > MaxCollections {
+		return fmt.Errorf("%d collections named, at most %d allowed", len(cs), MaxCollections)
+	}
+	for _, c := range cs {
+		if err := job.ValidCollection(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Key format: fc_<16 base32>_<32 base32>, lower case, no padding.

@@ -16,7 +16,7 @@ import (
 type Authority interface {
 	// Verify returns the key whose secret was presented, or ErrInvalid.
 	Verify(presented string) (Key, error)
-	Create(ctx context.Context, name string, scopes []Scope) (string, Key, error)
+	Create(ctx context.Context, name string, scopes []Scope, collections ...string) (string, Key, error)
 	List(ctx context.Context) ([]Key, error)
 	Revoke(ctx context.Context, id string) error
 }
@@ -198,8 +198,8 @@ func (r *Ring) Flush(ctx context.Context) {
 }
 
 // Create makes a key (see Store.Create), valid here at once.
-func (r *Ring) Create(ctx context.Context, name string, scopes []Scope) (string, Key, error) {
-	secret, k, err := r.store.Create(ctx, name, scopes)
+func (r *Ring) Create(ctx context.Context, name string, scopes []Scope, collections ...string) (string, Key, error) {
+	secret, k, err := r.store.Create(ctx, name, scopes, collections...)
 	if err != nil {
 		return "", Key{}, err
 	}

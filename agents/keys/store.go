@@ -52,6 +52,9 @@ func (r record) validate(id string) error {
 			return fmt.Errorf("key record %s: scope %q unknown", id, s)
 		}
 	}
+	if err := validCollections(r.Collections); err != nil {
+		return fmt.Errorf("key record %s: %w", id, err)
+	}
 	return nil
 }
 
@@ -72,9 +75,10 @@ type Store struct {
 // NewStore keeps keys in st.
 func NewStore(st platform.Store) *Store { return &Store{st: st, now: time.Now} }
 
-// Create makes a new key with name and scopes, stores its record and
-// returns the key — the only time it is ever seen — and its listing.
-func (s *Store) Create(ctx context.Context, name string, scopes []Scope) (string, Key, error) {
+// Create makes a new key with name and scopes, limited to collections
+// when any are given, stores its record and returns the key — the only
+// time it is ever seen — and its listing.
+func (s *Store) Create(ctx context.Context, name string, scopes []Scope, collections ...string) (string, Key, error) {
 	if err := validName(name); err != nil {
 		return "", Key{}, err
 	}
@@ -86,8 +90,12 @@ func (s *Store) Create(ctx context.Context, name string, scopes []Scope) (string
 			return "", Key{}, fmt.Errorf("scope %q unknown: use %s", sc, scopeList())
 		}
 	}
+	if err := validCollections(collections); err != nil {
+		return "", Key{}, err
+	}
+	cs := slices.Compact(slices.Sorted(slices.Values(collections)))
 	secret, id := generate()
-	rec := record{V: recordVersion, Key: Key{ID: id, Name: name, Scopes: slices.Clone(scopes), Created: s.now().UTC().Truncate(time.Second)}, Hash: hash(secret)}
+	rec := record{V: recordVersion, Key: Key{ID: id, Name: name, Scopes: slices.Clone(scopes), Collections: cs, Created: s.now().UTC().Truncate(time.Second)}, Hash: hash(secret)}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", Key{}, fmt.Errorf("encode key record: %w", err)

@@ -98,7 +98,7 @@ func TestRobustness(t *testing.T) {
 		}
 		entries = append(entries, gallery.Entry{V: gallery.Version, Person: course.Labels[s], ID: s, Descriptor: rec.Faces[0].Descriptor})
 	}
-	g := gallery.New(entries)
+	g := gallery.ViewOf(gallery.DefaultCollection, entries)
 	goRight := 0
 	for i, c := range copies {
 		a := ref.Answers[i]

@@ -1,17 +1,23 @@
 // Package privacy erases a person's data on request and expires uploads and
 // results after their retention.
 //
-// What the service stores about a person: gallery entries
-// (gallery/<person>/<id>.json in the gallery store) and their thumbnails
-// (thumbs/<id>.jpg beside them), the images sent to
-// enrol them and to recognise them (inputs/<id> in the input store), the
-// Results that name them (results/<id>.json in the output store) and, with
-// the course's answer objects, "<file stem>" holding their name. Enrolment
-// entries made through the API carry the enrol request's id, so their
-// images and results are found directly; a Result that named the person in
-// a recognition is found only by reading it, so a purge reads every stored
-// Result: its cost grows with the number of Results kept, which retention
-// bounds (see docs/privacy.md for the figures).
+// What the service stores about a person: their faces in a collection of
+// the gallery store (in a snapshot segment or a log event, or a legacy
+// entry gallery/<person>/<id>.json), the images sent to enrol them and to
+// recognise them (inputs/<id> in the input store), the Results that name
+// them (results/<id>.json in the output store) and, with the course's
+// answer objects, "<file stem>" holding their name. Faces enrolled through
+// the API carry the enrol request's id, so their images and results are
+// found directly; a Result that named the person in a recognition is found
+// only by reading it, so a purge reads every stored Result: its cost grows
+// with the number of Results kept, which retention bounds (see
+// docs/privacy.md for the figures).
+//
+// Deleting faces appends a deletion to the collection's log: every worker
+// stops matching them at its next gallery refresh. Their descriptors leave
+// the store when the compaction folds the deletion into a new snapshot and
+// removes the event; an erasure waits for that (Options.Wait), so when it
+// answers, no object holds the faces any more.
 package privacy
 
 import (
@@ -19,9 +25,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -37,6 +45,32 @@ type Stores struct {
 	Inputs, Outputs, Gallery platform.Store
 }
 
+// Faces is a collection's faces as a web host follows them
+// (*gallery.View): which faces a person has, and the requests that
+// enrolled them.
+type Faces interface {
+	Faces(person string) []gallery.FaceInfo
+	Face(person, id string) (gallery.FaceInfo, bool)
+}
+
+// Options tune an erasure of faces.
+type Options struct {
+	// Wait bounds how long the erasure waits for the compaction to remove
+	// the faces' descriptors from the store; 0 is DefaultWait.
+	Wait time.Duration
+	// Poll is how often it looks; 0 is 200 ms.
+	Poll time.Duration
+}
+
+// DefaultWait is how long an erasure waits for the compaction by default:
+// it runs every couple of seconds and rewrites one segment per erasure.
+const DefaultWait = 30 * time.Second
+
+// ErrNotCompacted means the faces were deleted from the log, so no worker
+// matches them any more, but no compaction removed their descriptors from
+// the store within Options.Wait (is a scaler, the compactor, running?).
+var ErrNotCompacted = errors.New("faces deleted and no longer matched, but the compaction has not yet removed their descriptors from the store")
+
 // scanParallel is how many Results a purge reads at once: enough to hide
 // S3's per-request latency, few enough not to crowd out the service.
 const scanParallel = 16
@@ -47,7 +81,7 @@ type Report struct {
 	ID     string `json:"id,omitempty"`
 	// Faces are gallery entries deleted.
 	Faces int `json:"faces"`
-	// Thumbnails are the pictures of those faces deleted.
+	// Thumbnails are the deleted faces' thumbnails deleted.
 	Thumbnails int `json:"thumbnails"`
 	// Inputs and Results are stored images and Results deleted.
 	Inputs  int `json:"inputs"`
@@ -58,91 +92,190 @@ type Report struct {
 	Scanned int `json:"scanned"`
 	// Purged says whether inputs and results were searched too.
 	Purged bool `json:"purged"`
+	// Collection is the collection the faces were deleted from.
+	Collection string `json:"collection,omitempty"`
 }
 
-// DeletePerson deletes every gallery entry of person, so workers stop
-// matching them at their next gallery refresh. With purge it then also
-// deletes the images and Results of the person's enrolments and every
-// stored Result that named them (as the answer or any face), with its
-// image and answer object.
-func DeletePerson(ctx context.Context, st Stores, person string, purge bool) (Report, error) {
+// DeletePerson deletes every face of person in collection c (faces says
+// which there are), waits until no object holds them, and with purge then
+// also deletes the images and Results of the person's enrolments and
+// every stored Result of the collection that named them (as the answer or
+// any face), with its image and answer object.
+func DeletePerson(ctx context.Context, st Stores, faces Faces, c, person string, purge bool, opts Options) (Report, error) {
 	if err := job.ValidPerson(person); err != nil {
 		return Report{}, err
 	}
-	rep := Report{Person: person, Purged: purge}
-	entries, err := st.Gallery.List(ctx, gallery.Prefix+person+"/")
-	if err != nil {
-		return rep, fmt.Errorf("list the gallery: %w", err)
+	if err := job.ValidCollection(c); err != nil {
+		return Report{}, err
 	}
-	var enrolIDs []string
-	for _, k := range entries {
-		if err := st.Gallery.Delete(ctx, k); err != nil {
-			return rep, fmt.Errorf("delete gallery entry: %w", err)
+	rep := Report{Person: person, Collection: c, Purged: purge}
+	known := faces.Faces(person)
+	legacy, err := legacyKeys(ctx, st, c, person)
+	if err != nil {
+		return rep, err
+	}
+	if len(known) > 0 || len(legacy) > 0 {
+		key, err := gallery.Append(ctx, st.Gallery, c, gallery.Event{Op: gallery.OpDeletePerson, Person: person})
+		if err != nil {
+			return rep, fmt.Errorf("delete faces: %w", err)
 		}
-		rep.Faces++
-		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, gallery.Prefix+person+"/"), ".json"); ok {
-			enrolIDs = append(enrolIDs, id)
-			if err := deleteThumbnail(ctx, st, id, &rep); err != nil {
-				return rep, err
-			}
+		if err := deleteKeys(ctx, st.Gallery, legacy); err != nil {
+			return rep, err
 		}
+		if err := waitCompacted(ctx, st, key, opts); err != nil {
+			return rep, err
+		}
+	}
+	rep.Faces = len(known)
+	ids := make([]string, 0, len(known)+len(legacy))
+	for _, f := range known {
+		ids = append(ids, f.ID)
+	}
+	for _, k := range legacy {
+		ids = append(ids, strings.TrimSuffix(path.Base(k), ".json"))
+	}
+	if err := deleteThumbnails(ctx, st, ids, &rep); err != nil {
+		return rep, err
 	}
 	if !purge {
 		return rep, nil
 	}
-	for _, id := range enrolIDs {
-		if err := deleteRequest(ctx, st, id, &rep); err != nil {
+	for _, f := range known {
+		if err := deleteRequest(ctx, st, requestOf(f), &rep); err != nil {
 			return rep, err
 		}
 	}
-	return rep, purgeResults(ctx, st, person, &rep)
+	return rep, purgeResults(ctx, st, c, person, &rep)
 }
 
-// DeleteFace deletes one gallery entry of person; with purge also the
-// image and Result of the enrolment that made it (entries enrolled
-// through the API are named after their request).
-func DeleteFace(ctx context.Context, st Stores, person, faceID string, purge bool) (Report, error) {
+// DeleteFace deletes person's face faceID from collection c and waits
+// until no object holds it; with purge also the image and Result of the
+// enrolment that made it.
+func DeleteFace(ctx context.Context, st Stores, faces Faces, c, person, faceID string, purge bool, opts Options) (Report, error) {
 	if err := job.ValidPerson(person); err != nil {
 		return Report{}, err
 	}
 	if err := gallery.ValidID(faceID); err != nil {
 		return Report{}, err
 	}
-	rep := Report{Person: person, ID: faceID, Purged: purge}
-	key := gallery.Key(person, faceID)
-	ok, err := st.Gallery.Exists(ctx, key)
-	if err != nil {
-		return rep, fmt.Errorf("look up gallery entry: %w", err)
+	if err := job.ValidCollection(c); err != nil {
+		return Report{}, err
 	}
-	if ok {
-		if err := st.Gallery.Delete(ctx, key); err != nil {
-			return rep, fmt.Errorf("delete gallery entry: %w", err)
+	rep := Report{Person: person, ID: faceID, Collection: c, Purged: purge}
+	f, found := faces.Face(person, faceID)
+	var legacy []string
+	if c == gallery.DefaultCollection {
+		ok, err := st.Gallery.Exists(ctx, gallery.Key(person, faceID))
+		if err != nil {
+			return rep, fmt.Errorf("look up gallery entry: %w", err)
 		}
-		rep.Faces++
+		if ok {
+			legacy = []string{gallery.Key(person, faceID)}
+		}
 	}
-	if err := deleteThumbnail(ctx, st, faceID, &rep); err != nil {
+	if found || len(legacy) > 0 {
+		key, err := gallery.Append(ctx, st.Gallery, c, gallery.Event{Op: gallery.OpDelete, Person: person, ID: faceID})
+		if err != nil {
+			return rep, fmt.Errorf("delete face: %w", err)
+		}
+		if err := deleteKeys(ctx, st.Gallery, legacy); err != nil {
+			return rep, err
+		}
+		if err := waitCompacted(ctx, st, key, opts); err != nil {
+			return rep, err
+		}
+		rep.Faces = 1
+	}
+	if err := deleteThumbnails(ctx, st, []string{faceID}, &rep); err != nil {
 		return rep, err
 	}
+	if !found {
+		f = gallery.FaceInfo{ID: faceID}
+	}
 	if purge {
-		return rep, deleteRequest(ctx, st, faceID, &rep)
+		return rep, deleteRequest(ctx, st, requestOf(f), &rep)
 	}
 	return rep, nil
 }
 
-// deleteThumbnail deletes face id's thumbnail, if it has one.
-func deleteThumbnail(ctx context.Context, st Stores, id string, rep *Report) error {
-	ok, err := st.Gallery.Exists(ctx, thumbs.Key(id))
-	if err != nil {
-		return fmt.Errorf("look up thumbnail of face %s: %w", id, err)
+// deleteThumbnails deletes the thumbnails of the faces ids (beside the
+// gallery), counting those there were.
+func deleteThumbnails(ctx context.Context, st Stores, ids []string, rep *Report) error {
+	for _, id := range ids {
+		ok, err := st.Gallery.Exists(ctx, thumbs.Key(id))
+		if err != nil {
+			return fmt.Errorf("look up thumbnail: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		if err := st.Gallery.Delete(ctx, thumbs.Key(id)); err != nil && !errors.Is(err, platform.ErrNotFound) {
+			return fmt.Errorf("delete thumbnail: %w", err)
+		}
+		rep.Thumbnails++
 	}
-	if !ok {
-		return nil
-	}
-	if err := st.Gallery.Delete(ctx, thumbs.Key(id)); err != nil {
-		return fmt.Errorf("delete thumbnail: %w", err)
-	}
-	rep.Thumbnails++
 	return nil
+}
+
+// requestOf is the id of the request that enrolled f: recorded with the
+// face, or the face's own id (enrolments of earlier versions were named
+// after their request).
+func requestOf(f gallery.FaceInfo) string {
+	if f.Request != "" {
+		return f.Request
+	}
+	return f.ID
+}
+
+// legacyKeys lists person's legacy entries (default collection only).
+func legacyKeys(ctx context.Context, st Stores, c, person string) ([]string, error) {
+	if c != gallery.DefaultCollection {
+		return nil, nil
+	}
+	keys, err := st.Gallery.List(ctx, gallery.Prefix+person+"/")
+	if err != nil {
+		return nil, fmt.Errorf("list the legacy gallery: %w", err)
+	}
+	return keys, nil
+}
+
+func deleteKeys(ctx context.Context, st platform.Store, keys []string) error {
+	for _, k := range keys {
+		if err := st.Delete(ctx, k); err != nil {
+			return fmt.Errorf("delete gallery entry: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitCompacted waits until the deletion event key is folded into a
+// snapshot and gone from the log.
+func waitCompacted(ctx context.Context, st Stores, key string, opts Options) error {
+	wait, poll := opts.Wait, opts.Poll
+	if wait <= 0 {
+		wait = DefaultWait
+	}
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		gone, err := gallery.EventGone(ctx, st.Gallery, key)
+		if err != nil {
+			return err
+		}
+		if gone {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %s", ErrNotCompacted, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
 }
 
 // DeleteRecognition deletes request id's image, its Result and the answer
@@ -205,6 +338,11 @@ func deleteResult(ctx context.Context, st Stores, res job.Result, rep *Report) e
 			rep.Answers++
 		}
 	}
+	if res.Input2 != "" {
+		if err := st.Inputs.Delete(ctx, res.Input2); err != nil {
+			return fmt.Errorf("delete input: %w", err)
+		}
+	}
 	if err := st.Outputs.Delete(ctx, job.ResultKey(res.ID)); err != nil {
 		return fmt.Errorf("delete result: %w", err)
 	}
@@ -231,6 +369,12 @@ func readResult(ctx context.Context, st platform.Store, key string) (job.Result,
 	return res, true, nil
 }
 
+// inCollection reports whether res is about collection c; Results of
+// earlier versions, which name no collection, are the default one's.
+func inCollection(res job.Result, c string) bool {
+	return res.Collection == c || res.Collection == "" && c == gallery.DefaultCollection
+}
+
 // names reports whether res names person, as its answer or any face.
 func names(res job.Result, person string) bool {
 	if res.Answer == person {
@@ -245,8 +389,9 @@ func names(res job.Result, person string) bool {
 }
 
 // purgeResults reads every stored Result, scanParallel at a time, and
-// deletes those that name person with their images and answer objects.
-func purgeResults(ctx context.Context, st Stores, person string, rep *Report) error {
+// deletes those of collection c that name person with their images and
+// answer objects.
+func purgeResults(ctx context.Context, st Stores, c, person string, rep *Report) error {
 	keys, err := st.Outputs.List(ctx, job.ResultPrefix)
 	if err != nil {
 		return fmt.Errorf("list results: %w", err)
@@ -267,7 +412,7 @@ func purgeResults(ctx context.Context, st Stores, person string, rep *Report) er
 				return err
 			}
 			scanned.Add(1)
-			if !names(res, person) {
+			if !names(res, person) || !inCollection(res, c) {
 				return nil
 			}
 			var r Report

@@ -15,11 +15,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/facecloud/facecloud/agents/awsres/awstest"
+	"github.com/facecloud/facecloud/agents/face"
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
-	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 func fileStore(t *testing.T) platform.Store {
@@ -48,8 +48,40 @@ type deployment struct {
 }
 
 func newDeployment(t *testing.T) *deployment {
-	return &deployment{t: t, st: Stores{Inputs: fileStore(t), Outputs: fileStore(t), Gallery: fileStore(t)}}
+	return started(t, &deployment{t: t, st: Stores{Inputs: fileStore(t), Outputs: fileStore(t), Gallery: fileStore(t)}})
 }
+
+// started runs the gallery's compactor for d, as the scaler of a
+// deployment does: an erasure waits for it.
+func started(t *testing.T, d *deployment) *deployment {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&gallery.Compactor{Store: d.st.Gallery, Interval: 20 * time.Millisecond}).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return d
+}
+
+// view is the default collection as a web host follows it.
+func (d *deployment) view() Faces {
+	d.t.Helper()
+	f := gallery.NewIndexFollower(d.st.Gallery)
+	if _, err := f.Refresh(context.Background()); err != nil {
+		d.t.Fatal(err)
+	}
+	return f.View(gallery.DefaultCollection)
+}
+
+// descriptor is a valid descriptor, different for each n.
+func descriptor(n int) face.Descriptor {
+	var d face.Descriptor
+	d[n%128] = 1
+	return d
+}
+
+var faceCount int
 
 func (d *deployment) put(st platform.Store, key, data string) {
 	d.t.Helper()
@@ -78,13 +110,17 @@ func (d *deployment) request(id, name string, faces ...string) {
 	}
 }
 
-// enrol stores what an enrolment through the API leaves: its request, the
-// gallery entry and the face's thumbnail.
-func (d *deployment) enrol(id, person string) {
+// enrol stores what an enrolment through the API leaves: the request and
+// a face in the default collection's log, whose id is the image's.
+func (d *deployment) enrol(id, person string) string {
 	d.t.Helper()
 	d.request(id, "photo-"+id[len(id)-4:], person)
-	d.put(d.st.Gallery, gallery.Key(person, id), `{"person":"`+person+`"}`)
-	d.put(d.st.Gallery, thumbs.Key(id), "thumbnail of "+person)
+	faceCount++
+	fid := fmt.Sprintf("face%04d", faceCount)
+	if err := gallery.AddFace(context.Background(), d.st.Gallery, gallery.DefaultCollection, gallery.Entry{Person: person, ID: fid, Request: id, Descriptor: descriptor(faceCount)}); err != nil {
+		d.t.Fatal(err)
+	}
+	return fid
 }
 
 // all lists every object of every store with its content.
@@ -130,7 +166,7 @@ func TestDeletePersonPurgeS3(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		return st
 	}
-	testPurge(t, &deployment{t: t, st: Stores{Inputs: open(names.InputBucket), Outputs: open(names.OutputBucket), Gallery: open(names.ArtifactsBucket)}})
+	testPurge(t, started(t, &deployment{t: t, st: Stores{Inputs: open(names.InputBucket), Outputs: open(names.OutputBucket), Gallery: open(names.ArtifactsBucket)}}))
 }
 
 func testPurge(t *testing.T, d *deployment) {
@@ -139,8 +175,10 @@ func testPurge(t *testing.T, d *deployment) {
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paula")
 	d.enrol(idAt(now.Add(-3*time.Hour)), "Paul")
-	d.put(d.st.Gallery, gallery.Key("Paula", "0123456789abcdef0123"), `{"person":"Paula"}`) // enrolled from a file
-	d.put(d.st.Gallery, thumbs.Key("0123456789abcdef0123"), "thumbnail of Paula")
+	// Enrolled from a file by an earlier version: a legacy entry.
+	if err := gallery.PutLegacy(ctx, d.st.Gallery, gallery.Entry{Person: "Paula", ID: "0123456789abcdef0123", Descriptor: descriptor(99)}); err != nil {
+		t.Fatal(err)
+	}
 	d.request(idAt(now.Add(-2*time.Hour)), "test_00", "Paula")
 	d.request(idAt(now.Add(-2*time.Hour)), "group", "Ann", "Paula") // second face
 	d.request(idAt(now.Add(-time.Hour)), "test_01", "Paul")
@@ -148,12 +186,12 @@ func testPurge(t *testing.T, d *deployment) {
 	d.request(idAt(now), "test_03") // no face
 	before := d.all()
 
-	rep, err := DeletePerson(ctx, d.st, "Paula", true)
+	rep, err := DeletePerson(ctx, d.st, d.view(), gallery.DefaultCollection, "Paula", true, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Faces != 3 || rep.Thumbnails != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
-		t.Errorf("report %+v, want 3 faces with their thumbnails and 4 results, inputs and answer objects", rep)
+	if rep.Faces != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
+		t.Errorf("report %+v, want 3 faces and 4 results, inputs and answer objects", rep)
 	}
 	after := d.all()
 	for k, v := range after {
@@ -163,14 +201,18 @@ func testPurge(t *testing.T, d *deployment) {
 	}
 	for k, v := range before {
 		// The group photo's answer object says "Ann", but the request it
-		// answers holds Paula's face: it goes with the request.
-		if k != "outputs:group" && !strings.Contains(k, "Paula") && !strings.Contains(v, "Paula") && after[k] != v {
+		// answers holds Paula's face: it goes with the request. The
+		// gallery's objects are rewritten by the compaction.
+		if k != "outputs:group" && !strings.HasPrefix(k, "gallery:") && !strings.Contains(k, "Paula") && !strings.Contains(v, "Paula") && after[k] != v {
 			t.Errorf("%s (%s) was deleted with Paula's data", k, v)
 		}
 	}
+	if v := d.view(); len(v.Faces("Paul")) != 1 {
+		t.Errorf("Paul has %d faces after Paula's erasure, want 1", len(v.Faces("Paul")))
+	}
 	// Run again: nothing left to delete, no error.
-	rep, err = DeletePerson(ctx, d.st, "Paula", true)
-	if err != nil || rep.Faces+rep.Thumbnails+rep.Results+rep.Inputs+rep.Answers != 0 {
+	rep, err = DeletePerson(ctx, d.st, d.view(), gallery.DefaultCollection, "Paula", true, Options{})
+	if err != nil || rep.Faces+rep.Results+rep.Inputs+rep.Answers != 0 {
 		t.Fatalf("second erasure = %+v, %v; want nothing deleted", rep, err)
 	}
 }
@@ -180,13 +222,15 @@ func TestDeletePersonWithoutPurge(t *testing.T) {
 	d := newDeployment(t)
 	id := idAt(time.Now())
 	d.enrol(id, "Zoe")
-	rep, err := DeletePerson(context.Background(), d.st, "Zoe", false)
-	if err != nil || rep.Faces != 1 || rep.Thumbnails != 1 || rep.Results+rep.Inputs != 0 {
-		t.Fatalf("DeletePerson = %+v, %v; want one face and its thumbnail only", rep, err)
+	rep, err := DeletePerson(context.Background(), d.st, d.view(), gallery.DefaultCollection, "Zoe", false, Options{})
+	if err != nil || rep.Faces != 1 || rep.Results+rep.Inputs != 0 {
+		t.Fatalf("DeletePerson = %+v, %v; want one face only", rep, err)
 	}
 	all := d.all()
-	if _, ok := all["gallery:"+gallery.Key("Zoe", id)]; ok {
-		t.Error("gallery entry left")
+	for k, v := range all {
+		if strings.HasPrefix(k, "gallery:") && strings.Contains(v, "Zoe") {
+			t.Errorf("gallery object %s still holds Zoe", k)
+		}
 	}
 	if _, ok := all["inputs:"+job.InputKey(id)]; !ok {
 		t.Error("enrolment image deleted without purge")
@@ -198,9 +242,9 @@ func TestDeleteFaceAndRecognition(t *testing.T) {
 	d := newDeployment(t)
 	keep, gone, rec := idAt(time.Now()), idAt(time.Now()), idAt(time.Now())
 	d.enrol(keep, "Zoe")
-	d.enrol(gone, "Zoe")
+	goneFace := d.enrol(gone, "Zoe")
 	d.request(rec, "test_07", "Zoe")
-	if rep, err := DeleteFace(ctx, d.st, "Zoe", gone, true); err != nil || rep.Faces != 1 || rep.Thumbnails != 1 || rep.Inputs != 1 || rep.Results != 1 {
+	if rep, err := DeleteFace(ctx, d.st, d.view(), gallery.DefaultCollection, "Zoe", goneFace, true, Options{}); err != nil || rep.Faces != 1 || rep.Inputs != 1 || rep.Results != 1 {
 		t.Fatalf("DeleteFace = %+v, %v", rep, err)
 	}
 	if rep, err := DeleteRecognition(ctx, d.st, rec); err != nil || rep.Inputs != 1 || rep.Results != 1 || rep.Answers != 1 {
@@ -208,18 +252,30 @@ func TestDeleteFaceAndRecognition(t *testing.T) {
 	}
 	var left []string
 	for k := range d.all() {
-		left = append(left, k)
+		if !strings.HasPrefix(k, "gallery:") {
+			left = append(left, k)
+		}
 	}
 	slices.Sort(left)
-	want := []string{"gallery:" + gallery.Key("Zoe", keep), "gallery:" + thumbs.Key(keep), "inputs:" + job.InputKey(keep), "outputs:photo-" + keep[len(keep)-4:], "outputs:" + job.ResultKey(keep)}
+	if v := d.view(); len(v.Faces("Zoe")) != 1 {
+		t.Errorf("Zoe has %d faces, want the one kept", len(v.Faces("Zoe")))
+	}
+	want := []string{"inputs:" + job.InputKey(keep), "outputs:photo-" + keep[len(keep)-4:], "outputs:" + job.ResultKey(keep)}
 	slices.Sort(want)
 	if !slices.Equal(left, want) {
 		t.Fatalf("left %q, want %q", left, want)
 	}
 	for name, err := range map[string]error{
-		"bad person":  func() error { _, err := DeletePerson(ctx, d.st, "a/b", true); return err }(),
-		"bad face id": func() error { _, err := DeleteFace(ctx, d.st, "Zoe", "../x", true); return err }(),
-		"bad id":      func() error { _, err := DeleteRecognition(ctx, d.st, "123"); return err }(),
+		"bad person": func() error {
+			_, err := DeletePerson(ctx, d.st, d.view(), gallery.DefaultCollection, "a/b", true, Options{})
+			return err
+		}(),
+		"bad face id": func() error {
+			_, err := DeleteFace(ctx, d.st, d.view(), gallery.DefaultCollection, "Zoe", "../x", true, Options{})
+			return err
+		}(),
+		"bad collection": func() error { _, err := DeletePerson(ctx, d.st, d.view(), "a b", "Zoe", true, Options{}); return err }(),
+		"bad id":         func() error { _, err := DeleteRecognition(ctx, d.st, "123"); return err }(),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
@@ -313,7 +369,7 @@ func BenchmarkPurge(b *testing.B) {
 		for b.Loop() {
 			// After the first loop nothing names Paula: the later loops
 			// measure the scan, which is the cost that grows with the store.
-			if _, err := DeletePerson(ctx, d.st, "Paula", true); err != nil {
+			if _, err := DeletePerson(ctx, d.st, gallery.ViewOf(gallery.DefaultCollection, nil), gallery.DefaultCollection, "Paula", true, Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -4,26 +4,25 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/privacy"
-	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // newKey is the body of POST /v1/keys.
 type newKey struct {
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
+	Name        string   `json:"name"`
+	Scopes      []string `json:"scopes"`
+	Collections []string `json:"collections,omitempty"`
 }
 
 // createdKey answers POST /v1/keys: the key, shown this once.
@@ -40,18 +39,22 @@ func (s *Server) postKey(w http.ResponseWriter, r *http.Request) *httpError {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return refuse(http.StatusBadRequest, "bad_body", `body must be JSON {"name": "...", "scopes": ["recognize", "enroll", "admin"]}: %v`, err)
+		return refuse(http.StatusBadRequest, "bad_body", `body must be JSON {"name": "...", "scopes": ["recognize", "enroll", "admin"], "collections": ["..."]}: %v`, err)
 	}
 	scopes, err := keys.ParseScopes(strings.Join(body.Scopes, ","))
 	if err != nil {
 		return refuse(http.StatusBadRequest, "bad_scope", "%v", err)
 	}
-	secret, k, err := s.deps.Keys.Create(r.Context(), body.Name, scopes)
+	collections, err := keys.ParseCollections(strings.Join(body.Collections, ","))
+	if err != nil || slices.ContainsFunc(body.Collections, func(c string) bool { return strings.Contains(c, ",") }) {
+		return refuse(http.StatusBadRequest, "bad_collection", "collections: %v", cmp.Or(err, errors.New("a name may not hold a comma")))
+	}
+	secret, k, err := s.deps.Keys.Create(r.Context(), body.Name, scopes, collections...)
 	if err != nil {
 		return s.storeRefusal("create key", err)
 	}
 	by, _ := requestKey(r.Context())
-	s.log.Info("API key created", "id", k.ID, "name", k.Name, "scopes", k.Scopes, "by", by.ID)
+	s.log.Info("API key created", "id", k.ID, "name", k.Name, "scopes", k.Scopes, "collections", k.Collections, "by", by.ID)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, createdKey{Secret: secret, Key: k})
 	return nil
@@ -92,51 +95,6 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) *httpError {
 	return nil
 }
 
-// face is one gallery entry in GET /v1/gallery/{person}.
-type face struct {
-	ID       string    `json:"id"`
-	Source   string    `json:"source,omitempty"`
-	Enrolled time.Time `json:"enrolled,omitzero"`
-	// Thumbnail is the path of the face's picture, when it has one.
-	Thumbnail string `json:"thumbnail,omitempty"`
-}
-
-func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) *httpError {
-	name := r.PathValue("person")
-	if err := job.ValidPerson(name); err != nil {
-		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
-	}
-	prefix := galleries.Prefix + name + "/"
-	ks, err := s.deps.Gallery.List(r.Context(), prefix)
-	if err != nil {
-		s.log.Error("list gallery", "err", err)
-		return refuse(http.StatusServiceUnavailable, "", "gallery store unavailable, try again")
-	}
-	faces := []face{}
-	for _, k := range ks {
-		id, ok := strings.CutSuffix(strings.TrimPrefix(k, prefix), ".json")
-		if !ok || strings.Contains(id, "/") {
-			continue
-		}
-		f := face{ID: id}
-		if b, err := s.deps.Gallery.Get(r.Context(), k); err == nil {
-			var e galleries.Entry
-			if json.Unmarshal(b, &e) == nil {
-				f.Source, f.Enrolled = e.Source, e.Enrolled
-			}
-		}
-		if ok, err := s.deps.Gallery.Exists(r.Context(), thumbs.Key(id)); err == nil && ok {
-			f.Thumbnail = "/v1/gallery/" + url.PathEscape(name) + "/" + id + "/thumbnail"
-		}
-		faces = append(faces, f)
-	}
-	if len(faces) == 0 {
-		return refuse(http.StatusNotFound, "unknown_person", "no face enrolled as %q", name)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"person": name, "faces": faces})
-	return nil
-}
-
 // stores are the stores erasure works on.
 func (s *Server) stores() privacy.Stores {
 	return privacy.Stores{Inputs: s.deps.Inputs, Outputs: s.deps.Outputs, Gallery: s.deps.Gallery}
@@ -155,39 +113,15 @@ func purgeParam(r *http.Request) (bool, *httpError) {
 	return b, nil
 }
 
-func (s *Server) deletePerson(w http.ResponseWriter, r *http.Request) *httpError {
-	name := r.PathValue("person")
-	if err := job.ValidPerson(name); err != nil {
-		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
-	}
-	purge, herr := purgeParam(r)
-	if herr != nil {
-		return herr
-	}
-	rep, err := privacy.DeletePerson(context.WithoutCancel(r.Context()), s.stores(), name, purge)
-	return s.erased(w, r, rep, err)
-}
-
-func (s *Server) deleteFace(w http.ResponseWriter, r *http.Request) *httpError {
-	name, id := r.PathValue("person"), r.PathValue("face")
-	if err := job.ValidPerson(name); err != nil {
-		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
-	}
-	if err := galleries.ValidID(id); err != nil {
-		return refuse(http.StatusBadRequest, "bad_id", "%v", err)
-	}
-	purge, herr := purgeParam(r)
-	if herr != nil {
-		return herr
-	}
-	rep, err := privacy.DeleteFace(context.WithoutCancel(r.Context()), s.stores(), name, id, purge)
-	return s.erased(w, r, rep, err)
-}
-
 func (s *Server) deleteRecognition(w http.ResponseWriter, r *http.Request) *httpError {
 	id := r.PathValue("id")
 	if _, err := job.IDTime(id); err != nil {
 		return refuse(http.StatusBadRequest, "bad_id", "%q is not a request id (a UUIDv7)", truncate(id, 60))
+	}
+	if res, found, err := s.result(r.Context(), id); err == nil && found {
+		if herr := s.allowResult(r, res); herr != nil {
+			return herr
+		}
 	}
 	rep, err := privacy.DeleteRecognition(context.WithoutCancel(r.Context()), s.stores(), id)
 	return s.erased(w, r, rep, err)

@@ -59,20 +59,32 @@ func requestKey(ctx context.Context) (keys.Key, bool) {
 	return k, ok
 }
 
-// guard lets a request reach h only if it may: a valid key with scope
-// (401 without one, 403 when the key lacks the scope), within the key's
-// rate (429 with Retry-After beyond it). With cfg.OpenRecognition the
-// recognition routes also take requests without a key, except
-// cross-origin browser requests (403), which no page of another site may
-// make for its visitors.
-func (s *Server) guard(scope keys.Scope, writeErr func(http.ResponseWriter, *httpError), h http.Handler) http.Handler {
+// access is who may call a route: a key with scope; with openable, also
+// no key at all when cfg.OpenRecognition is set (the course's recognition
+// routes); with global, only a key limited to no collection (routes about
+// every collection or none: keys, metrics).
+type access struct {
+	scope    keys.Scope
+	openable bool
+	global   bool
+}
+
+// guard lets a request reach h only if it may: a valid key with the
+// route's scope (401 without one, 403 when the key lacks the scope, or is
+// limited to some collections on a global route), within the key's rate
+// (429 with Retry-After beyond it). With cfg.OpenRecognition the openable
+// routes also take requests without a key, except cross-origin browser
+// requests (403), which no page of another site may make for its visitors.
+// Which collections a key may use is checked by the routes that name one.
+func (s *Server) guard(a access, writeErr func(http.ResponseWriter, *httpError), h http.Handler) http.Handler {
+	scope := a.scope
 	if scope == open {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		presented, given := presentedKey(r)
 		if !given {
-			if scope == keys.Recognize && s.cfg.OpenRecognition {
+			if a.openable && s.cfg.OpenRecognition {
 				if err := s.crossOrigin.Check(r); err != nil {
 					s.metrics.rejected.WithLabelValues("cross_origin").Inc()
 					writeErr(w, refuse(http.StatusForbidden, "cross_origin", "cross-origin request refused: send the API key in a header, or call from this server's own page"))
@@ -100,6 +112,11 @@ func (s *Server) guard(scope keys.Scope, writeErr func(http.ResponseWriter, *htt
 		if !k.Allows(scope) {
 			s.metrics.rejected.WithLabelValues("forbidden").Inc()
 			writeErr(w, refuse(http.StatusForbidden, "forbidden", "API key %s lacks scope %s", k.ID, scope))
+			return
+		}
+		if a.global && k.Scoped() {
+			s.metrics.rejected.WithLabelValues("forbidden").Inc()
+			writeErr(w, refuse(http.StatusForbidden, "forbidden", "API key %s is limited to collections %s: this route needs a key for every collection", k.ID, strings.Join(k.Collections, ", ")))
 			return
 		}
 		if wait, ok := s.limits.allow(k.ID); !ok {

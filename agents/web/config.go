@@ -91,6 +91,10 @@ type Config struct {
 	// hosts' GET /v1/status and `facecloud status --data`; 0 never writes
 	// it (GET /v1/status still shows this host's calls).
 	StatusEvery time.Duration
+	// EraseWait bounds how long an erasure of faces waits for the gallery's
+	// compaction to remove their descriptors from the store (503 after it,
+	// the faces no longer matched).
+	EraseWait time.Duration
 }
 
 // DefaultConfig returns the limits the agent runs with unless told otherwise.
@@ -120,6 +124,7 @@ func DefaultConfig() Config {
 		KeyRate:         500,
 		KeyBurst:        1000,
 		StatusEvery:     5 * time.Second,
+		EraseWait:       30 * time.Second,
 	}
 }
 
@@ -163,6 +168,7 @@ func (c Config) Validate() error {
 	durIn("memory wait", c.MemoryWait, 0, time.Minute)
 	check(c.MinUploadRate >= 1 && c.MinUploadRate <= 1<<30, "min upload rate %d bytes/s out of range 1..1GiB/s", c.MinUploadRate)
 	durIn("upload idle", c.UploadIdle, 100*time.Millisecond, 10*time.Minute)
+	durIn("erase wait", c.EraseWait, time.Second, 10*time.Minute)
 	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
 	durIn("status interval", c.StatusEvery, 0, 5*time.Minute)
 	return errors.Join(errs...)

@@ -96,9 +96,24 @@ func (s *Server) getThumbnail(w http.ResponseWriter, r *http.Request) *httpError
 		return refuse(http.StatusBadRequest, "bad_id", "%v", err)
 	}
 	// The face must be the person's: a thumbnail is kept by face id alone.
-	ok, err := s.deps.Gallery.Exists(r.Context(), galleries.Key(name, id))
-	if err != nil {
-		return s.storeRefusal("look up face", err)
+	has := func(idx *galleries.Follower) bool {
+		for _, f := range idx.View(galleries.DefaultCollection).Faces(name) {
+			if f.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	idx, herr := s.collections(r.Context())
+	if herr != nil {
+		return herr
+	}
+	ok := has(idx)
+	if !ok {
+		if idx, herr = s.freshCollections(r.Context()); herr != nil {
+			return herr
+		}
+		ok = has(idx)
 	}
 	if !ok {
 		return refuse(http.StatusNotFound, "unknown_face", "no face %s enrolled as %q", id, name)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/facecloud/facecloud/agents/face"
 	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
@@ -99,9 +100,12 @@ func (w *consoleWorker) handle(ctx context.Context, st platform.Store, reps plat
 		res.Status, res.Error = job.StatusFailed, req.Name+": no face found"
 	case req.Kind == job.KindEnroll:
 		box := job.Box{X: 50, Y: 20, W: 80, H: 80}
-		_ = st.Put(ctx, galleries.Key(req.Person, req.ID), []byte(`{"v":1,"person":"`+req.Person+`","id":"`+req.ID+`","source":"`+req.Name+`"}`), "application/json")
+		var d face.Descriptor
+		d[0] = 1 // a unit descriptor: the gallery takes no other
+		id := galleries.ContentID(data)
+		_ = galleries.AddFace(ctx, st, galleries.DefaultCollection, galleries.Entry{V: galleries.Version, Person: req.Person, ID: id, Source: req.Name, Request: req.ID, Descriptor: d, Enrolled: time.Now().UTC()})
 		if jpg, err := thumbs.FromImage(data, box, imageio.DefaultLimits); err == nil {
-			_ = thumbs.Put(ctx, st, req.ID, jpg)
+			_ = thumbs.Put(ctx, st, id, jpg)
 		}
 		res.Answer, res.Faces = req.Person, []job.Face{{Box: box, Score: 1, Name: req.Person}}
 	default:
@@ -138,6 +142,9 @@ func consolePhoto(t *testing.T, name string) string {
 			img.Set(x, y, c)
 		}
 	}
+	// Photos of different names differ (the gallery keeps one face per
+	// distinct photo).
+	img.Set(0, 0, color.RGBA{name[0], name[len(name)/2], name[len(name)-5], 255})
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
 		t.Fatal(err)

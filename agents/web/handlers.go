@@ -84,3 +84,18 @@ func (s *Server) waitParam(r *http.Request, def time.Duration) (time.Duration, *
 	}
 	return d, nil
 }
+
+// openAPIDoc is the OpenAPI 3.1 document of every route, served at
+// /openapi.json; a test holds it and the server to each other.
+//
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// OpenAPI returns the OpenAPI document the server serves.
+func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(openAPIDoc)
+}

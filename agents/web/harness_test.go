@@ -26,6 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/facecloud/facecloud/agents/face"
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
@@ -62,6 +64,14 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	testKey = key
+	// The gallery's compactor, as the scaler runs it: erasures wait for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&gallery.Compactor{Store: st, Interval: 20 * time.Millisecond}).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 	return &env{t: t, dir: dir, store: st, keys: ring}
 }
 
@@ -69,6 +79,16 @@ func newEnv(t testing.TB) *env {
 func (e *env) newKey(scopes ...keys.Scope) string {
 	e.t.Helper()
 	key, _, err := e.keys.Create(context.Background(), "test", scopes)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return key
+}
+
+// collectionKey creates a key with scopes limited to collections.
+func (e *env) collectionKey(collections []string, scopes ...keys.Scope) string {
+	e.t.Helper()
+	key, _, err := e.keys.Create(context.Background(), "test", scopes, collections...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -169,7 +189,8 @@ func (e *env) listen(cfg Config) listening {
 
 // fakeWorker is a test double for the worker agent: it takes requests off
 // the queue, reads the stored input and stores a Result whose answer comes
-// from a table (no face model), writes a gallery entry for enrol requests,
+// from a table (no face model), adds a face to the collection for enrol
+// requests, answers the other kinds with Results of their shape,
 // then replies and deletes — the worker's protocol without its engine.
 type fakeWorker struct {
 	answers map[string]string // request name -> answer; missing -> "unknown"
@@ -186,6 +207,8 @@ type fakeWorker struct {
 	// family, when set, holds the web hosts' own reply queues: a request
 	// naming one of them is replied there, as the worker agent does.
 	family platform.QueueFamily
+	// faces counts the faces enrolled, each given its own descriptor.
+	faces atomic.Int32
 }
 
 func (e *env) startWorker(w *fakeWorker) {
@@ -224,15 +247,42 @@ func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platfor
 	if _, err := st.Get(ctx, req.Input); err != nil {
 		w.wrongInput.Add(1)
 	}
-	res := job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Finished: time.Now().UTC()}
+	res := job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Kind: req.Kind, Finished: time.Now().UTC()}
+	c := req.Collection
+	if c == "" {
+		c = gallery.DefaultCollection
+	}
+	whole := job.Box{W: 64, H: 64}
 	switch {
 	case w.fail != "":
 		res.Status, res.Error = job.StatusFailed, w.fail
 	case req.Kind == job.KindEnroll:
-		res.Answer = req.Person
-		_ = st.Put(ctx, GalleryPrefix+req.Person+"/"+req.ID+".json", []byte(`{"descriptor":[]}`), "application/json")
+		res.Answer, res.Collection = req.Person, c
+		id := req.FaceID
+		if id == "" {
+			id = req.ID
+		}
+		w.faces.Add(1)
+		var d face.Descriptor
+		d[int(w.faces.Load())%128] = 1
+		_ = gallery.AddFace(ctx, st, c, gallery.Entry{Person: req.Person, ID: id, Request: req.ID, Source: req.Name, Descriptor: d})
+		res.Faces = []job.Face{{Box: whole, Score: 1, Name: req.Person, FaceID: id}}
+	case req.Kind == job.KindDetect:
+		res.Answer = "1 face"
+		res.Detections = []job.Detection{{Box: whole, Score: 0.9, Landmarks: make([]job.Point, 68)}}
+	case req.Kind == job.KindVerify:
+		v := &job.Verification{Match: true, Distance: 0.3, Similarity: gallery.Similarity(0.3), Threshold: 0.6, Person: req.Person}
+		res.Answer, res.Verification, res.Input2 = "match", v, req.Input2
+		if req.Person != "" {
+			res.Collection, v.FaceID = c, "f1"
+		}
+		res.Faces = []job.Face{{Box: whole, Score: 1, Distance: 0.3}}
+	case req.Kind == job.KindSearch:
+		res.Answer, res.Collection = "unknown", c
+		res.Faces = []job.Face{{Box: whole, Score: 1, Name: "unknown", Distance: 0.9, Similarity: gallery.Similarity(0.9),
+			Candidates: []job.Candidate{{Person: "Paul", FaceID: "f1", Distance: 0.9, Similarity: gallery.Similarity(0.9)}}}}
 	default:
-		res.Answer = w.answers[req.Name]
+		res.Answer, res.Collection = w.answers[req.Name], c
 		if res.Answer == "" {
 			res.Answer = "unknown"
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 )
 
@@ -23,28 +24,37 @@ type pending struct {
 	done func()
 }
 
-// enqueue stores u and queues its request, registering the waiter before
-// the request is sent so even the fastest reply finds it.
-func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nearest bool, quality string, landmarks bool) (pending, *httpError) {
+// enqueue stores ups (one image, or two for a verification) and queues
+// the request tmpl describes (its kind and parameters), registering the
+// waiter before the request is sent so even the fastest reply finds it.
+func (s *Server) enqueue(ctx context.Context, ups []upload, tmpl job.Request) (pending, *httpError) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	id := job.NewID()
 	noteID(ctx, id)
-	name := u.name
+	name := ups[0].name
 	if name == "" {
 		name = id
 	}
-	req := job.NewRequest(id, name, nearest, s.deps.Now()).WithReplyTo(s.replyTo()).WithQuality(quality).WithLandmarks(landmarks)
-	if kind == job.KindEnroll {
-		req.Kind, req.Person = kind, person
+	req := job.NewRequest(id, name, tmpl.Nearest, s.deps.Now()).WithReplyTo(s.replyTo())
+	req.Kind, req.Person, req.Collection, req.FaceID, req.Limit, req.Threshold = tmpl.Kind, tmpl.Person, tmpl.Collection, tmpl.FaceID, tmpl.Limit, tmpl.Threshold
+	req.Landmarks = tmpl.Landmarks
+	if len(ups) > 1 {
+		// The second image has an id of its own, so retention expires it
+		// by its age like any input.
+		req.Input2 = job.InputKey(job.NewID())
 	}
+	// Last, so the schema version is the one the fields set above need.
+	req = req.WithQuality(tmpl.Quality)
 	body, err := job.Encode(req)
 	if err != nil {
 		return pending{}, refuse(http.StatusBadRequest, "bad_request", "%v", err)
 	}
-	if err := s.deps.Inputs.Put(ctx, req.Input, u.data, http.DetectContentType(u.data)); err != nil {
-		s.log.Error("store input", "id", id, "err", err)
-		return pending{}, refuse(http.StatusServiceUnavailable, "", "input store unavailable, try again")
+	for i, key := range []string{req.Input, req.Input2}[:len(ups)] {
+		if err := s.deps.Inputs.Put(ctx, key, ups[i].data, http.DetectContentType(ups[i].data)); err != nil {
+			s.log.Error("store input", "id", id, "err", err)
+			return pending{}, refuse(http.StatusServiceUnavailable, "", "input store unavailable, try again")
+		}
 	}
 	ch, done := s.waiters.add(id)
 	if err := s.deps.Requests.Send(ctx, body); err != nil {
@@ -52,23 +62,25 @@ func (s *Server) enqueue(ctx context.Context, u upload, kind, person string, nea
 		s.log.Error("queue request", "id", id, "err", err)
 		return pending{}, refuse(http.StatusServiceUnavailable, "", "request queue unavailable, try again")
 	}
-	s.log.Debug("queued", "id", id, "name", name, "kind", req.Kind, "bytes", len(u.data))
+	s.log.Debug("queued", "id", id, "name", name, "kind", req.Kind, "bytes", len(ups[0].data))
 	return pending{id: id, ch: ch, done: done}, nil
 }
 
-// enqueueRecognition checks one uploaded image, takes the call's in-flight
-// slot and queues the image for recognition: the shared front half of the
-// text and JSON endpoints. The upload's memory is returned to the budget
-// once the image is stored.
-func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, nearest bool, quality string, landmarks bool) (pending, *httpError) {
+// enqueueChecked checks the uploaded images, takes the call's in-flight
+// slot and queues them as the request tmpl describes: the shared front
+// half of the routes that queue one job. The upload's memory is returned
+// to the budget once the images are stored.
+func (s *Server) enqueueChecked(r *http.Request, in *intake, ups []upload, tmpl job.Request) (pending, *httpError) {
 	defer in.release()
-	if herr := s.check(r.Context(), in, &u); herr != nil {
-		return pending{}, herr
+	for i := range ups {
+		if herr := s.check(r.Context(), in, &ups[i]); herr != nil {
+			return pending{}, herr
+		}
 	}
 	if herr := s.takeSlot(r); herr != nil {
 		return pending{}, herr
 	}
-	return s.enqueue(r.Context(), u, job.KindRecognize, "", nearest, quality, landmarks)
+	return s.enqueue(r.Context(), ups, tmpl)
 }
 
 // postText is the course's contract: multipart field inputFile in,
@@ -77,7 +89,14 @@ func (s *Server) enqueueRecognition(r *http.Request, in *intake, u upload, neare
 func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	in := s.newIntake(w, r)
 	defer in.release()
+	if herr := s.allowCollection(r, galleries.DefaultCollection); herr != nil {
+		return herr
+	}
 	nearest, herr := s.nearestParam(r)
+	if herr != nil {
+		return herr
+	}
+	threshold, herr := thresholdParam(r)
 	if herr != nil {
 		return herr
 	}
@@ -92,7 +111,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, quality, false)
+	p, herr := s.enqueueChecked(r, in, ups, job.Request{Nearest: nearest, Threshold: threshold, Quality: quality})
 	if herr != nil {
 		return herr
 	}
@@ -128,9 +147,14 @@ func pendingStatus(id string) status {
 }
 
 func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpError {
-	in := s.newIntake(w, r)
-	defer in.release()
+	if herr := s.allowCollection(r, galleries.DefaultCollection); herr != nil {
+		return herr
+	}
 	nearest, herr := s.nearestParam(r)
+	if herr != nil {
+		return herr
+	}
+	threshold, herr := thresholdParam(r)
 	if herr != nil {
 		return herr
 	}
@@ -138,11 +162,19 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	wait, herr := s.waitParam(r, s.cfg.APIWait)
+	landmarks, herr := boolParam(r, "landmarks")
 	if herr != nil {
 		return herr
 	}
-	landmarks, herr := boolParam(r, "landmarks")
+	return s.queueOne(w, r, job.Request{Nearest: nearest, Threshold: threshold, Quality: quality, Landmarks: landmarks})
+}
+
+// queueOne reads one image (multipart or raw), queues the request tmpl
+// describes and answers its Result, or 202 after ?wait=.
+func (s *Server) queueOne(w http.ResponseWriter, r *http.Request, tmpl job.Request) *httpError {
+	in := s.newIntake(w, r)
+	defer in.release()
+	wait, herr := s.waitParam(r, s.cfg.APIWait)
 	if herr != nil {
 		return herr
 	}
@@ -159,7 +191,7 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	p, herr := s.enqueueRecognition(r, in, ups[0], nearest, quality, landmarks)
+	p, herr := s.enqueueChecked(r, in, ups, tmpl)
 	if herr != nil {
 		return herr
 	}
@@ -175,6 +207,9 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, p pending, w
 		switch {
 		case err == nil:
 			noteResult(r.Context(), res)
+			if herr := s.allowResult(r, res); herr != nil {
+				return herr
+			}
 			writeJSON(w, http.StatusOK, res)
 			return nil
 		case !errors.Is(err, errWaitTimeout) && !errors.Is(err, errStopping):
@@ -202,6 +237,9 @@ func (s *Server) getRecognition(w http.ResponseWriter, r *http.Request) *httpErr
 		return refuse(http.StatusServiceUnavailable, "", "output store unavailable, try again")
 	}
 	if found {
+		if herr := s.allowResult(r, res); herr != nil {
+			return herr
+		}
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}
@@ -217,6 +255,9 @@ func (s *Server) getRecognition(w http.ResponseWriter, r *http.Request) *httpErr
 	defer done()
 	// The result may have landed between the first look and add.
 	if res, found, err := s.result(r.Context(), id); err == nil && found {
+		if herr := s.allowResult(r, res); herr != nil {
+			return herr
+		}
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
 	live "github.com/facecloud/facecloud/agents/status"
@@ -90,6 +91,12 @@ type Server struct {
 	recorder    *live.Recorder
 	statusCache statusCache
 
+	// index follows the collections without descriptors, for listings and
+	// erasures; renewed at most every indexFresh.
+	index   *galleries.Follower
+	indexMu sync.Mutex
+	indexAt time.Time
+
 	// draining refuses new work (503) while the calls in progress finish.
 	draining atomic.Bool
 	// stop ends waits: cancelled by Close, or by Run when draining runs out.
@@ -140,6 +147,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 		limits:      newLimiters(cfg.KeyRate, cfg.KeyBurst),
 		crossOrigin: http.NewCrossOriginProtection(),
+		index:       galleries.NewIndexFollower(deps.Gallery),
 	}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
@@ -278,36 +286,56 @@ func (s *Server) routes() http.Handler {
 		}
 		handle(pattern, route, m.handler(writeErr))
 	}
-	text := func(scope keys.Scope, h http.Handler) http.Handler { return s.guard(scope, textErrors, h) }
-	json := func(scope keys.Scope, h http.Handler) http.Handler { return s.guard(scope, jsonErrors, h) }
+	text := func(a access, h http.Handler) http.Handler { return s.guard(a, textErrors, h) }
+	json := func(a access, h http.Handler) http.Handler { return s.guard(a, jsonErrors, h) }
+	recognize := access{scope: keys.Recognize, openable: true}
+	search := access{scope: keys.Recognize}
+	enroll := access{scope: keys.Enroll}
+	admin := access{scope: keys.Admin}
+	global := access{scope: keys.Admin, global: true}
+	api := func(a access, h func(http.ResponseWriter, *http.Request) *httpError) http.Handler {
+		return json(a, s.limited(jsonErrors, h))
+	}
 	serve("/{$}", "root", methods{
 		http.MethodGet:  http.HandlerFunc(s.page),
-		http.MethodPost: text(keys.Recognize, s.limited(textErrors, s.postText)),
+		http.MethodPost: text(recognize, s.limited(textErrors, s.postText)),
 	}, textErrors)
 	serve("/healthz", "healthz", methods{http.MethodGet: http.HandlerFunc(s.healthz)}, textErrors)
 	serve("/readyz", "readyz", methods{http.MethodGet: http.HandlerFunc(s.readyz)}, textErrors)
-	serve("/metrics", "metrics", methods{http.MethodGet: text(keys.Admin, promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{}))}, textErrors)
-	serve("/v1/recognitions", "recognitions", methods{http.MethodPost: json(keys.Recognize, s.limited(jsonErrors, s.postRecognition))}, jsonErrors)
+	serve("/openapi.json", "openapi", methods{http.MethodGet: http.HandlerFunc(s.openAPI)}, jsonErrors)
+	serve("/metrics", "metrics", methods{http.MethodGet: text(global, promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{}))}, textErrors)
+	serve("/v1/recognitions", "recognitions", methods{http.MethodPost: api(recognize, s.postRecognition)}, jsonErrors)
 	serve("/v1/recognitions/{id}", "recognition", methods{
-		http.MethodGet:    json(keys.Recognize, s.limited(jsonErrors, s.getRecognition)),
-		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteRecognition)),
+		http.MethodGet:    api(recognize, s.getRecognition),
+		http.MethodDelete: api(admin, s.deleteRecognition),
 	}, jsonErrors)
-	serve("/v1/gallery", "gallery", methods{http.MethodGet: json(keys.Admin, http.HandlerFunc(s.getGallery))}, jsonErrors)
+	serve("/v1/detections", "detections", methods{http.MethodPost: api(recognize, s.postDetection)}, jsonErrors)
+	serve("/v1/verifications", "verifications", methods{http.MethodPost: api(recognize, s.postVerification)}, jsonErrors)
+	serve("/v1/gallery", "gallery", methods{http.MethodGet: api(admin, s.getGallery)}, jsonErrors)
 	serve("/v1/gallery/{person}", "enroll", methods{
-		http.MethodPost:   json(keys.Enroll, s.limited(jsonErrors, s.postEnroll)),
-		http.MethodGet:    json(keys.Admin, s.limited(jsonErrors, s.getPerson)),
-		http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deletePerson)),
+		http.MethodPost:   api(enroll, s.postEnroll),
+		http.MethodGet:    api(admin, s.getPerson),
+		http.MethodDelete: api(admin, s.deletePerson),
 	}, jsonErrors)
-	serve("/v1/gallery/{person}/{face}", "face", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteFace))}, jsonErrors)
-	serve("/v1/gallery/{person}/{face}/thumbnail", "thumbnail", methods{http.MethodGet: json(keys.Admin, s.limited(jsonErrors, s.getThumbnail))}, jsonErrors)
-	serve("/v1/status", "status", methods{http.MethodGet: json(keys.Admin, s.limited(jsonErrors, s.getStatus))}, jsonErrors)
+	serve("/v1/gallery/{person}/{face}", "face", methods{http.MethodDelete: api(admin, s.deleteFace)}, jsonErrors)
+	serve("/v1/collections", "collections", methods{http.MethodGet: api(admin, s.getCollections)}, jsonErrors)
+	serve("/v1/collections/{collection}/persons", "persons", methods{http.MethodGet: api(admin, s.getPersons)}, jsonErrors)
+	serve("/v1/collections/{collection}/persons/{person}", "person", methods{http.MethodDelete: api(admin, s.deleteCollectionPerson)}, jsonErrors)
+	serve("/v1/collections/{collection}/persons/{person}/faces", "person_faces", methods{
+		http.MethodGet:  api(admin, s.getPersonFaces),
+		http.MethodPost: api(enroll, s.postPersonFaces),
+	}, jsonErrors)
+	serve("/v1/collections/{collection}/persons/{person}/faces/{face}", "person_face", methods{http.MethodDelete: api(admin, s.deleteCollectionFace)}, jsonErrors)
+	serve("/v1/collections/{collection}/searches", "searches", methods{http.MethodPost: api(search, s.postSearch)}, jsonErrors)
+	serve("/v1/gallery/{person}/{face}/thumbnail", "thumbnail", methods{http.MethodGet: api(admin, s.getThumbnail)}, jsonErrors)
+	serve("/v1/status", "status", methods{http.MethodGet: api(global, s.getStatus)}, jsonErrors)
 	serve("/console", "console", methods{http.MethodGet: http.HandlerFunc(s.console)}, textErrors)
 	serve("/console/{file}", "console", methods{http.MethodGet: http.HandlerFunc(s.consoleAsset)}, textErrors)
 	serve("/v1/keys", "keys", methods{
-		http.MethodGet:  json(keys.Admin, s.limited(jsonErrors, s.getKeys)),
-		http.MethodPost: json(keys.Admin, s.limited(jsonErrors, s.postKey)),
+		http.MethodGet:  api(global, s.getKeys),
+		http.MethodPost: api(global, s.postKey),
 	}, jsonErrors)
-	serve("/v1/keys/{id}", "key", methods{http.MethodDelete: json(keys.Admin, s.limited(jsonErrors, s.deleteKey))}, jsonErrors)
+	serve("/v1/keys/{id}", "key", methods{http.MethodDelete: api(global, s.deleteKey)}, jsonErrors)
 	handle("/v1/", "unknown", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		jsonErrors(w, refuse(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
 	}))

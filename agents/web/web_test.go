@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 )
 
@@ -397,8 +398,8 @@ func TestEnrolAndGallery(t *testing.T) {
 		t.Fatalf("enrol Emily = %d %q", r.status, r.body)
 	}
 	g := do(t, http.MethodGet, hs.URL+"/v1/gallery", "", nil)
-	gal := decodeJSON[gallery](t, g)
-	want := gallery{Persons: []person{{"Emily", 1}, {"Paul Smith", 2}}, Faces: 3}
+	gal := decodeJSON[galleryList](t, g)
+	want := galleryList{Persons: []galleries.PersonCount{{Name: "Emily", Faces: 1}, {Name: "Paul Smith", Faces: 2}}, Faces: 3}
 	if g.status != 200 || fmt.Sprint(gal) != fmt.Sprint(want) {
 		t.Fatalf("gallery = %d %+v, want %+v", g.status, gal, want)
 	}

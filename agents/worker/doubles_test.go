@@ -281,7 +281,14 @@ func (r *fakeRecognizer) leave() {
 	r.mu.Unlock()
 }
 
-func (r *fakeRecognizer) Recognize(ctx context.Context, image []byte, _ job.Request) (Recognition, error) {
+func (r *fakeRecognizer) Process(ctx context.Context, req job.Request, images [][]byte) (Recognition, error) {
+	if req.Kind == job.KindEnroll {
+		return r.enroll(ctx, req.ID, req.Person, images[0])
+	}
+	return r.recognize(ctx, images[0])
+}
+
+func (r *fakeRecognizer) recognize(ctx context.Context, image []byte) (Recognition, error) {
 	if err := r.enter(ctx); err != nil {
 		return Recognition{}, err
 	}
@@ -303,7 +310,7 @@ func (r *fakeRecognizer) Recognize(ctx context.Context, image []byte, _ job.Requ
 	return Recognition{}, fmt.Errorf("not an image: %q", s)
 }
 
-func (r *fakeRecognizer) Enroll(ctx context.Context, id, person, _ string, image []byte) (Recognition, error) {
+func (r *fakeRecognizer) enroll(ctx context.Context, id, person string, image []byte) (Recognition, error) {
 	if err := r.enter(ctx); err != nil {
 		return Recognition{}, err
 	}

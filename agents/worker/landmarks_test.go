@@ -124,10 +124,10 @@ func TestLandmarksOfDemoPhoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr := &FaceRecognizer{Describer: engine, Detector: engine, Gallery: gallery.NewReloader(newMemStore()), Store: newMemStore(), Threshold: gallery.DefaultThreshold}
-	rec, err := fr.Recognize(ctx, img, job.Request{})
+	fr := &FaceRecognizer{Engine: engine, Gallery: gallery.NewFollower(newMemStore()), Store: newMemStore(), Threshold: gallery.DefaultThreshold}
+	rec, err := fr.Process(ctx, job.Request{}, [][]byte{img})
 	if err != nil || len(rec.Faces) < 2 {
-		t.Fatalf("Recognize = %d faces, %v; want several", len(rec.Faces), err)
+		t.Fatalf("Process = %d faces, %v; want several", len(rec.Faces), err)
 	}
 	if err := fr.Landmarks(ctx, img, rec.Faces); err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestLandmarksOfDemoPhoto(t *testing.T) {
 			t.Errorf("face %d: only %d of 68 landmarks near its box %+v", i, inside, b)
 		}
 	}
-	if err := (&FaceRecognizer{Describer: engine}).Landmarks(ctx, img, rec.Faces); err == nil {
-		t.Fatal("a recognizer without a detector found landmarks")
+	if err := (&FaceRecognizer{}).Landmarks(ctx, img, rec.Faces); err == nil {
+		t.Fatal("a recognizer without an engine found landmarks")
 	}
 }

@@ -37,34 +37,38 @@ import (
 
 // Recognizer runs the face engine and the gallery for the worker.
 type Recognizer interface {
-	// Recognize finds the faces in image and names them from the gallery
-	// as req asks: req.Nearest for the nearest name even beyond the match
-	// threshold, req.Quality for the least quality a face needs to be
-	// matched.
-	Recognize(ctx context.Context, image []byte, req job.Request) (Recognition, error)
-	// Enroll adds the largest face in image to the gallery as person, under
-	// entry id (so a redelivered request overwrites its own entry rather
-	// than adding a second one); source names the image for people.
-	Enroll(ctx context.Context, id, person, source string, image []byte) (Recognition, error)
+	// Process runs req (any kind) on its images: images[0] is the stored
+	// req.Input, images[1] req.Input2 when the request has one; req.Quality
+	// is the least quality a face needs to be matched. Enrolling
+	// under the same face id again replaces the face, so a redelivered
+	// request never adds a second one.
+	Process(ctx context.Context, req job.Request, images [][]byte) (Recognition, error)
 }
 
 // Landmarker is a Recognizer that can also find the landmarks of the faces
 // it recognised, for requests that ask for them.
 type Landmarker interface {
 	// Landmarks sets the Landmarks of each of faces (found in image by
-	// Recognize) that it can find.
+	// Process) that it can find.
 	Landmarks(ctx context.Context, image []byte, faces []job.Face) error
 }
 
 // errNoLandmarks refuses a request for landmarks a worker cannot find.
 var errNoLandmarks = errors.New("this worker cannot find landmarks (its engine has no landmark net)")
 
-// Recognition is a Recognizer's answer for one image.
+// Recognition is a Recognizer's answer for one request.
 type Recognition struct {
+	// Width and Height are the (first) image's.
 	Width, Height int
 	// Faces are largest first; Name is "unknown" for a face that matched no
 	// one, job.LowQuality for one below the request's quality filter.
 	Faces []job.Face
+	// Detections answer a detection.
+	Detections []job.Detection
+	// Verification answers a verification.
+	Verification *job.Verification
+	// Threshold is the match threshold applied, if any.
+	Threshold float64
 	// Elapsed is the engine's time, without queueing or I/O.
 	Elapsed time.Duration
 }
@@ -73,6 +77,8 @@ type Recognition struct {
 const (
 	AnswerNoFace  = "no face"
 	AnswerUnknown = "unknown"
+	AnswerMatch   = "match"
+	AnswerNoMatch = "no match"
 )
 
 // retryable marks a Recognizer error as transient.
@@ -469,14 +475,21 @@ func (w *Worker) process(ctx context.Context, m platform.Message, req job.Reques
 
 // compute runs the request; permanent failures come back as failed Results.
 func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, error) {
-	data, err := w.d.Input.Get(ctx, req.Input)
-	switch {
-	case errors.Is(err, platform.ErrNotFound):
-		return w.failedResult(req, fmt.Sprintf("input %s does not exist", req.Input)), nil
-	case err != nil:
-		return job.Result{}, fmt.Errorf("get input %s: %w", req.Input, err)
+	var images [][]byte
+	for _, key := range []string{req.Input, req.Input2} {
+		if key == "" {
+			continue
+		}
+		data, err := w.d.Input.Get(ctx, key)
+		switch {
+		case errors.Is(err, platform.ErrNotFound):
+			return w.failedResult(req, fmt.Sprintf("input %s does not exist", key)), nil
+		case err != nil:
+			return job.Result{}, fmt.Errorf("get input %s: %w", key, err)
+		}
+		images = append(images, data)
 	}
-	rec, err := w.recognize(ctx, req, data)
+	rec, err := w.recognize(ctx, req, images)
 	if err != nil {
 		if isRetryable(err) {
 			return job.Result{}, err
@@ -484,43 +497,71 @@ func (w *Worker) compute(ctx context.Context, req job.Request) (job.Result, erro
 		return w.failedResult(req, oneLine(err)), nil
 	}
 	res := job.Result{
-		V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone,
-		Faces: rec.Faces, Width: rec.Width, Height: rec.Height,
+		V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Kind: req.Kind, Input2: req.Input2,
+		Faces: rec.Faces, Detections: rec.Detections, Verification: rec.Verification, Threshold: rec.Threshold,
+		Width: rec.Width, Height: rec.Height,
 		RecognitionMS: float64(rec.Elapsed.Microseconds()) / 1000,
 		Worker:        w.cfg.Name, Finished: w.d.Now().UTC(),
 	}
+	if req.Kind == "" || req.Kind == job.KindRecognize || req.Kind == job.KindEnroll || req.Kind == job.KindSearch || req.Kind == job.KindVerify && req.Person != "" {
+		res.Collection = req.Collection
+		if res.Collection == "" {
+			res.Collection = DefaultCollection
+		}
+	}
+	res.Answer = answer(req, rec)
+	return res, nil
+}
+
+// DefaultCollection is the collection of requests that name none.
+const DefaultCollection = "default"
+
+// answer is the one-line answer of a done request: the first (largest)
+// face's name for recognitions and searches, the person enrolled, the
+// number of faces found, or whether a verification matched.
+func answer(req job.Request, rec Recognition) string {
 	switch {
 	case req.Kind == job.KindEnroll:
-		res.Answer = req.Person
+		return req.Person
+	case req.Kind == job.KindDetect:
+		switch n := len(rec.Detections); n {
+		case 0:
+			return AnswerNoFace
+		case 1:
+			return "1 face"
+		default:
+			return fmt.Sprintf("%d faces", n)
+		}
+	case req.Kind == job.KindVerify && rec.Verification != nil:
+		if rec.Verification.Match {
+			return AnswerMatch
+		}
+		return AnswerNoMatch
 	case len(rec.Faces) == 0:
-		res.Answer = AnswerNoFace
+		return AnswerNoFace
 	default:
-		res.Answer = rec.Faces[0].Name
+		return rec.Faces[0].Name
 	}
-	return res, nil
 }
 
 // recognize runs the Recognizer. A panic in it (a bug the input
 // triggers) becomes a permanent error for this request, so one bad image
 // cannot crash the worker and every worker it is redelivered to.
-func (w *Worker) recognize(ctx context.Context, req job.Request, data []byte) (rec Recognition, err error) {
+func (w *Worker) recognize(ctx context.Context, req job.Request, images [][]byte) (rec Recognition, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			w.log.Error("recognizer panicked; answering the request as failed", "id", req.ID, "panic", p, "stack", string(debug.Stack()))
 			rec, err = Recognition{}, fmt.Errorf("internal error while processing the image: %v", p)
 		}
 	}()
-	if req.Kind == job.KindEnroll {
-		return w.d.Recognizer.Enroll(ctx, req.ID, req.Person, req.Name, data)
-	}
-	rec, err = w.d.Recognizer.Recognize(ctx, data, req)
+	rec, err = w.d.Recognizer.Process(ctx, req, images)
 	if err == nil && req.Landmarks {
 		lm, ok := w.d.Recognizer.(Landmarker)
 		if !ok {
 			return rec, errNoLandmarks
 		}
 		t0 := time.Now()
-		err = lm.Landmarks(ctx, data, rec.Faces)
+		err = lm.Landmarks(ctx, images[0], rec.Faces)
 		rec.Elapsed += time.Since(t0)
 	}
 	return rec, err
@@ -575,7 +616,7 @@ func (w *Worker) putAnswerObject(ctx context.Context, req job.Request, res job.R
 // that are not plain file stems (or that would shadow the store's own
 // prefixes) get no answer object; their Result is stored all the same.
 func (w *Worker) answerKey(req job.Request, res job.Result) (string, bool) {
-	if !w.cfg.AnswerObjects || res.Status != job.StatusDone || req.Kind == job.KindEnroll {
+	if !w.cfg.AnswerObjects || res.Status != job.StatusDone || req.Kind != "" && req.Kind != job.KindRecognize {
 		return "", false
 	}
 	return job.AnswerKey(req.Name)

@@ -352,7 +352,7 @@ func (c curve) eer() (float64, float64) {
 
 // named is the answer a face gets against g under pipeline p: a name, or
 // "" for unknown / below the quality filter.
-func named(p pipeline, g *gallery.Gallery, f face.Found) (string, float64) {
+func named(p pipeline, g *gallery.View, f face.Found) (string, float64) {
 	name, dist := g.Match(f.Descriptor, p.threshold, false)
 	if f.Quality.Level < p.minLevel || name == gallery.Unknown {
 		return "", dist
@@ -360,7 +360,7 @@ func named(p pipeline, g *gallery.Gallery, f face.Found) (string, float64) {
 	return name, dist
 }
 
-func courseGallery(p pipeline, course *perturb.Course) *gallery.Gallery {
+func courseGallery(p pipeline, course *perturb.Course) *gallery.View {
 	var entries []gallery.Entry
 	for _, s := range course.Stems {
 		f, ok := largest(p.describe(course.Images[s]))
@@ -369,7 +369,7 @@ func courseGallery(p pipeline, course *perturb.Course) *gallery.Gallery {
 		}
 		entries = append(entries, gallery.Entry{V: gallery.Version, Person: course.Labels[s], ID: s, Descriptor: f.Descriptor})
 	}
-	return gallery.New(entries)
+	return gallery.ViewOf(gallery.DefaultCollection, entries)
 }
 
 // openSet matches every face of every labelled and stranger image (none of
@@ -399,7 +399,7 @@ func openSet(p pipeline, items []item, recs []face.Recognition, course *perturb.
 			}
 		}
 	}
-	fmt.Printf("### Open set: strangers against the course gallery (%d faces of %d people)\n\n| source | faces found | named (false accepts) |\n|---|---|---|\n", g.Len(), len(g.People()))
+	fmt.Printf("### Open set: strangers against the course gallery (%d faces of %d people)\n\n| source | faces found | named (false accepts) |\n|---|---|---|\n", g.Len(), len(g.Persons()))
 	srcs := make([]string, 0, len(bySource))
 	for s := range bySource {
 		srcs = append(srcs, s)

@@ -30,9 +30,10 @@ func runEnroll(ctx context.Context, env *environment, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: facecloud enroll --data DIR (--images DIR|ZIP --labels FILE.csv | --folders DIR | --person NAME IMG|DIR|ZIP...)
 
-Describes each labelled image's largest face and stores it in the gallery of
-DIR/store (gallery/<person>/<id>.json). Enrolling the same image again for the
-same person keeps one entry.
+Describes each labelled image's largest face and adds it to a collection
+(--collection, default "default") of the gallery in DIR/store, as one event
+of the collection's log. Enrolling the same image again for the same person
+keeps one face.
 
   --images DIR|ZIP --labels FILE.csv
                                    the course's format: CSV "Image,Results", image names without
@@ -49,6 +50,7 @@ flags:`)
 	labels := fs.String("labels", "", "CSV with columns Image,Results")
 	folders := fs.String("folders", "", "folder with one subfolder of images per person")
 	person := fs.String("person", "", "name of the person in the image arguments")
+	collection := fs.String("collection", gallery.DefaultCollection, "collection (named gallery) to enrol into")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "images described at once (1..256)")
 	var maxBody int64
 	var maxPixels int
@@ -70,6 +72,9 @@ flags:`)
 	}
 	if modes != 1 {
 		return usageError(env, fs, "give exactly one of --images/--labels, --folders or --person")
+	}
+	if err := gallery.ValidCollection(*collection); err != nil {
+		return usageError(env, fs, err.Error())
 	}
 	var items []gallery.Labelled
 	switch {
@@ -129,7 +134,7 @@ flags:`)
 	failed := 0
 	people := map[string]int{}
 	err = inOrder(ctx, items, *workers, func(it gallery.Labelled) outcome {
-		e, err := enrollFile(ctx, store, d, it)
+		e, err := enrollFile(ctx, store, d, *collection, it)
 		return outcome{it.Image.Stem(), e.Person, err}
 	}, func(o outcome) error {
 		if o.err != nil {
@@ -144,7 +149,7 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	log.Info("enrolled", "faces", len(items)-failed, "people", len(people), "failed", failed, "store", localStoreURL(*data))
+	log.Info("enrolled", "faces", len(items)-failed, "people", len(people), "failed", failed, "collection", *collection, "store", localStoreURL(*data))
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d not enrolled", errSomeFailed, failed, len(items))
 	}
@@ -152,12 +157,12 @@ flags:`)
 }
 
 // enrollFile enrols one labelled image under an id derived from its bytes.
-func enrollFile(ctx context.Context, store platform.Store, d engineDescriber, it gallery.Labelled) (gallery.Entry, error) {
+func enrollFile(ctx context.Context, store platform.Store, d engineDescriber, collection string, it gallery.Labelled) (gallery.Entry, error) {
 	data, err := it.Image.Read(d.limits.MaxBytes)
 	if err != nil {
 		return gallery.Entry{}, err
 	}
-	e, rec, err := gallery.Enroll(ctx, store, d, it.Person, "", it.Image.Base(), data)
+	e, rec, err := gallery.Enroll(ctx, store, d, collection, it.Person, "", it.Image.Base(), data)
 	if err != nil {
 		return e, err
 	}

@@ -23,14 +23,16 @@ func init() {
 func runKeys(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "keys")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: facecloud keys create (--data DIR | --store URL) --scopes SCOPE[,SCOPE...] [--name NAME]
+		fmt.Fprintln(fs.Output(), `usage: facecloud keys create (--data DIR | --store URL) --scopes SCOPE[,SCOPE...] [--collections C[,C...]] [--name NAME]
        facecloud keys list   (--data DIR | --store URL) [--json]
        facecloud keys revoke (--data DIR | --store URL) ID
 
 Keys are kept, as hashes, in the gallery store: DIR/store locally, the web
 agent's --gallery (or --output) URL on AWS, e.g. s3://BUCKET. Scopes:
 recognize (the recognition routes), enroll (adding faces), admin
-(everything: the gallery, erasure, keys, metrics). "create" prints the new
+(everything: the gallery, erasure, keys, metrics). --collections limits a
+key to those collections (named galleries): it can neither read nor change
+any other, nor manage keys or read metrics. "create" prints the new
 key alone on one line of stdout: it is shown this once. Web agents accept a
 new key, and refuse a revoked one, within their --keys-refresh (5 s).
 
@@ -41,6 +43,7 @@ flags:`)
 	storeURL := fs.String("store", "", "store URL of the keys (the web agent's gallery store), e.g. s3://BUCKET or file:///DIR")
 	scopes := fs.String("scopes", "", "create: comma-separated scopes: recognize, enroll, admin")
 	name := fs.String("name", "", "create: a name for the key, to tell keys apart (up to 64 bytes)")
+	collections := fs.String("collections", "", "create: comma-separated collections the key is limited to; empty: every collection")
 	asJSON := fs.Bool("json", false, "list: print JSON")
 	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -78,7 +81,7 @@ flags:`)
 	ks := keys.NewStore(st)
 	switch sub {
 	case "create":
-		return keysCreate(ctx, env, ks, *scopes, *name)
+		return keysCreate(ctx, env, ks, *scopes, *collections, *name)
 	case "list":
 		return keysList(ctx, env, ks, *asJSON)
 	default:
@@ -86,18 +89,30 @@ flags:`)
 	}
 }
 
-func keysCreate(ctx context.Context, env *environment, ks *keys.Store, scopeList, name string) error {
+func keysCreate(ctx context.Context, env *environment, ks *keys.Store, scopeList, collectionList, name string) error {
 	scopes, err := keys.ParseScopes(scopeList)
 	if err != nil {
 		return err
 	}
-	secret, k, err := ks.Create(ctx, name, scopes)
+	collections, err := keys.ParseCollections(collectionList)
+	if err != nil {
+		return err
+	}
+	secret, k, err := ks.Create(ctx, name, scopes, collections...)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, secret)
-	fmt.Fprintf(env.stderr, "created API key %s (scopes %s); it is shown this once\n", k.ID, joinScopes(k.Scopes))
+	fmt.Fprintf(env.stderr, "created API key %s (scopes %s, collections %s); it is shown this once\n", k.ID, joinScopes(k.Scopes), collectionsText(k))
 	return nil
+}
+
+// collectionsText is a key's collections for people.
+func collectionsText(k keys.Key) string {
+	if !k.Scoped() {
+		return "all"
+	}
+	return strings.Join(k.Collections, ",")
 }
 
 func keysList(ctx context.Context, env *environment, ks *keys.Store, asJSON bool) error {
@@ -114,7 +129,7 @@ func keysList(ctx context.Context, env *environment, ks *keys.Store, asJSON bool
 		return enc.Encode(list)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED")
+	fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCOLLECTIONS\tCREATED\tLAST USED")
 	for _, k := range list {
 		used := "never"
 		if !k.LastUsed.IsZero() {
@@ -124,7 +139,7 @@ func keysList(ctx context.Context, env *environment, ks *keys.Store, asJSON bool
 		if name == "" {
 			name = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, name, joinScopes(k.Scopes), k.Created.UTC().Format(time.RFC3339), used)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, name, joinScopes(k.Scopes), collectionsText(k), k.Created.UTC().Format(time.RFC3339), used)
 	}
 	return tw.Flush()
 }

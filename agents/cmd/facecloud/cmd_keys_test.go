@@ -37,24 +37,28 @@ func keysRoundTrip(t *testing.T, where ...string) {
 	if !strings.Contains(errOut, "shown this once") || strings.Contains(errOut, admin[len(admin)-32:]) {
 		t.Errorf("keys create stderr %q: want a note that the key is shown once, without the key", errOut)
 	}
-	code, out, _ = runCmd(t, append(append([]string{"keys", "create"}, where...), "--scopes", "enroll,recognize")...)
-	if code != 0 || !keyLine.MatchString(out) {
-		t.Fatalf("second keys create = %d %q", code, out)
+	code, out, errOut = runCmd(t, append(append([]string{"keys", "create"}, where...), "--scopes", "enroll,recognize", "--collections", "team-b, team-a,team-b")...)
+	if code != 0 || !keyLine.MatchString(out) || !strings.Contains(errOut, "collections team-a,team-b") {
+		t.Fatalf("second keys create = %d %q %q", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, append(append([]string{"keys", "list"}, where...), "--json")...)
 	if code != 0 {
 		t.Fatalf("keys list = %d: %s", code, errOut)
 	}
 	var list []keys.Key
-	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 2 {
-		t.Fatalf("keys list --json = %q (%v), want two keys", out, err)
+	err := json.Unmarshal([]byte(out), &list)
+	if err == nil && len(list) == 2 && list[0].Name != "ops" {
+		list[0], list[1] = list[1], list[0] // created in the same second
+	}
+	if err != nil || len(list) != 2 || len(list[0].Collections) != 0 || strings.Join(list[1].Collections, ",") != "team-a,team-b" {
+		t.Fatalf("keys list --json = %q (%v), want two keys, the second for team-a and team-b", out, err)
 	}
 	if strings.Contains(out, admin[len(admin)-32:]) || strings.Contains(out, "sha256") {
 		t.Fatalf("keys list shows a secret or a hash: %s", out)
 	}
 	adminID := strings.Split(admin, "_")[1]
 	code, out, _ = runCmd(t, append([]string{"keys", "list"}, where...)...)
-	if code != 0 || !strings.Contains(out, "ID") || !strings.Contains(out, "LAST USED") || !regexp.MustCompile(adminID+` +ops +admin +\S+ +never`).MatchString(out) || !strings.Contains(out, "recognize,enroll") {
+	if code != 0 || !strings.Contains(out, "ID") || !strings.Contains(out, "LAST USED") || !regexp.MustCompile(adminID+` +ops +admin +all +\S+ +never`).MatchString(out) || !regexp.MustCompile(`recognize,enroll +team-a,team-b `).MatchString(out) {
 		t.Fatalf("keys list = %d:\n%s", code, out)
 	}
 	if code, _, errOut := runCmd(t, append(append([]string{"keys", "revoke"}, where...), adminID)...); code != 0 {
@@ -108,6 +112,7 @@ func TestKeysCommandRefuses(t *testing.T) {
 		"no store":          {[]string{"keys", "list"}, 2, "--data DIR or --store URL"},
 		"both stores":       {[]string{"keys", "list", "--data", dir, "--store", "file:///tmp/x"}, 2, "one of them"},
 		"no scopes":         {[]string{"keys", "create", "--data", dir}, 1, "no scope given"},
+		"bad collection":    {[]string{"keys", "create", "--data", dir, "--scopes", "enroll", "--collections", "a,b/c"}, 1, "collection name \"b/c\""},
 		"unknown scope":     {[]string{"keys", "create", "--data", dir, "--scopes", "root"}, 1, `scope "root" unknown`},
 		"revoke without id": {[]string{"keys", "revoke", "--data", dir}, 2, "takes 1 argument"},
 		"revoke bad id":     {[]string{"keys", "revoke", "--data", dir, "../x"}, 1, "must be 16 characters"},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/models"
 	"github.com/facecloud/facecloud/agents/platform/datadir"
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
@@ -59,7 +60,8 @@ flags:`)
 	wcfg := webLimitFlags(fs, "127.0.0.1:8080")
 	door := frontDoorFlags(fs)
 	scfg := scaler.DefaultConfig
-	scalerFlags(fs, &scfg)
+	var compactEvery time.Duration
+	scalerFlags(fs, &scfg, &compactEvery)
 	fs.IntVar(&scfg.Policy.Max, "max-workers", min(runtime.NumCPU(), 100), "most worker processes (1..100; default the number of CPUs)")
 	// One engine call uses one core, and local starts up to a worker per
 	// CPU: two jobs per worker keep each busy across the queue round trip
@@ -88,6 +90,9 @@ flags:`)
 		return err
 	}
 	if err := scfg.Validate(); err != nil {
+		return err
+	}
+	if err := validCompactEvery(compactEvery); err != nil {
 		return err
 	}
 	if err := wcfg.Validate(); err != nil {
@@ -243,6 +248,10 @@ flags:`)
 	defer stopScaler()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = loop.Run(scalerCtx) })
+	// This process is the one scaler of the data directory (it holds its
+	// lock), so it is the one compactor of its collections too.
+	compactor := &gallery.Compactor{Store: store, Interval: compactEvery, Logger: log.With("agent", "compactor")}
+	wg.Go(func() { compactor.Run(scalerCtx) })
 	served := make(chan struct{})
 	go func() {
 		select {

@@ -102,20 +102,7 @@ type engineDescriber struct {
 	limits imageio.Limits
 }
 
-func (d engineDescriber) Describe(ctx context.Context, data []byte) (face.Recognition, error) {
-	t0 := time.Now()
-	img, err := imageio.Decode(data, d.limits)
-	if err != nil {
-		return face.Recognition{}, err
-	}
-	decoded := time.Since(t0)
-	rec, err := d.engine.DescribeImage(ctx, img)
-	rec.Timings.Decode = decoded
-	return rec, err
-}
-
-// Detect decodes as Describe does and finds the faces and their landmarks;
-// it is the worker's Detector.
+// Detect decodes as Describe does and finds the faces and their landmarks.
 func (d engineDescriber) Detect(ctx context.Context, data []byte) (face.Detection, error) {
 	t0 := time.Now()
 	img, err := imageio.Decode(data, d.limits)
@@ -126,4 +113,16 @@ func (d engineDescriber) Detect(ctx context.Context, data []byte) (face.Detectio
 	det, err := d.engine.DetectImage(ctx, img)
 	det.Timings.Decode = decoded
 	return det, err
+}
+
+func (d engineDescriber) Describe(ctx context.Context, data []byte) (face.Recognition, error) {
+	t0 := time.Now()
+	img, err := imageio.Decode(data, d.limits)
+	if err != nil {
+		return face.Recognition{}, err
+	}
+	decoded := time.Since(t0)
+	rec, err := d.engine.DescribeImage(ctx, img)
+	rec.Timings.Decode = decoded
+	return rec, err
 }

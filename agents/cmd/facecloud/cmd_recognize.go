@@ -62,6 +62,7 @@ flags:`)
 	data := fs.String("data", "", "data directory; the gallery lives in DIR/store")
 	modelsDir := fs.String("models", modelsDirDefault(env), "model cache directory")
 	threshold := fs.Float64("threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
+	collection := fs.String("collection", gallery.DefaultCollection, "collection (named gallery) to name the faces from")
 	nearest := fs.Bool("nearest", false, "always answer the nearest gallery name, even beyond --threshold")
 	quality := fs.String("quality", gallery.DefaultQuality, "least face quality matched: none, low, medium or high (a face below is \"low quality\")")
 	asJSON := fs.Bool("json", false, "print one JSON object per image: faces, boxes, names, distances and timings")
@@ -89,6 +90,9 @@ flags:`)
 	if err := existingDataDir(*data); err != nil {
 		return err
 	}
+	if err := gallery.ValidCollection(*collection); err != nil {
+		return usageError(env, fs, err.Error())
+	}
 	files, err := imagefiles.List(fs.Args())
 	if err != nil {
 		return err
@@ -99,12 +103,13 @@ flags:`)
 		return err
 	}
 	defer store.Close()
-	g, err := gallery.Load(ctx, store)
+	followed, err := gallery.Load(ctx, store)
 	if err != nil {
 		return err
 	}
+	g := followed.View(*collection)
 	if g.Len() == 0 {
-		log.Warn("the gallery is empty: every face will be unknown (run facecloud enroll)", "data", *data)
+		log.Warn("the collection is empty: every face will be unknown (run facecloud enroll)", "data", *data, "collection", *collection)
 	}
 	engine, err := loadEngine(ctx, log, *modelsDir)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/scaler"
 )
 
@@ -25,8 +26,10 @@ func init() {
 	})
 }
 
-// scalerFlags are the policy flags shared by scaler and local.
-func scalerFlags(fs *flag.FlagSet, cfg *scaler.Config) {
+// scalerFlags are the policy flags shared by scaler and local, and the
+// gallery compaction's interval (the acting scaler compacts).
+func scalerFlags(fs *flag.FlagSet, cfg *scaler.Config, compactEvery *time.Duration) {
+	fs.DurationVar(compactEvery, "compact-every", 2*time.Second, "how often the acting scaler folds the collections' logs into their snapshots (100ms..10m)")
 	def := scaler.DefaultConfig
 	fs.DurationVar(&cfg.Interval, "interval", def.Interval, "time between two polls of queue depth and fleet size (100ms..5m)")
 	fs.IntVar(&cfg.Policy.Min, "min-workers", def.Policy.Min, "fewest workers kept running (0..max)")
@@ -43,17 +46,19 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 		fs.PrintDefaults()
 	}
 	cfg := scaler.DefaultConfig
-	scalerFlags(fs, &cfg)
+	var compactEvery time.Duration
+	scalerFlags(fs, &cfg, &compactEvery)
 	fs.IntVar(&cfg.Policy.Max, "max-workers", cfg.Policy.Max, "most workers (1..100)")
 	requests := fs.String("requests", "", "request queue URL")
-	data := fs.String("data", "", "local data directory: the request queue is DIR/queue.db")
+	data := fs.String("data", "", "local data directory: the request queue is DIR/queue.db, the gallery DIR/store")
+	output := fs.String("output", "", "output store URL (the web agent's): the gallery's, unless --gallery says otherwise, and where the scaler writes its status report (status/scaler.json) for the console and facecloud status")
+	galleryURL := fs.String("gallery", "", "gallery store URL, whose collections the acting scaler compacts; default the output store; neither: no compaction")
 	fleetURL := fs.String("fleet", "", "worker fleet URL, e.g. asg://GROUP")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on HOST:PORT; empty: off")
 	leaseURL := fs.String("lease", "", "elect one acting scaler of several (one per web host) through this record, s3://BUCKET/KEY; empty: this scaler always acts")
 	leaseTTL := fs.Duration("lease-ttl", 15*time.Second, "how long the lease holds without renewal: a dead scaler is replaced after about this long (1s..10m)")
 	replyPrefix := fs.String("reply-prefix", "", "the web hosts' own reply queues (the web agent's --reply-prefix): the acting scaler removes those untouched for --reply-expiry")
 	fs.DurationVar(&cfg.ReplyExpiry, "reply-expiry", cfg.ReplyExpiry, "how long a web host's reply queue may go untouched before it is removed as a dead host's (5s..24h; several times the web agent's --reply-touch)")
-	output := fs.String("output", "", "the web agents' output store (their --output): the scaler writes its status report there as status/scaler.json, for the console and facecloud status; empty: no report (--data: DIR/store)")
 	deadLetter := fs.String("dead-letter", "", "the request queue's dead-letter queue URL: its depth goes into the status report and facecloud_scaler_dead_letters (--data: DIR/queue.db's requests-dlq)")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
@@ -68,6 +73,15 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 		if *deadLetter == "" {
 			*deadLetter = localQueueURL(*data, RequestQueueName+DeadLetterSuffix)
 		}
+	}
+	if *galleryURL == "" {
+		*galleryURL = *output
+	}
+	if *galleryURL == "" && *data != "" {
+		*galleryURL = localStoreURL(*data)
+	}
+	if err := validCompactEvery(compactEvery); err != nil {
+		return usageError(env, fs, err.Error())
 	}
 	if *requests == "" || *fleetURL == "" {
 		return usageError(env, fs, "--fleet and one of --requests or --data are required")
@@ -139,7 +153,31 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 		}
 		defer stopMetrics()
 	}
+	if *galleryURL != "" {
+		store, err := openStore(ctx, env, *galleryURL)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		cp := &gallery.Compactor{Store: store, Interval: compactEvery, Logger: log.With("agent", "compactor")}
+		if deps.Lease != nil {
+			cp.Leading = deps.Lease.Leading
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); cp.Run(ctx) }()
+		defer func() { <-done }()
+	} else {
+		log.Warn("no gallery store (--gallery, --output or --data): the collections' logs are not compacted here")
+	}
 	return loop.Run(ctx)
+}
+
+// validCompactEvery checks --compact-every.
+func validCompactEvery(d time.Duration) error {
+	if d < 100*time.Millisecond || d > 10*time.Minute {
+		return fmt.Errorf("--compact-every %s out of range 100ms..10m", d)
+	}
+	return nil
 }
 
 // serveMetrics serves reg at /metrics on addr until the returned func is called.

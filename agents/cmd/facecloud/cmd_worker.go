@@ -225,16 +225,17 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	reloader := gallery.NewReloader(galleryStore)
-	if _, err := reloader.Refresh(ctx); err != nil {
+	follower := gallery.NewFollower(galleryStore)
+	if _, err := follower.Refresh(ctx); err != nil {
 		return fmt.Errorf("load gallery: %w", err)
 	}
-	if reloader.Gallery().Len() == 0 {
+	if follower.Faces() == 0 {
 		log.Warn("the gallery is empty: every face will be unknown until people are enrolled")
 	}
 	galleryCtx, stopGallery := context.WithCancel(ctx)
 	defer stopGallery()
-	go reloader.Run(galleryCtx, wf.galleryRefresh, log)
+	// The worker's name on its gallery lines tells whose view changed.
+	go follower.Run(galleryCtx, wf.galleryRefresh, log.With("worker", wf.cfg.Name))
 
 	describer := engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)}
 	reg := prometheus.NewRegistry()
@@ -242,8 +243,8 @@ flags:`)
 	w, err := worker.New(wf.cfg, worker.Deps{
 		Requests: reqQ, Replies: repQ, Input: in, Output: out,
 		Recognizer: &worker.FaceRecognizer{
-			Describer: describer, Detector: describer, Limits: describer.limits,
-			Gallery: reloader, Store: galleryStore, Threshold: wf.threshold, Logger: log,
+			Engine: describer, Limits: describer.limits,
+			Gallery: follower, Store: galleryStore, Threshold: wf.threshold, Logger: log,
 		},
 		ReplyFamily: family, Retirer: retirer, Logger: log, Metrics: reg,
 	})
@@ -257,7 +258,7 @@ flags:`)
 		}
 		defer stopMetrics()
 	}
-	log.Info("worker ready", "name", wf.cfg.Name, "gallery_faces", reloader.Gallery().Len(), "startup", time.Since(t0).Round(time.Millisecond))
+	log.Info("worker ready", "name", wf.cfg.Name, "gallery_faces", follower.Faces(), "collections", len(follower.Collections()), "startup", time.Since(t0).Round(time.Millisecond))
 	if notifier != nil {
 		if err := notifier.Ready(); err != nil {
 			return err

@@ -78,6 +78,16 @@ func packB(kern *gemmKernel, b []float32, k, n int) *PackedB {
 	return p
 }
 
+// Column copies column j of the packed matrix (its K values) into dst,
+// for a caller that needs one column exactly, not through a product.
+func (p *PackedB) Column(j int, dst []float32) {
+	nr := p.kern.nr
+	panel := p.panels[(j/nr)*p.K*nr:]
+	for r, c := 0, j%nr; r < p.K; r++ {
+		dst[r] = panel[r*nr+c]
+	}
+}
+
 // Gemm sets C = A·B + C for the m × K matrix A (row stride lda) and the
 // packed K × N matrix B, with C m × N (row stride ldc). Callers that want
 // C = A·B (plus a bias) initialise C first.

@@ -105,6 +105,28 @@ func TestGemm(t *testing.T) {
 	}
 }
 
+// TestColumn reads every column of packed matrices back, with each
+// kernel set's panel width.
+func TestColumn(t *testing.T) {
+	eachKernelSet(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, n := range []int{1, 7, 16, 33, 100} {
+			const k = 9
+			b := randSlice(r, k*n)
+			p := PackB(b, k, n)
+			col := make([]float32, k)
+			for j := range n {
+				p.Column(j, col)
+				for i := range k {
+					if col[i] != b[i*n+j] {
+						t.Fatalf("n=%d: column %d row %d = %v, want %v", n, j, i, col[i], b[i*n+j])
+					}
+				}
+			}
+		}
+	})
+}
+
 func TestPick(t *testing.T) {
 	if s, err := pick(""); err != nil || s != sets[0] {
 		t.Errorf("pick(\"\") = %v, %v; want the first set", s, err)

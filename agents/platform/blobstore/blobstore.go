@@ -125,11 +125,28 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	b, err := s.bucket.ReadAll(ctx, key)
+	r, err := s.bucket.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, mapErr(err))
 	}
-	return b, nil
+	defer r.Close()
+	// One buffer of the object's size, read into once: a large object (a
+	// gallery segment) does not pass through a growing, cleared buffer. The
+	// read past the end checks the size did not change under the reader.
+	b := make([]byte, r.Size()+1)
+	n, err := io.ReadFull(r, b)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return b[:n:n], nil
+	case err != nil:
+		return nil, fmt.Errorf("get %s: %w", key, mapErr(err))
+	}
+	// Longer than it said: read the rest as it comes.
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, mapErr(err))
+	}
+	return append(b, rest...), nil
 }
 
 // Exists reports whether key holds an object.
@@ -151,6 +168,20 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 // List returns the keys that start with prefix, sorted. The listing is
 // flat: keys in "subdirectories" are included with their full path.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	for attempt := 1; ; attempt++ {
+		keys, err := s.list(ctx, prefix)
+		// fileblob walks the directory tree and fails with NotFound when a
+		// file it has just read from a directory is renamed or deleted
+		// before it looks at it (a Put's temporary file, a Delete racing
+		// the walk): list again, the tree is fine.
+		if s.root != "" && errors.Is(err, platform.ErrNotFound) && attempt < 10 && ctx.Err() == nil {
+			continue
+		}
+		return keys, err
+	}
+}
+
+func (s *Store) list(ctx context.Context, prefix string) ([]string, error) {
 	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
 	var keys []string
 	for {
