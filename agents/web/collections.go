@@ -21,7 +21,8 @@ import (
 )
 
 // indexFresh is how old the web host's copy of the collections' indexes
-// may be when a listing or an erasure reads it (one List call renews it).
+// may be when a listing or an erasure reads it (one List call renews it);
+// this host's own enrolments and erasures renew it at the next listing.
 const indexFresh = time.Second
 
 // collections returns the collections' indexes (no descriptors), renewed
@@ -48,6 +49,15 @@ func (s *Server) collectionsAt(ctx context.Context, fresh time.Duration) (*galle
 	}
 	s.indexAt = time.Now()
 	return s.index, nil
+}
+
+// indexChanged marks the indexes old after this host enrolled or erased
+// faces, so that the next listing renews them and shows the change: a
+// client listing after its own write through this host reads it.
+func (s *Server) indexChanged() {
+	s.indexMu.Lock()
+	s.indexAt = time.Time{}
+	s.indexMu.Unlock()
 }
 
 // allowCollection checks a collection name and that the request's key
@@ -337,6 +347,12 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c string) *httpE
 		}
 		out.Pending = append(out.Pending, pendingStatus(p.id))
 	}
+	for _, res := range out.Results {
+		if res.Status == job.StatusDone {
+			s.indexChanged()
+			break
+		}
+	}
 	if len(out.Pending) == 0 {
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -373,6 +389,7 @@ func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request, c string) *
 		return herr
 	}
 	rep, err := privacy.DeletePerson(context.WithoutCancel(r.Context()), s.stores(), idx.View(c), c, name, purge, privacy.Options{Wait: s.cfg.EraseWait})
+	s.indexChanged()
 	return s.erased(w, r, rep, err)
 }
 
@@ -397,6 +414,7 @@ func (s *Server) eraseFace(w http.ResponseWriter, r *http.Request, c string) *ht
 		return herr
 	}
 	rep, err := privacy.DeleteFace(context.WithoutCancel(r.Context()), s.stores(), idx.View(c), c, name, id, purge, privacy.Options{Wait: s.cfg.EraseWait})
+	s.indexChanged()
 	return s.erased(w, r, rep, err)
 }
 

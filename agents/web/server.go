@@ -92,7 +92,8 @@ type Server struct {
 	statusCache statusCache
 
 	// index follows the collections without descriptors, for listings and
-	// erasures; renewed at most every indexFresh.
+	// erasures; renewed at most every indexFresh, and after this host's
+	// enrolments and erasures (indexChanged).
 	index   *galleries.Follower
 	indexMu sync.Mutex
 	indexAt time.Time
