@@ -89,6 +89,9 @@ func serveAsset(w http.ResponseWriter, r *http.Request, a asset) {
 // thumbnails were kept have none: 404).
 func (s *Server) getThumbnail(w http.ResponseWriter, r *http.Request) *httpError {
 	name, id := r.PathValue("person"), r.PathValue("face")
+	if herr := s.allowCollection(r, galleries.DefaultCollection); herr != nil {
+		return herr
+	}
 	if err := job.ValidPerson(name); err != nil {
 		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
 	}
