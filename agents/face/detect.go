@@ -17,8 +17,8 @@ type Point struct{ X, Y float64 }
 // Detected is a face found and located, not described.
 type Detected struct {
 	Box Box
-	// Score is the detector's confidence, 1 when the whole image was taken
-	// as the face.
+	// Score is the detector's confidence (for a face crop, the crop
+	// check's).
 	Score float64
 	// Landmarks are the landmark net's 68 points (iBUG 300-W order).
 	Landmarks [68]Point
@@ -27,7 +27,7 @@ type Detected struct {
 // Detection is the engine's answer to Detect.
 type Detection struct {
 	Width, Height int
-	// Whole is true when the image was small enough to be taken as one face.
+	// Whole is true when the image was a face crop, taken as one face.
 	Whole bool
 	// Faces are sorted by box area, largest first.
 	Faces   []Detected
@@ -52,10 +52,11 @@ func (e *Engine) Detect(ctx context.Context, data []byte) (Detection, error) {
 }
 
 // DetectImage finds the faces of a decoded image by the rules of
-// DescribeImage — an image of at most Options.WholeMaxSide pixels is one
-// face, a larger one goes through the detector — except that a larger
-// image in which the detector finds nothing has no face. Each face's
-// landmarks come from the landmark net on its box, as for alignment.
+// DescribeImage — a small image is one face when it passes the crop check,
+// a larger one goes through the detection pyramid (or, if that finds
+// nothing, the crop check) — so that its faces are the ones Describe
+// found, with the same boxes. Each face's landmarks come from the landmark
+// net on its box, as for alignment (for a crop, on the crop check's box).
 func (e *Engine) DetectImage(ctx context.Context, img image.Image) (Detection, error) {
 	b := img.Bounds()
 	d := Detection{Width: b.Dx(), Height: b.Dy()}
@@ -72,17 +73,35 @@ func (e *Engine) DetectImage(ctx context.Context, img image.Image) (Detection, e
 	defer e.scratch.Put(s)
 	m := toRGB(img)
 	t0 := time.Now()
-	if max(m.W, m.H) <= e.opts.WholeMaxSide {
-		d.Whole = true
-		f := Detected{Box: Box{W: float64(m.W), H: float64(m.H)}, Score: 1}
-		for i, p := range e.landmarker.landmarks(m, s) {
-			f.Landmarks[i] = Point(p)
+	var dets []detection
+	switch {
+	case e.opts.Reference:
+		dets = e.detector.detect(m, e.opts.DetectorInputSize, e.opts.ScoreThreshold, s)
+	case max(m.W, m.H) <= e.opts.WholeMaxSide:
+		score, cb := e.cropCheck(m, s)
+		d.Timings.Detect = time.Since(t0)
+		if score < e.opts.CropScoreThreshold {
+			return d, nil
 		}
+		t0 = time.Now()
+		d.Whole = true
+		f := Detected{Box: wholeBox(image.Rect(0, 0, m.W, m.H)), Score: score}
+		at := clampBox(cb, m.W, m.H)
+		if clipFloor(at.X, at.Y, at.W, at.H, m.W, m.H).Empty() {
+			at = f.Box
+		}
+		f.Landmarks = e.landmarksIn(m, at, s)
 		d.Faces = []Detected{f}
 		d.Timings.Describe = time.Since(t0)
 		return d, nil
+	default:
+		dets = e.detectPyramid(m, s)
+		if len(dets) == 0 {
+			if score, box := e.cropCheck(m, s); score >= e.opts.CropScoreThreshold {
+				dets = []detection{{Box: clampBox(box, m.W, m.H), Score: score}}
+			}
+		}
 	}
-	dets := e.detector.detect(m, e.opts.DetectorInputSize, e.opts.ScoreThreshold, s)
 	d.Timings.Detect = time.Since(t0)
 	sortByArea(dets)
 	t0 = time.Now()
@@ -90,18 +109,23 @@ func (e *Engine) DetectImage(ctx context.Context, img image.Image) (Detection, e
 		if err := ctx.Err(); err != nil {
 			return d, err
 		}
-		lr := clipFloor(det.Box.X, det.Box.Y, det.Box.W, det.Box.H, m.W, m.H)
-		if lr.Empty() {
+		if clipFloor(det.Box.X, det.Box.Y, det.Box.W, det.Box.H, m.W, m.H).Empty() {
 			continue
 		}
-		f := Detected{Box: det.Box, Score: det.Score}
-		// As alignedRect: points in the crop's pixels, shifted back by the
-		// box's unrounded corner.
-		for i, p := range e.landmarker.landmarks(m.crop(lr), s) {
-			f.Landmarks[i] = Point{p.X + det.Box.X, p.Y + det.Box.Y}
-		}
-		d.Faces = append(d.Faces, f)
+		d.Faces = append(d.Faces, Detected{Box: det.Box, Score: det.Score, Landmarks: e.landmarksIn(m, det.Box, s)})
 	}
 	d.Timings.Describe = time.Since(t0)
 	return d, nil
+}
+
+// landmarksIn runs the landmark net on box b of m (not empty once clipped)
+// and returns its points in m's pixels: as alignedRect, points in the
+// crop's pixels shifted back by the box's unrounded corner.
+func (e *Engine) landmarksIn(m rgb, b Box, s *nn.Scratch) [68]Point {
+	var out [68]Point
+	lr := clipFloor(b.X, b.Y, b.W, b.H, m.W, m.H)
+	for i, p := range e.landmarker.landmarks(m.crop(lr), s) {
+		out[i] = Point{p.X + b.X, p.Y + b.Y}
+	}
+	return out
 }

@@ -29,13 +29,18 @@ const Version = 1
 const VersionReplyTo = 2
 
 // VersionQuality is the schema version of a Request that names a quality
-// filter (Quality) or uses the face API's fields (a Collection, FaceID,
-// Limit, Threshold or Input2, or the kinds search, detect and verify),
-// with or without ReplyTo. A Request without any of them is written as
-// before, so earlier workers keep reading it; an earlier worker refuses a
-// Request it cannot honour rather than ignore its filter or enrol into
+// filter (Quality), asks for each face's landmarks (Landmarks) or uses
+// the face API's fields (a Collection, FaceID, Limit, Threshold or Input2,
+// or the kinds search, detect and verify), with or without ReplyTo. A
+// Request without any of them is written as before, so earlier workers
+// keep reading it; an earlier worker refuses a Request it cannot honour
+// rather than ignore its filter, answer without landmarks or enrol into
 // the default gallery what was meant for a collection.
 const VersionQuality = 3
+
+// VersionLandmarks is VersionQuality: the one schema version that brought
+// both fields.
+const VersionLandmarks = VersionQuality
 
 // Quality filters a Request may name (the face engine's; see
 // face.ParseQualityFilter and docs/gallery.md).
@@ -125,6 +130,9 @@ type Request struct {
 	// only when the address is one of its configured reply queues, so a
 	// forged request cannot make it write anywhere else.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Landmarks asks for each face's 68 landmarks in the Result
+	// (VersionLandmarks only; recognitions only).
+	Landmarks bool `json:"landmarks,omitempty"`
 }
 
 // Reply tells the web agent that a job's Result is in the output store.
@@ -162,6 +170,10 @@ type Face struct {
 	Distance float64 `json:"distance"`
 	// Quality grades the face: poor, low, medium or high.
 	Quality string `json:"quality,omitempty"`
+	// Landmarks are the face's 68 points when the request asked for them
+	// (iBUG 300-W order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
+	// mouth 48-67).
+	Landmarks []Point `json:"landmarks,omitempty"`
 	// Similarity maps Distance to 0..1 (gallery.Similarity).
 	Similarity float64 `json:"similarity,omitempty"`
 	// FaceID is the nearest face's id, or the enrolled face's.
@@ -258,13 +270,18 @@ func ResultKey(id string) string { return ResultPrefix + id + ".json" }
 // request named name. Names that are not plain file stems, or that would
 // shadow the store's own prefixes, get no answer object.
 func AnswerKey(name string) (string, bool) {
-	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || name == "gallery" || name == "collections" || name == "keys" || name == "keyuse" {
+	if !answerKeyRE.MatchString(name) || name+"/" == InputPrefix || name+"/" == ResultPrefix || reservedNames[name] {
 		return "", false
 	}
 	return name, true
 }
 
 var answerKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$`)
+
+// reservedNames are the store's other top-level prefixes (the gallery, API
+// keys and their use, the agents' status reports, face thumbnails): an
+// answer object of that name would shadow them in a file store.
+var reservedNames = map[string]bool{"gallery": true, "collections": true, "keys": true, "keyuse": true, "status": true, "thumbs": true}
 
 // IDTime is when the request with UUIDv7 id was made.
 func IDTime(id string) (time.Time, error) {
@@ -293,9 +310,17 @@ func NewRequest(id, name string, nearest bool, now time.Time) Request {
 }
 
 // WithReplyTo returns r naming addr as its reply queue, at VersionReplyTo
-// (VersionQuality if it names a quality filter).
+// (VersionQuality if it names a quality filter or asks for landmarks).
 func (r Request) WithReplyTo(addr string) Request {
 	r.ReplyTo = addr
+	r.V = r.version()
+	return r
+}
+
+// WithLandmarks returns r asking for landmarks (or not), at the version its
+// fields need.
+func (r Request) WithLandmarks(on bool) Request {
+	r.Landmarks = on
 	r.V = r.version()
 	return r
 }
@@ -312,7 +337,7 @@ func (r Request) WithQuality(q string) Request {
 // version is the lowest schema version that carries r's fields.
 func (r Request) version() int {
 	switch {
-	case r.Quality != "" || r.usesAPI():
+	case r.Quality != "" || r.Landmarks || r.usesAPI():
 		return VersionQuality
 	case r.ReplyTo != "":
 		return VersionReplyTo
@@ -359,6 +384,8 @@ func (r Request) Validate() error {
 		}
 	case r.Quality != "":
 		return fmt.Errorf("quality needs schema version %d, message has %d", VersionQuality, r.V)
+	case r.Landmarks:
+		return fmt.Errorf("landmarks need schema version %d, message has %d", VersionLandmarks, r.V)
 	case r.usesAPI():
 		return fmt.Errorf("kind %q with collection, face_id, limit, threshold or input2 needs schema version %d, message has %d", r.Kind, VersionQuality, r.V)
 	case r.V == VersionReplyTo:
@@ -402,6 +429,7 @@ func (r Request) Validate() error {
 		needs(r.Limit == 0 || kind == KindSearch, "limit"),
 		needs(r.Threshold == 0 || kind == KindRecognize || kind == KindSearch || kind == KindVerify, "threshold"),
 		needs(r.Input2 == "" || kind == KindVerify, "input2"),
+		needs(!r.Landmarks || kind == KindRecognize, "landmarks"),
 	); err != nil {
 		return err
 	}

@@ -27,6 +27,11 @@ func TestRequestVersions(t *testing.T) {
 		"quality at version 2":            {req: func() Request { r := base.WithReplyTo("x"); r.Quality = "low"; return r }(), wantErr: "needs schema version 3"},
 		"unknown quality":                 {req: base.WithQuality("AUTO"), wantErr: "must be none, low, medium or high"},
 		"version 3 without quality":       {req: func() Request { r := base; r.V = VersionQuality; return r }()},
+		"version 3 with landmarks":        {req: base.WithLandmarks(true)},
+		"version 3 with both":             {req: base.WithLandmarks(true).WithReplyTo("https://sqs.us-east-1.amazonaws.com/123456789012/fc-reply-h1")},
+		"landmarks off again":             {req: base.WithLandmarks(true).WithLandmarks(false)},
+		"landmarks at version 1":          {req: func() Request { r := base; r.Landmarks = true; return r }(), wantErr: "need schema version 3"},
+		"landmarks of an enrolment":       {req: func() Request { r := base.WithLandmarks(true); r.Kind, r.Person = KindEnroll, "Ada"; return r }(), wantErr: "landmarks is not for enroll requests"},
 		"version 4":                       {req: func() Request { r := base; r.V = 4; return r }(), wantErr: "version 4 not supported"},
 		"version 0 (field missing, old?)": {req: func() Request { r := base; r.V = 0; return r }(), wantErr: "version 0 not supported"},
 	}

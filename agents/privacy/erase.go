@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ import (
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // Stores are the stores a deployment keeps data in; the same store may
@@ -79,6 +81,8 @@ type Report struct {
 	ID     string `json:"id,omitempty"`
 	// Faces are gallery entries deleted.
 	Faces int `json:"faces"`
+	// Thumbnails are the deleted faces' thumbnails deleted.
+	Thumbnails int `json:"thumbnails"`
 	// Inputs and Results are stored images and Results deleted.
 	Inputs  int `json:"inputs"`
 	Results int `json:"results"`
@@ -123,6 +127,16 @@ func DeletePerson(ctx context.Context, st Stores, faces Faces, c, person string,
 		}
 	}
 	rep.Faces = len(known)
+	ids := make([]string, 0, len(known)+len(legacy))
+	for _, f := range known {
+		ids = append(ids, f.ID)
+	}
+	for _, k := range legacy {
+		ids = append(ids, strings.TrimSuffix(path.Base(k), ".json"))
+	}
+	if err := deleteThumbnails(ctx, st, ids, &rep); err != nil {
+		return rep, err
+	}
 	if !purge {
 		return rep, nil
 	}
@@ -172,6 +186,9 @@ func DeleteFace(ctx context.Context, st Stores, faces Faces, c, person, faceID s
 		}
 		rep.Faces = 1
 	}
+	if err := deleteThumbnails(ctx, st, []string{faceID}, &rep); err != nil {
+		return rep, err
+	}
 	if !found {
 		f = gallery.FaceInfo{ID: faceID}
 	}
@@ -179,6 +196,25 @@ func DeleteFace(ctx context.Context, st Stores, faces Faces, c, person, faceID s
 		return rep, deleteRequest(ctx, st, requestOf(f), &rep)
 	}
 	return rep, nil
+}
+
+// deleteThumbnails deletes the thumbnails of the faces ids (beside the
+// gallery), counting those there were.
+func deleteThumbnails(ctx context.Context, st Stores, ids []string, rep *Report) error {
+	for _, id := range ids {
+		ok, err := st.Gallery.Exists(ctx, thumbs.Key(id))
+		if err != nil {
+			return fmt.Errorf("look up thumbnail: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		if err := st.Gallery.Delete(ctx, thumbs.Key(id)); err != nil && !errors.Is(err, platform.ErrNotFound) {
+			return fmt.Errorf("delete thumbnail: %w", err)
+		}
+		rep.Thumbnails++
+	}
+	return nil
 }
 
 // requestOf is the id of the request that enrolled f: recorded with the

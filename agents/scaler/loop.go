@@ -30,10 +30,14 @@ type Config struct {
 	// before the scaler removes it as a dead host's (with Deps.Replies);
 	// 0 never removes any.
 	ReplyExpiry time.Duration
+	// StatusEvery is how often, at most, the scaler writes its report to
+	// Deps.Status (a decision that changes the fleet is written at once);
+	// 0 writes it at every poll.
+	StatusEvery time.Duration
 }
 
 // DefaultConfig polls every second with DefaultPolicy.
-var DefaultConfig = Config{Policy: DefaultPolicy, Interval: time.Second, ReplyExpiry: 10 * time.Minute}
+var DefaultConfig = Config{Policy: DefaultPolicy, Interval: time.Second, ReplyExpiry: 10 * time.Minute, StatusEvery: 5 * time.Second}
 
 // Validate states the allowed ranges.
 func (c Config) Validate() error {
@@ -42,6 +46,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplyExpiry != 0 && (c.ReplyExpiry < 5*time.Second || c.ReplyExpiry > 24*time.Hour) {
 		return fmt.Errorf("reply queue expiry %s out of range 5s..24h (or 0: never)", c.ReplyExpiry)
+	}
+	if c.StatusEvery < 0 || c.StatusEvery > 5*time.Minute {
+		return fmt.Errorf("status interval %s out of range 0..5m", c.StatusEvery)
 	}
 	return c.Policy.Validate()
 }
@@ -63,6 +70,10 @@ type Loop struct {
 	leading bool
 	polled  bool
 	lastGC  time.Time
+
+	// report is what the scaler publishes for operators; nil without
+	// Deps.Status.
+	report *reporter
 }
 
 // Deps are the loop's collaborators. Now and Metrics may be nil.
@@ -83,12 +94,24 @@ type Deps struct {
 	// scaler removes members untouched for Config.ReplyExpiry (hosts that
 	// died without removing theirs).
 	Replies platform.QueueFamily
+	// Status, when set, receives the scaler's report (status.ScalerKey):
+	// the queue and fleet it polled, its decisions and their reasons, for
+	// the web agents' console and `facecloud status`.
+	Status platform.Store
+	// DeadLetters, when set, is the request queue's dead-letter queue: its
+	// depth goes into the report and the facecloud_scaler_dead_letters
+	// gauge.
+	DeadLetters DepthReader
+	// Name names this scaler in its report when it holds no lease.
+	Name string
 }
 
 type gauges struct {
 	backlog, desired, running, pending, leader prometheus.Gauge
 	decisions                                  *prometheus.CounterVec
 	collected                                  prometheus.Counter
+	// deadLetters is registered only with Deps.DeadLetters.
+	deadLetters prometheus.Gauge
 }
 
 // New returns a loop; it validates cfg.
@@ -117,12 +140,24 @@ func New(cfg Config, deps Deps) (*Loop, error) {
 			leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "facecloud_scaler_leader", Help: "1 while this scaler acts (holds the lease, or runs without one), 0 while it stands by."}),
 			collected: prometheus.NewCounter(prometheus.CounterOpts{Name: "facecloud_scaler_reply_queues_removed_total", Help: "Reply queues of web hosts removed after going untouched for the expiry."}),
 		}
-		for _, c := range []prometheus.Collector{g.backlog, g.desired, g.running, g.pending, g.decisions, g.leader, g.collected} {
+		cs := []prometheus.Collector{g.backlog, g.desired, g.running, g.pending, g.decisions, g.leader, g.collected}
+		if deps.DeadLetters != nil {
+			g.deadLetters = prometheus.NewGauge(prometheus.GaugeOpts{Name: "facecloud_scaler_dead_letters", Help: "Requests in the request queue's dead-letter queue at the last status report."})
+			cs = append(cs, g.deadLetters)
+		}
+		for _, c := range cs {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("register scaler metrics: %w", err)
 			}
 		}
 		l.gauges = g
+	}
+	if deps.Status != nil {
+		name := deps.Name
+		if name == "" {
+			name = "scaler"
+		}
+		l.report = newReporter(deps.Status, deps.DeadLetters, cfg.StatusEvery, name)
 	}
 	return l, nil
 }
@@ -134,10 +169,20 @@ func (l *Loop) Run(ctx context.Context) error {
 		"target_backlog", l.cfg.Policy.TargetBacklog, "scale_in_cooldown", l.cfg.Policy.ScaleInCooldown)
 	t := time.NewTicker(l.cfg.Interval)
 	defer t.Stop()
+	if l.report != nil {
+		l.report.seed(ctx, l.now())
+		wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); l.report.write(wctx, l.log.Warn, l.log.Info) }()
+		defer func() { stopWriter(); <-done }()
+	}
 	for {
 		if l.lead(ctx) {
 			if _, err := l.Step(ctx); err != nil && ctx.Err() == nil {
 				l.log.Warn("scaler poll failed", "err", err)
+			}
+			if l.report != nil && ctx.Err() == nil {
+				l.report.due(ctx, l.now(), l.cfg, l.holderName(), l.gauges, l.log.Warn)
 			}
 			l.collect(ctx)
 		}
@@ -221,6 +266,14 @@ func (l *Loop) collect(ctx context.Context) {
 
 // Step makes one observation and applies its decision.
 func (l *Loop) Step(ctx context.Context) (Decision, error) {
+	d, err := l.step(ctx)
+	if err != nil && l.report != nil {
+		l.report.failed(err)
+	}
+	return d, err
+}
+
+func (l *Loop) step(ctx context.Context) (Decision, error) {
 	depth, err := l.queue.Depth(ctx)
 	if err != nil {
 		return Decision{}, fmt.Errorf("read queue depth: %w", err)
@@ -247,6 +300,7 @@ func (l *Loop) Step(ctx context.Context) (Decision, error) {
 			l.log.Debug("scaler holds", "desired", d.Desired, "running", size.Running, "pending", size.Pending, "reason", d.Reason)
 		}
 		l.lastAction = Hold
+		l.noteReport(obs, size, d)
 		return d, nil
 	}
 	set, err := l.fleet.SetDesired(ctx, d.Desired)
@@ -259,6 +313,7 @@ func (l *Loop) Step(ctx context.Context) (Decision, error) {
 		d.Action = Hold
 		d.Reason += fmt.Sprintf("; fleet keeps %d", set)
 		l.lastAction = Hold
+		l.noteReport(obs, size, d)
 		return d, nil
 	}
 	if d.Action == ScaleOut {
@@ -272,5 +327,13 @@ func (l *Loop) Step(ctx context.Context) (Decision, error) {
 	}
 	l.log.Info("scaler decision", "action", d.Action, "from", size.Desired, "to", set,
 		"visible", depth.Visible, "in_flight", depth.InFlight, "running", size.Running, "pending", size.Pending, "reason", d.Reason)
+	l.noteReport(obs, size, d)
 	return d, nil
+}
+
+// noteReport gives one poll's observation and decision to the report.
+func (l *Loop) noteReport(obs Observation, size platform.FleetSize, d Decision) {
+	if l.report != nil {
+		l.report.polled(obs.Now, obs, size, d, d.Desired)
+	}
 }

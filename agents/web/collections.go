@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,10 +17,12 @@ import (
 	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/privacy"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // indexFresh is how old the web host's copy of the collections' indexes
-// may be when a listing or an erasure reads it (one List call renews it).
+// may be when a listing or an erasure reads it (one List call renews it);
+// this host's own enrolments and erasures renew it at the next listing.
 const indexFresh = time.Second
 
 // collections returns the collections' indexes (no descriptors), renewed
@@ -46,6 +49,15 @@ func (s *Server) collectionsAt(ctx context.Context, fresh time.Duration) (*galle
 	}
 	s.indexAt = time.Now()
 	return s.index, nil
+}
+
+// indexChanged marks the indexes old after this host enrolled or erased
+// faces, so that the next listing renews them and shows the change: a
+// client listing after its own write through this host reads it.
+func (s *Server) indexChanged() {
+	s.indexMu.Lock()
+	s.indexAt = time.Time{}
+	s.indexMu.Unlock()
 }
 
 // allowCollection checks a collection name and that the request's key
@@ -189,6 +201,9 @@ type faceEntry struct {
 	ID       string    `json:"id"`
 	Source   string    `json:"source,omitempty"`
 	Enrolled time.Time `json:"enrolled,omitzero"`
+	// Thumbnail is the path of the face's picture (default collection),
+	// when it has one.
+	Thumbnail string `json:"thumbnail,omitempty"`
 }
 
 // personFaces answers GET .../persons/{person}/faces.
@@ -232,6 +247,11 @@ func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, c string) *ht
 	out := personFaces{Collection: c, Person: person, Faces: make([]faceEntry, len(got)), Next: next}
 	for i, f := range got {
 		out.Faces[i] = faceEntry{ID: f.ID, Source: f.Source, Enrolled: f.Enrolled}
+		if c == galleries.DefaultCollection {
+			if ok, err := s.deps.Gallery.Exists(r.Context(), thumbs.Key(f.ID)); err == nil && ok {
+				out.Faces[i].Thumbnail = "/v1/gallery/" + url.PathEscape(person) + "/" + f.ID + "/thumbnail"
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -327,6 +347,12 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c string) *httpE
 		}
 		out.Pending = append(out.Pending, pendingStatus(p.id))
 	}
+	for _, res := range out.Results {
+		if res.Status == job.StatusDone {
+			s.indexChanged()
+			break
+		}
+	}
 	if len(out.Pending) == 0 {
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -363,6 +389,7 @@ func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request, c string) *
 		return herr
 	}
 	rep, err := privacy.DeletePerson(context.WithoutCancel(r.Context()), s.stores(), idx.View(c), c, name, purge, privacy.Options{Wait: s.cfg.EraseWait})
+	s.indexChanged()
 	return s.erased(w, r, rep, err)
 }
 
@@ -387,6 +414,7 @@ func (s *Server) eraseFace(w http.ResponseWriter, r *http.Request, c string) *ht
 		return herr
 	}
 	rep, err := privacy.DeleteFace(context.WithoutCancel(r.Context()), s.stores(), idx.View(c), c, name, id, purge, privacy.Options{Wait: s.cfg.EraseWait})
+	s.indexChanged()
 	return s.erased(w, r, rep, err)
 }
 

@@ -86,6 +86,11 @@ type Config struct {
 	// Nearest makes every recognition name the nearest gallery person even
 	// beyond the match threshold unless the request says ?nearest=0.
 	Nearest bool
+	// StatusEvery is how often, while calls come, the agent writes its
+	// status report (status.WebKey) to the output store, for the other
+	// hosts' GET /v1/status and `facecloud status --data`; 0 never writes
+	// it (GET /v1/status still shows this host's calls).
+	StatusEvery time.Duration
 	// EraseWait bounds how long an erasure of faces waits for the gallery's
 	// compaction to remove their descriptors from the store (503 after it,
 	// the faces no longer matched).
@@ -118,6 +123,7 @@ func DefaultConfig() Config {
 		MaxEnrollImages: 64,
 		KeyRate:         500,
 		KeyBurst:        1000,
+		StatusEvery:     5 * time.Second,
 		EraseWait:       30 * time.Second,
 	}
 }
@@ -164,5 +170,6 @@ func (c Config) Validate() error {
 	durIn("upload idle", c.UploadIdle, 100*time.Millisecond, 10*time.Minute)
 	durIn("erase wait", c.EraseWait, time.Second, 10*time.Minute)
 	check(c.MaxEnrollImages >= 1 && c.MaxEnrollImages <= 1000, "max enrol images %d out of range 1..1000", c.MaxEnrollImages)
+	durIn("status interval", c.StatusEvery, 0, 5*time.Minute)
 	return errors.Join(errs...)
 }

@@ -41,6 +41,19 @@ func (s *Server) nearestParam(r *http.Request) (bool, *httpError) {
 	return b, nil
 }
 
+// boolParam reads ?name= as a boolean (default false).
+func boolParam(r *http.Request, name string) (bool, *httpError) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, refuse(http.StatusBadRequest, "bad_param", "%s=%q must be true or false (1 or 0)", name, truncate(v, 20))
+	}
+	return b, nil
+}
+
 // qualityParam reads ?quality= (none, low, medium or high; empty for the
 // worker's default).
 func qualityParam(r *http.Request) (string, *httpError) {

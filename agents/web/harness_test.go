@@ -28,11 +28,13 @@ import (
 
 	"github.com/facecloud/facecloud/agents/face"
 	"github.com/facecloud/facecloud/agents/gallery"
+	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
 	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // env is one data directory with the real local adapters: a SQLite queue
@@ -189,9 +191,10 @@ func (e *env) listen(cfg Config) listening {
 
 // fakeWorker is a test double for the worker agent: it takes requests off
 // the queue, reads the stored input and stores a Result whose answer comes
-// from a table (no face model), adds a face to the collection for enrol
-// requests, answers the other kinds with Results of their shape,
-// then replies and deletes — the worker's protocol without its engine.
+// from a table (no face model), adds a face and its thumbnail (of the
+// whole image) to the collection for enrol requests, answers the other
+// kinds with Results of their shape, then replies and deletes — the
+// worker's protocol without its engine.
 type fakeWorker struct {
 	answers map[string]string // request name -> answer; missing -> "unknown"
 	// dropReplies stores results but sends no reply (a lost reply).
@@ -244,7 +247,8 @@ func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platfor
 		return
 	}
 	w.seen.Add(1)
-	if _, err := st.Get(ctx, req.Input); err != nil {
+	data, err := st.Get(ctx, req.Input)
+	if err != nil {
 		w.wrongInput.Add(1)
 	}
 	res := job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Kind: req.Kind, Finished: time.Now().UTC()}
@@ -266,6 +270,9 @@ func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platfor
 		var d face.Descriptor
 		d[int(w.faces.Load())%128] = 1
 		_ = gallery.AddFace(ctx, st, c, gallery.Entry{Person: req.Person, ID: id, Request: req.ID, Source: req.Name, Descriptor: d})
+		if jpg, err := thumbs.FromImage(data, whole, imageio.DefaultLimits); err == nil {
+			_ = thumbs.Put(ctx, st, id, jpg)
+		}
 		res.Faces = []job.Face{{Box: whole, Score: 1, Name: req.Person, FaceID: id}}
 	case req.Kind == job.KindDetect:
 		res.Answer = "1 face"

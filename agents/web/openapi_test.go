@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"image/jpeg"
 	"io"
 	"net/http"
 	"slices"
@@ -14,6 +16,8 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/facecloud/facecloud/agents/keys"
+	live "github.com/facecloud/facecloud/agents/status"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // openAPIValidator parses the served document and checks it is a valid
@@ -114,7 +118,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		return func() (io.Reader, string) { return strings.NewReader(s), "application/json" }
 	}
 	scopedAdmin := e.collectionKey([]string{"team-b"}, keys.Admin)
-	var firstID string
+	// firstID is the first recognition's id, faceID the face enrolled as
+	// Paul: the calls after them name them as {first} and {face}.
+	var firstID, faceID string
 
 	type call struct {
 		method, path string
@@ -166,6 +172,11 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"GET", "/v1/gallery", nil, "", 200},
 		{"GET", "/v1/gallery/Paul", nil, "", 200},
 		{"GET", "/v1/gallery/Nobody", nil, "", 404},
+		{"GET", "/v1/gallery/Paul/{face}/thumbnail", nil, "", 200},
+		{"GET", "/v1/gallery/Paul/{face}/thumbnail", nil, scopedAdmin, 403},
+		{"GET", "/v1/gallery/Nobody/{face}/thumbnail", nil, "", 404},
+		{"GET", "/v1/gallery/Paul/not%20an%20id/thumbnail", nil, "", 400},
+		{"GET", "/v1/gallery/Paul/{face}/thumbnail", nil, "-", 401},
 		{"DELETE", "/v1/gallery/Paul/{first}", nil, "", 200},
 		{"DELETE", "/v1/gallery/Paul?purge=1", nil, "", 200},
 		{"DELETE", "/v1/gallery/Paul?purge=maybe", nil, "", 400},
@@ -179,10 +190,59 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"POST", "/v1/keys", jsonBody(`{"scopes":["root"]}`), "", 400},
 		{"DELETE", "/v1/keys/aaaaaaaaaaaaaaaa", nil, "", 404},
 		{"DELETE", "/v1/keys/nope", nil, "", 400},
+		{"GET", "/v1/status", nil, "", 200},
+		{"GET", "/v1/status", nil, scopedAdmin, 403},
+		{"GET", "/v1/status", nil, "-", 401},
+		{"GET", "/console", nil, "-", 200},
+		{"GET", "/console/console.js", nil, "-", 200},
+		{"GET", "/console/console.css", nil, "-", 200},
+		{"GET", "/console/index.html", nil, "-", 404},
+		{"GET", "/console/other.js", nil, "-", 404},
+	}
+	// checks look further into some answers than the document does, by
+	// "METHOD path status" of the call.
+	checks := map[string]func(h http.Header, b []byte) error{
+		"GET /v1/gallery/Paul/{face}/thumbnail 200": func(h http.Header, b []byte) error {
+			img, err := jpeg.Decode(bytes.NewReader(b))
+			if err != nil {
+				return fmt.Errorf("not a JPEG: %w", err)
+			}
+			if r := img.Bounds(); r.Dx() != thumbs.Side || r.Dy() != thumbs.Side {
+				return fmt.Errorf("thumbnail is %v, want %d×%d", r, thumbs.Side, thumbs.Side)
+			}
+			return nil
+		},
+		"GET /v1/status 200": func(h http.Header, b []byte) error {
+			var st live.Status
+			if err := json.Unmarshal(b, &st); err != nil {
+				return err
+			}
+			if h.Get("Cache-Control") != "no-store" {
+				return fmt.Errorf("Cache-Control %q, want no-store", h.Get("Cache-Control"))
+			}
+			// The calls above, as this host recorded them: answered
+			// recognitions, and the refused call just before, newest.
+			if st.Queue == nil || st.Requests.OK == 0 || len(st.Hosts) != 1 {
+				return fmt.Errorf("status %+v: want the queue, answered calls and this host", st)
+			}
+			if len(st.Failures) == 0 || st.Failures[0].Call != "DELETE /v1/keys/{id}" || st.Failures[0].Status != http.StatusBadRequest {
+				return fmt.Errorf("failures %+v: want the 400 of DELETE /v1/keys/nope first", st.Failures)
+			}
+			return nil
+		},
+		"GET /console 200": func(h http.Header, b []byte) error {
+			return servedAsset(h, b, "index.html")
+		},
+		"GET /console/console.js 200": func(h http.Header, b []byte) error {
+			return servedAsset(h, b, "console.js")
+		},
+		"GET /console/console.css 200": func(h http.Header, b []byte) error {
+			return servedAsset(h, b, "console.css")
+		},
 	}
 	exercised := map[string]bool{}
 	for _, c := range calls {
-		path := strings.ReplaceAll(c.path, "{first}", firstID)
+		path := strings.NewReplacer("{first}", firstID, "{face}", faceID).Replace(c.path)
 		name := c.method + " " + path
 		var body io.Reader
 		ct := ""
@@ -233,6 +293,18 @@ func TestOpenAPIDocument(t *testing.T) {
 			_ = json.Unmarshal(b, &r)
 			firstID = r.ID
 		}
+		if faceID == "" && c.method == "POST" && path == "/v1/gallery/Paul" {
+			var r enrolment
+			_ = json.Unmarshal(b, &r)
+			if len(r.Results) == 1 && len(r.Results[0].Faces) == 1 {
+				faceID = r.Results[0].Faces[0].FaceID
+			}
+		}
+		if check := checks[fmt.Sprint(c.method, " ", c.path, " ", c.status)]; check != nil {
+			if err := check(resp.Header, b); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
 		resp.Body = io.NopCloser(bytes.NewReader(b))
 		vreq, _ := http.NewRequest(c.method, hs.URL+path, nil)
 		if ok, errs := v.ValidateHttpResponse(vreq, resp); !ok {
@@ -264,6 +336,19 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Errorf("operations the test does not call: %v", missing)
 	}
 	_ = cfg
+}
+
+// servedAsset checks that an answer is the console's embedded file name,
+// with its type and the console's Content-Security-Policy.
+func servedAsset(h http.Header, b []byte, name string) error {
+	a := consoleAssets[name]
+	if !bytes.Equal(b, a.data) || h.Get("Content-Type") != a.contentType {
+		return fmt.Errorf("answer is %d bytes of %s, want %s (%d bytes of %s)", len(b), h.Get("Content-Type"), name, len(a.data), a.contentType)
+	}
+	if h.Get("Content-Security-Policy") != consoleCSP {
+		return fmt.Errorf("Content-Security-Policy %q, want the console's", h.Get("Content-Security-Policy"))
+	}
+	return nil
 }
 
 // matches reports whether a mux pattern ("/v1/x/{id}", "/{$}") covers path.

@@ -31,12 +31,14 @@ func (s *Server) enqueue(ctx context.Context, ups []upload, tmpl job.Request) (p
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	id := job.NewID()
+	noteID(ctx, id)
 	name := ups[0].name
 	if name == "" {
 		name = id
 	}
 	req := job.NewRequest(id, name, tmpl.Nearest, s.deps.Now()).WithReplyTo(s.replyTo())
 	req.Kind, req.Person, req.Collection, req.FaceID, req.Limit, req.Threshold = tmpl.Kind, tmpl.Person, tmpl.Collection, tmpl.FaceID, tmpl.Limit, tmpl.Threshold
+	req.Landmarks = tmpl.Landmarks
 	if len(ups) > 1 {
 		// The second image has an id of its own, so retention expires it
 		// by its age like any input.
@@ -126,6 +128,7 @@ func (s *Server) postText(w http.ResponseWriter, r *http.Request) *httpError {
 	if res.Status == job.StatusFailed {
 		return refuse(http.StatusInternalServerError, "", "request %s failed: %s", p.id, res.Error)
 	}
+	noteResult(r.Context(), res)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Request-Id", p.id)
 	fmt.Fprintf(w, "%s:%s", res.Name, res.Answer)
@@ -159,7 +162,11 @@ func (s *Server) postRecognition(w http.ResponseWriter, r *http.Request) *httpEr
 	if herr != nil {
 		return herr
 	}
-	return s.queueOne(w, r, job.Request{Nearest: nearest, Threshold: threshold, Quality: quality})
+	landmarks, herr := boolParam(r, "landmarks")
+	if herr != nil {
+		return herr
+	}
+	return s.queueOne(w, r, job.Request{Nearest: nearest, Threshold: threshold, Quality: quality, Landmarks: landmarks})
 }
 
 // queueOne reads one image (multipart or raw), queues the request tmpl
@@ -199,6 +206,7 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, p pending, w
 		res, err := s.await(r.Context(), p.id, p.ch, wait)
 		switch {
 		case err == nil:
+			noteResult(r.Context(), res)
 			if herr := s.allowResult(r, res); herr != nil {
 				return herr
 			}

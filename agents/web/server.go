@@ -27,6 +27,7 @@ import (
 	galleries "github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
+	live "github.com/facecloud/facecloud/agents/status"
 )
 
 // Deps are the ports and services the agent runs on. The server does not
@@ -85,9 +86,14 @@ type Server struct {
 	tls     *tls.Config
 	decodes chan struct{}
 	budget  *budget
+	// recorder keeps this host's calls for the status; statusCache the
+	// other reports it merges them with.
+	recorder    *live.Recorder
+	statusCache statusCache
 
 	// index follows the collections without descriptors, for listings and
-	// erasures; renewed at most every indexFresh.
+	// erasures; renewed at most every indexFresh, and after this host's
+	// enrolments and erasures (indexChanged).
 	index   *galleries.Follower
 	indexMu sync.Mutex
 	indexAt time.Time
@@ -151,6 +157,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
+	s.recorder = live.NewRecorder(s.host(), deps.Now())
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	if err := s.openReplies(); err != nil {
 		s.cancelStop()
@@ -160,6 +167,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.consumer.Go(func() { s.consumeReplies(s.stop) })
 	if deps.ReplyFamily != nil {
 		s.consumer.Go(func() { s.touchReplies(s.stop) })
+	}
+	if cfg.StatusEvery > 0 {
+		s.consumer.Go(func() { s.publishStatus(s.stop) })
 	}
 	return s, nil
 }
@@ -268,7 +278,7 @@ func (s *Server) waitIdle(timeout time.Duration) bool {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern, route string, h http.Handler) {
-		mux.Handle(pattern, s.metrics.instrument(route, h))
+		mux.Handle(pattern, s.observe(route, s.metrics.instrument(route, h)))
 	}
 	// serve registers a route's methods and notes them for Routes.
 	serve := func(pattern, route string, m methods, writeErr func(http.ResponseWriter, *httpError)) {
@@ -318,6 +328,10 @@ func (s *Server) routes() http.Handler {
 	}, jsonErrors)
 	serve("/v1/collections/{collection}/persons/{person}/faces/{face}", "person_face", methods{http.MethodDelete: api(admin, s.deleteCollectionFace)}, jsonErrors)
 	serve("/v1/collections/{collection}/searches", "searches", methods{http.MethodPost: api(search, s.postSearch)}, jsonErrors)
+	serve("/v1/gallery/{person}/{face}/thumbnail", "thumbnail", methods{http.MethodGet: api(admin, s.getThumbnail)}, jsonErrors)
+	serve("/v1/status", "status", methods{http.MethodGet: api(global, s.getStatus)}, jsonErrors)
+	serve("/console", "console", methods{http.MethodGet: http.HandlerFunc(s.console)}, textErrors)
+	serve("/console/{file}", "console", methods{http.MethodGet: http.HandlerFunc(s.consoleAsset)}, textErrors)
 	serve("/v1/keys", "keys", methods{
 		http.MethodGet:  api(global, s.getKeys),
 		http.MethodPost: api(global, s.postKey),

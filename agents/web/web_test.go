@@ -381,6 +381,11 @@ func TestEnrolAndGallery(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker(&fakeWorker{})
 	_, hs := e.server(testConfig())
+	// A listing before the enrolments: the ones after must still show them
+	// (the host's own writes renew its copy of the index).
+	if g := decodeJSON[galleryList](t, do(t, http.MethodGet, hs.URL+"/v1/gallery", "", nil)); g.Faces != 0 {
+		t.Fatalf("gallery before enrolling %+v", g)
+	}
 	body, ct := multipartBody(t,
 		filePart{"file", "paul1.png", pngImage(t, 32, 32)},
 		filePart{"file", "paul2.png", pngImage(t, 40, 40)},

@@ -9,8 +9,10 @@ import (
 
 	"github.com/facecloud/facecloud/agents/face"
 	"github.com/facecloud/facecloud/agents/gallery"
+	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 // Engine is the face engine as the worker uses it: decoding with limits,
@@ -33,7 +35,10 @@ type FaceRecognizer struct {
 	// Threshold is the largest distance taken as a match when a request
 	// does not say.
 	Threshold float64
-	Logger    *slog.Logger
+	// Limits bound decoding an enrolment image again for its thumbnail
+	// (the describer's limits); zero means imageio.DefaultLimits.
+	Limits imageio.Limits
+	Logger *slog.Logger
 }
 
 // ErrNoFace is a request's image without the face it needs.
@@ -138,11 +143,66 @@ func (f *FaceRecognizer) enroll(ctx context.Context, req job.Request, image []by
 	if err := gallery.AddFace(ctx, f.Store, collectionOf(req), e); err != nil {
 		return Recognition{}, Retryable(err)
 	}
+	if err := f.thumbnail(ctx, id, image, rec.Faces[0].Box); err != nil {
+		return Recognition{}, err
+	}
 	if _, err := f.Gallery.Refresh(ctx); err != nil && f.Logger != nil {
 		f.Logger.Warn("gallery refresh after enrolment failed; the periodic refresh will retry", "err", err)
 	}
 	enrolled := job.Face{Box: box(rec.Faces[0].Box), Score: rec.Faces[0].Score, Name: req.Person, FaceID: id, Quality: rec.Faces[0].Quality.Level.String()}
 	return Recognition{Width: rec.Width, Height: rec.Height, Faces: []job.Face{enrolled}, Elapsed: engineTime(rec.Timings)}, nil
+}
+
+// thumbnail stores the enrolled face's thumbnail beside the gallery entry.
+// An image that does not decode again (it just did) only loses its
+// thumbnail; a store that fails is retried like the entry.
+func (f *FaceRecognizer) thumbnail(ctx context.Context, id string, image []byte, b face.Box) error {
+	lim := f.Limits
+	if lim == (imageio.Limits{}) {
+		lim = imageio.DefaultLimits
+	}
+	jpg, err := thumbs.FromImage(image, job.Box{X: b.X, Y: b.Y, W: b.W, H: b.H}, lim)
+	if err != nil {
+		if f.Logger != nil {
+			f.Logger.Warn("no thumbnail for an enrolled face", "id", id, "err", err)
+		}
+		return nil
+	}
+	if err := thumbs.Put(ctx, f.Store, id, jpg); err != nil {
+		return Retryable(err)
+	}
+	return nil
+}
+
+// Landmarks finds the landmarks of the recognised faces: the engine
+// detects again with the landmark net and each face takes the points of
+// the detection whose box it shares.
+func (f *FaceRecognizer) Landmarks(ctx context.Context, image []byte, faces []job.Face) error {
+	if f.Engine == nil {
+		return errNoLandmarks
+	}
+	d, err := f.Engine.Detect(ctx, image)
+	if err != nil {
+		return err
+	}
+	for i := range faces {
+		fb := faces[i].Box
+		best, at := 0.5, -1
+		for j, det := range d.Faces {
+			if iou := face.IoU(face.Box{X: fb.X, Y: fb.Y, W: fb.W, H: fb.H}, det.Box); iou > best {
+				best, at = iou, j
+			}
+		}
+		if at < 0 {
+			continue
+		}
+		pts := make([]job.Point, len(d.Faces[at].Landmarks))
+		for k, p := range d.Faces[at].Landmarks {
+			pts[k] = job.Point{X: p.X, Y: p.Y}
+		}
+		faces[i].Landmarks = pts
+	}
+	return nil
 }
 
 // detect finds the faces and their landmarks, with no gallery.

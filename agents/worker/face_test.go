@@ -2,9 +2,11 @@ package worker
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
+	"image/jpeg"
 	"io"
 	"maps"
 	"math"
@@ -21,6 +23,7 @@ import (
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/models"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
+	"github.com/facecloud/facecloud/agents/thumbs"
 
 	"github.com/facecloud/facecloud/internal/testenv"
 )
@@ -116,6 +119,13 @@ func TestFaceRecognizer(t *testing.T) {
 			if _, err := run(job.Request{Kind: job.KindEnroll, Collection: "half", Person: galLabels[s], FaceID: "ext-" + s, Name: s}, gal[s]); err != nil {
 				t.Fatalf("enrol %s in half: %v", s, err)
 			}
+		}
+		jpg, err := store.Get(ctx, thumbs.Key(gallery.ContentID(gal[s])))
+		if err != nil {
+			t.Fatalf("enrol %s wrote no thumbnail: %v", s, err)
+		}
+		if m, err := jpeg.Decode(bytes.NewReader(jpg)); err != nil || m.Bounds().Dx() != thumbs.Side {
+			t.Fatalf("enrol %s: thumbnail does not decode to %d pixels wide: %v", s, thumbs.Side, err)
 		}
 	}
 	// The course's 100 images are 10 photos repeated: enrolling the same

@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/facecloud/facecloud/agents/awsres"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
@@ -42,6 +44,17 @@ type Recognizer interface {
 	// request never adds a second one.
 	Process(ctx context.Context, req job.Request, images [][]byte) (Recognition, error)
 }
+
+// Landmarker is a Recognizer that can also find the landmarks of the faces
+// it recognised, for requests that ask for them.
+type Landmarker interface {
+	// Landmarks sets the Landmarks of each of faces (found in image by
+	// Process) that it can find.
+	Landmarks(ctx context.Context, image []byte, faces []job.Face) error
+}
+
+// errNoLandmarks refuses a request for landmarks a worker cannot find.
+var errNoLandmarks = errors.New("this worker cannot find landmarks (its engine has no landmark net)")
 
 // Recognition is a Recognizer's answer for one request.
 type Recognition struct {
@@ -177,6 +190,9 @@ type Deps struct {
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics, when set, receives the worker's series (requests by
+	// outcome, jobs in hand, engine time).
+	Metrics prometheus.Registerer
 }
 
 // Stats counts what a worker did, for logs and tests.
@@ -203,6 +219,7 @@ type Worker struct {
 	busy                                   atomic.Int64
 	lastWork                               atomic.Int64 // unix nanos of the last job's end (or start of Run)
 	done, failed, resent, invalid, retried atomic.Int64
+	engine                                 *prometheus.HistogramVec // nil without Deps.Metrics
 }
 
 // New returns a worker; it validates cfg and checks deps.
@@ -221,6 +238,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("worker", cfg.Name)
+	if deps.Metrics != nil {
+		if err := w.register(deps.Metrics); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
@@ -532,7 +554,17 @@ func (w *Worker) recognize(ctx context.Context, req job.Request, images [][]byte
 			rec, err = Recognition{}, fmt.Errorf("internal error while processing the image: %v", p)
 		}
 	}()
-	return w.d.Recognizer.Process(ctx, req, images)
+	rec, err = w.d.Recognizer.Process(ctx, req, images)
+	if err == nil && req.Landmarks {
+		lm, ok := w.d.Recognizer.(Landmarker)
+		if !ok {
+			return rec, errNoLandmarks
+		}
+		t0 := time.Now()
+		err = lm.Landmarks(ctx, images[0], rec.Faces)
+		rec.Elapsed += time.Since(t0)
+	}
+	return rec, err
 }
 
 func (w *Worker) failedResult(req job.Request, reason string) job.Result {
@@ -564,6 +596,7 @@ func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request
 	} else {
 		w.failed.Add(1)
 	}
+	w.observe(req, res)
 	return nil
 }
 

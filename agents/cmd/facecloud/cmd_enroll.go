@@ -10,6 +10,7 @@ import (
 	"github.com/facecloud/facecloud/agents/imagefiles"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 func init() {
@@ -161,6 +162,15 @@ func enrollFile(ctx context.Context, store platform.Store, d engineDescriber, co
 	if err != nil {
 		return gallery.Entry{}, err
 	}
-	e, _, err := gallery.Enroll(ctx, store, d, collection, it.Person, "", it.Image.Base(), data)
+	e, rec, err := gallery.Enroll(ctx, store, d, collection, it.Person, "", it.Image.Base(), data)
+	if err != nil {
+		return e, err
+	}
+	// The face's picture for the console, beside the entry.
+	b := rec.Faces[0].Box
+	jpg, err := thumbs.FromImage(data, job.Box{X: b.X, Y: b.Y, W: b.W, H: b.H}, d.limits)
+	if err == nil {
+		err = thumbs.Put(ctx, store, e.ID, jpg)
+	}
 	return e, err
 }

@@ -76,6 +76,8 @@ flags:`)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
+	// One --status-every for both reports of this process.
+	wcfg.StatusEvery = scfg.StatusEvery
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "facecloud local: unexpected arguments %q\n", fs.Args())
 		return errUsage
@@ -183,6 +185,9 @@ flags:`)
 		"--threshold", strconv.FormatFloat(wf.threshold, 'g', -1, 64),
 		"--gallery-refresh", wf.galleryRefresh.String(),
 		"--answer-objects=" + strconv.FormatBool(wf.cfg.AnswerObjects),
+		// Local workers serve no metrics (the variable may be set for
+		// this process).
+		"--metrics=",
 		// The web agent's upload limits, so that what it accepts its
 		// workers decode.
 		"--max-body", strconv.FormatInt(wcfg.MaxBodyBytes, 10),
@@ -207,7 +212,14 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	loop, err := scaler.New(scfg, scaler.Deps{Queue: reqQ, Fleet: fleet, Logger: log.With("agent", "scaler"), Metrics: reg})
+	dlq, err := openQueue(ctx, env, localQueueURL(*data, RequestQueueName+DeadLetterSuffix))
+	if err != nil {
+		_ = fleet.Close()
+		return err
+	}
+	defer dlq.Close()
+	loop, err := scaler.New(scfg, scaler.Deps{Queue: reqQ, Fleet: fleet, Logger: log.With("agent", "scaler"), Metrics: reg,
+		Status: store, DeadLetters: dlq, Name: "local"})
 	if err != nil {
 		_ = fleet.Close()
 		return err

@@ -36,6 +36,7 @@ func scalerFlags(fs *flag.FlagSet, cfg *scaler.Config, compactEvery *time.Durati
 	fs.IntVar(&cfg.Policy.TargetBacklog, "target-backlog", def.Policy.TargetBacklog, "queued or in-flight requests per worker the fleet is sized for (1..10000)")
 	fs.DurationVar(&cfg.Policy.ScaleOutCooldown, "scale-out-cooldown", def.Policy.ScaleOutCooldown, "least time between two raises of the desired count (0..1h)")
 	fs.DurationVar(&cfg.Policy.ScaleInCooldown, "scale-in-cooldown", def.Policy.ScaleInCooldown, "least time after a change before unstarted workers are dropped (0..1h)")
+	fs.DurationVar(&cfg.StatusEvery, "status-every", def.StatusEvery, "how often at most the scaler writes its status report for the console and facecloud status; a decision that changes the fleet is written at once (0..5m; 0: every poll)")
 }
 
 func runScaler(ctx context.Context, env *environment, args []string) error {
@@ -50,7 +51,7 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 	fs.IntVar(&cfg.Policy.Max, "max-workers", cfg.Policy.Max, "most workers (1..100)")
 	requests := fs.String("requests", "", "request queue URL")
 	data := fs.String("data", "", "local data directory: the request queue is DIR/queue.db, the gallery DIR/store")
-	output := fs.String("output", "", "output store URL: the gallery's, unless --gallery says otherwise (the web agent's)")
+	output := fs.String("output", "", "output store URL (the web agent's): the gallery's, unless --gallery says otherwise, and where the scaler writes its status report (status/scaler.json) for the console and facecloud status")
 	galleryURL := fs.String("gallery", "", "gallery store URL, whose collections the acting scaler compacts; default the output store; neither: no compaction")
 	fleetURL := fs.String("fleet", "", "worker fleet URL, e.g. asg://GROUP")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on HOST:PORT; empty: off")
@@ -58,11 +59,20 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 	leaseTTL := fs.Duration("lease-ttl", 15*time.Second, "how long the lease holds without renewal: a dead scaler is replaced after about this long (1s..10m)")
 	replyPrefix := fs.String("reply-prefix", "", "the web hosts' own reply queues (the web agent's --reply-prefix): the acting scaler removes those untouched for --reply-expiry")
 	fs.DurationVar(&cfg.ReplyExpiry, "reply-expiry", cfg.ReplyExpiry, "how long a web host's reply queue may go untouched before it is removed as a dead host's (5s..24h; several times the web agent's --reply-touch)")
+	deadLetter := fs.String("dead-letter", "", "the request queue's dead-letter queue URL: its depth goes into the status report and facecloud_scaler_dead_letters (--data: DIR/queue.db's requests-dlq)")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
-	if *requests == "" && *data != "" {
-		*requests = localQueueURL(*data, RequestQueueName)
+	if *data != "" {
+		if *requests == "" {
+			*requests = localQueueURL(*data, RequestQueueName)
+		}
+		if *output == "" {
+			*output = localStoreURL(*data)
+		}
+		if *deadLetter == "" {
+			*deadLetter = localQueueURL(*data, RequestQueueName+DeadLetterSuffix)
+		}
 	}
 	if *galleryURL == "" {
 		*galleryURL = *output
@@ -95,15 +105,31 @@ func runScaler(ctx context.Context, env *environment, args []string) error {
 	}
 	defer fleet.Close()
 
-	deps := scaler.Deps{Queue: q, Fleet: fleet, Logger: log}
+	host, _ := os.Hostname()
+	deps := scaler.Deps{Queue: q, Fleet: fleet, Logger: log, Name: fmt.Sprintf("%s-%d", host, os.Getpid())}
+	if *output != "" {
+		st, err := openStore(ctx, env, *output)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		deps.Status = st
+	}
+	if *deadLetter != "" {
+		dlq, err := openQueue(ctx, env, *deadLetter)
+		if err != nil {
+			return err
+		}
+		defer dlq.Close()
+		deps.DeadLetters = dlq
+	}
 	if *leaseURL != "" {
 		reg, err := openRegister(ctx, env, *leaseURL)
 		if err != nil {
 			return err
 		}
 		defer reg.Close()
-		host, _ := os.Hostname()
-		if deps.Lease, err = scaler.NewLease(reg, fmt.Sprintf("%s-%d", host, os.Getpid()), *leaseTTL, nil); err != nil {
+		if deps.Lease, err = scaler.NewLease(reg, deps.Name, *leaseTTL, nil); err != nil {
 			return err
 		}
 	}

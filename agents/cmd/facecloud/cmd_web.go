@@ -175,6 +175,8 @@ flags:`)
 		fs.PrintDefaults()
 	}
 	cfg := webLimitFlags(fs, web.DefaultConfig().Addr)
+	// facecloud local sets it from the scaler's flag of the same name.
+	fs.DurationVar(&cfg.StatusEvery, "status-every", cfg.StatusEvery, "how often, while calls come, this host writes its status report (status/web/HOST.json in the output store) for the other hosts' GET /v1/status and facecloud status (0..5m; 0: never)")
 	backends := webBackendFlags(fs)
 	door := frontDoorFlags(fs)
 	memLimit := memoryLimitFlag(fs)

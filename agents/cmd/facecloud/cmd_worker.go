@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
@@ -96,6 +99,7 @@ flags:`)
 	galleryURL := fs.String("gallery", "", "gallery store URL; default the output store (the web agent's --gallery)")
 	fleetURL := fs.String("fleet", "", "fleet to retire from when idle, e.g. asg://GROUP; empty: just exit")
 	name := fs.String("name", "", "this worker's name in results and logs (default host-pid)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on HOST:PORT; empty: off")
 	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
@@ -233,16 +237,26 @@ flags:`)
 	// The worker's name on its gallery lines tells whose view changed.
 	go follower.Run(galleryCtx, wf.galleryRefresh, log.With("worker", wf.cfg.Name))
 
+	describer := engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w, err := worker.New(wf.cfg, worker.Deps{
 		Requests: reqQ, Replies: repQ, Input: in, Output: out,
 		Recognizer: &worker.FaceRecognizer{
-			Engine:  engineDescriber{engine: engine, limits: imageLimits(maxBody, maxPixels)},
+			Engine: describer, Limits: describer.limits,
 			Gallery: follower, Store: galleryStore, Threshold: wf.threshold, Logger: log,
 		},
-		ReplyFamily: family, Retirer: retirer, Logger: log,
+		ReplyFamily: family, Retirer: retirer, Logger: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		stopMetrics, err := serveMetrics(*metricsAddr, reg, log.Info)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	log.Info("worker ready", "name", wf.cfg.Name, "gallery_faces", follower.Faces(), "collections", len(follower.Collections()), "startup", time.Since(t0).Round(time.Millisecond))
 	if notifier != nil {

@@ -36,6 +36,7 @@ var envOverrides = map[string]string{
 	"scaler interval":    "FACECLOUD_SCALER_INTERVAL",
 	"local interval":     "FACECLOUD_SCALER_INTERVAL",
 	"scaler metrics":     "FACECLOUD_METRICS_ADDR",
+	"worker metrics":     "FACECLOUD_METRICS_ADDR",
 	"models dir":         "FACECLOUD_MODELS",
 }
 
@@ -43,6 +44,7 @@ var envOverrides = map[string]string{
 // Commands not listed (the agents) bind every flag.
 var oneShotEnv = map[string][]string{
 	"submit":    {"url", "api-key"},
+	"status":    {"data", "url", "api-key"},
 	"keys":      {"data", "store"},
 	"enroll":    {"data", "models", "max-body", "max-pixels"},
 	"recognize": {"data", "models", "threshold", "max-body", "max-pixels"},

@@ -1,0 +1,89 @@
+package thumbs
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"testing"
+
+	"github.com/facecloud/facecloud/agents/imageio"
+	"github.com/facecloud/facecloud/agents/job"
+)
+
+// picture is a w×h grey image with a white square at (x, y) of side s.
+func picture(w, h, x, y, s int) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for py := range h {
+		for px := range w {
+			c := color.RGBA{40, 40, 40, 255}
+			if px >= x && px < x+s && py >= y && py < y+s {
+				c = color.RGBA{250, 250, 250, 255}
+			}
+			m.Set(px, py, c)
+		}
+	}
+	return m
+}
+
+func TestMake(t *testing.T) {
+	tests := map[string]struct {
+		w, h   int
+		box    job.Box
+		wantW  int
+		wantH  int
+		bright bool // the thumbnail's centre is the face's white square
+		err    bool
+	}{
+		"face in the middle":    {w: 400, h: 300, box: job.Box{X: 150, Y: 100, W: 100, H: 100}, wantW: Side, wantH: Side, bright: true},
+		"face at the left edge": {w: 400, h: 300, box: job.Box{X: 0, Y: 100, W: 100, H: 100}, wantW: Side * 125 / 150, wantH: Side},
+		"whole small image":     {w: 160, h: 160, box: job.Box{W: 160, H: 160}, wantW: Side, wantH: Side, bright: false},
+		"box outside":           {w: 100, h: 100, box: job.Box{X: 500, Y: 500, W: 10, H: 10}, err: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			img := picture(tc.w, tc.h, int(tc.box.X), int(tc.box.Y), int(tc.box.W))
+			b, err := Make(img, tc.box)
+			if tc.err {
+				if err == nil {
+					t.Fatal("no error for a box outside the image")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := jpeg.Decode(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.Bounds().Size(); got.X < tc.wantW-1 || got.X > tc.wantW+1 || got.Y != tc.wantH {
+				t.Fatalf("thumbnail %v, want %dx%d", got, tc.wantW, tc.wantH)
+			}
+			if tc.bright {
+				r, _, _, _ := out.At(Side/2, Side/2).RGBA()
+				c, _, _, _ := out.At(2, 2).RGBA()
+				if r>>8 < 200 || c>>8 > 80 {
+					t.Fatalf("centre %d corner %d: the crop is not around the face", r>>8, c>>8)
+				}
+			}
+		})
+	}
+}
+
+func TestFromImage(t *testing.T) {
+	var src bytes.Buffer
+	if err := jpeg.Encode(&src, picture(320, 240, 100, 60, 80), nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := FromImage(src.Bytes(), job.Box{X: 100, Y: 60, W: 80, H: 80}, imageio.DefaultLimits)
+	if err != nil || len(b) == 0 || len(b) > 16<<10 {
+		t.Fatalf("FromImage = %d bytes, %v; want a small JPEG", len(b), err)
+	}
+	if _, err := FromImage([]byte("not an image"), job.Box{W: 1, H: 1}, imageio.DefaultLimits); err == nil {
+		t.Fatal("no error for bytes that are not an image")
+	}
+	if Key("abc") != "thumbs/abc.jpg" {
+		t.Fatal(Key("abc"))
+	}
+}
