@@ -11,6 +11,7 @@ import (
 	"github.com/facecloud/facecloud/agents/awsres"
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/keys"
+	"github.com/facecloud/facecloud/agents/status"
 )
 
 // Statements that need Resource "*" because AWS offers no resource-level
@@ -93,6 +94,7 @@ func grantPolicy(grants []awsres.Grant, r resolved) (policyDocument, error) {
 		awsres.ScalerLease:     {r.output + "/" + path.Dir(awsres.ScalerLeaseKey) + "/*"},
 		awsres.KeyObjects:      {r.output + "/" + keys.Prefix + "*", r.output + "/" + keys.UsePrefix + "*"},
 		awsres.GalleryObjects:  {r.output + "/" + gallery.CollectionsPrefix + "*"},
+		awsres.StatusObjects:   {r.output + "/" + status.Prefix + "*"},
 	}
 	var d policyDocument
 	for i, g := range grants {

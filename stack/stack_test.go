@@ -416,6 +416,7 @@ func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 		awsres.ScalerLease:     {"arn:aws:s3:::" + names.OutputBucket + "/leases/*"},
 		awsres.KeyObjects:      {"arn:aws:s3:::" + names.OutputBucket + "/keys/*", "arn:aws:s3:::" + names.OutputBucket + "/keyuse/*"},
 		awsres.GalleryObjects:  {"arn:aws:s3:::" + names.OutputBucket + "/collections/*"},
+		awsres.StatusObjects:   {"arn:aws:s3:::" + names.OutputBucket + "/status/*"},
 	}
 	for policy, grants := range map[string][]awsres.Grant{"web-web": awsres.WebTierWebActions, "web-scaler": awsres.WebTierScalerActions, "worker-worker": awsres.WebTierWorkerActions} {
 		var doc policyDocument

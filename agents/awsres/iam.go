@@ -29,6 +29,10 @@ const (
 	// GalleryObjects are the collections' snapshots and logs in the output
 	// store: arn:aws:s3:::OUTPUT/collections/* (gallery.CollectionsPrefix).
 	GalleryObjects Resource = "gallery-objects"
+	// StatusObjects are the web hosts' and the acting scaler's status
+	// reports in the output store, read by the console and facecloud
+	// status: arn:aws:s3:::OUTPUT/status/* (status.Prefix).
+	StatusObjects Resource = "status-objects"
 	// AnyResource is "*", for actions IAM cannot limit to a resource
 	// (autoscaling:Describe*).
 	AnyResource Resource = "*"
@@ -54,7 +58,7 @@ var (
 // answer objects and gallery entries (DELETE /v1/recognitions/{id},
 // /v1/gallery/{person}); create and revoke API keys through /v1/keys and
 // record when each key was last used; append a deletion to a collection's
-// log (erasure of a face or a person).
+// log (erasure of a face or a person); write its status report.
 // The web agent never extends a reply's visibility (it deletes each reply
 // it reads), so it has no sqs:ChangeMessageVisibility.
 var WebActions = []Grant{
@@ -66,6 +70,7 @@ var WebActions = []Grant{
 	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
 	{Resource: KeyObjects, Actions: []string{"s3:PutObject"}},
 	{Resource: GalleryObjects, Actions: []string{"s3:PutObject"}},
+	{Resource: StatusObjects, Actions: []string{"s3:PutObject"}},
 }
 
 // WorkerActions are what a worker does: receive requests (and extend their
@@ -85,13 +90,14 @@ var WorkerActions = []Grant{
 // ScalerActions are what the scaler does: read the request queue's depth
 // and the group's size, and set the group's desired capacity; and compact
 // the collections' logs into snapshots (list, read, write the new
-// snapshot, delete what it replaces).
+// snapshot, delete what it replaces); write its status report.
 var ScalerActions = []Grant{
 	{Resource: RequestQueue, Actions: []string{"sqs:GetQueueAttributes"}},
 	{Resource: AnyResource, Actions: []string{"autoscaling:DescribeAutoScalingGroups"}},
 	{Resource: WorkerGroup, Actions: []string{"autoscaling:SetDesiredCapacity"}},
 	{Resource: GalleryObjects, Actions: []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}},
 	{Resource: OutputBucket, Actions: []string{"s3:ListBucket"}},
+	{Resource: StatusObjects, Actions: []string{"s3:PutObject"}},
 }
 
 // KMSActions are needed in addition on a bucket's KMS key when stores write

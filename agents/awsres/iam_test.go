@@ -13,7 +13,7 @@ func TestGrantsFitTheirResources(t *testing.T) {
 		RequestQueue: "sqs:", ReplyQueue: "sqs:",
 		InputObjects: "s3:", OutputObjects: "s3:", InputBucket: "s3:", OutputBucket: "s3:",
 		WorkerGroup: "autoscaling:", AnyResource: "autoscaling:",
-		HostReplyQueues: "sqs:", ScalerLease: "s3:", KeyObjects: "s3:", GalleryObjects: "s3:",
+		HostReplyQueues: "sqs:", ScalerLease: "s3:", KeyObjects: "s3:", GalleryObjects: "s3:", StatusObjects: "s3:",
 	}
 	// Listing actions IAM cannot limit to a resource.
 	anyOK := map[string]bool{"sqs:ListQueues": true}
