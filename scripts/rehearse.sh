@@ -109,8 +109,11 @@ gotest rehearsal -count=1 -timeout 40m -run '^TestDeployRehearsal$' -v ./e2e/ >"
 # The summary: what ran, what was answered, the fleet, the IAM rows.
 grep -E '^\s*(--- (PASS|FAIL)|rehearsal_.*\.go:[0-9]+: )' "$scratch/test.log" | grep -vE '^\s*--- (PASS|FAIL): TestDeployRehearsal/dev/iam/.*\(0\.' || true
 if [ "$status" != 0 ]; then
-	log "rehearsal FAILED (go test exit $status); last 80 lines:"
+	log "rehearsal FAILED (go test exit $status); each failure's report:"
+	grep -A25 -E 'rehearsal_.*\.go:[0-9]+: .*(failed|want|not within)' "$scratch/test.log" | grep -v '"level":"DEBUG"' | head -300 >&2 || true
+	log "last 80 lines:"
 	tail -80 "$scratch/test.log" >&2
+	cp "$scratch/test.log" "${TMPDIR:-/tmp}/rehearse-last.log" && log "the whole output: ${TMPDIR:-/tmp}/rehearse-last.log"
 	exit "$status"
 fi
 tail -3 "$scratch/test.log"
