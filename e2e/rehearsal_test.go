@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -470,16 +471,36 @@ func enrolCourse(ctx context.Context, client *http.Client, base, key string, c *
 		sort.Strings(errs)
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
+	// A face's id comes from its image's bytes: a person's photo sent
+	// twice is one face (the course's 100 gallery images are 10 photos).
+	distinct := map[string]bool{}
+	for person, imgs := range byPerson {
+		for _, img := range imgs {
+			matches, _ := filepath.Glob(filepath.Join(c.Gallery100, img+".*"))
+			if len(matches) == 0 {
+				matches = []string{filepath.Join(c.Gallery100, img)}
+			}
+			data, err := os.ReadFile(matches[0])
+			if err != nil {
+				return err
+			}
+			distinct[fmt.Sprintf("%s %x", person, sha256.Sum256(data))] = true
+		}
+	}
 	deadline := time.Now().Add(2 * time.Minute)
+	faces := -1
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		code, body := apiCall(ctx, http.MethodGet, base+"/v1/gallery", key, nil)
 		var g struct{ Faces int }
-		if code == http.StatusOK && json.Unmarshal([]byte(body), &g) == nil && g.Faces >= len(labels) {
-			return nil
+		if code == http.StatusOK && json.Unmarshal([]byte(body), &g) == nil {
+			faces = g.Faces
+			if g.Faces == len(distinct) {
+				return nil
+			}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return fmt.Errorf("gallery does not hold the %d enrolled faces", len(labels))
+	return fmt.Errorf("gallery holds %d faces, want the %d distinct photos of the %d enrolled", faces, len(distinct), len(labels))
 }
 
 func truncate(s string, n int) string {
