@@ -446,7 +446,7 @@ func iamTable(t *testing.T, s *system, shard int) {
 
 // resourceOf names what a statement is on: requests, replies,
 // host-replies, input, output, artifacts (a bucket or its objects), lease,
-// keys, logs, or * (moto's view of the group too).
+// keys, collections, status, logs, or * (moto's view of the group too).
 func resourceOf(resources []string) string {
 	if len(resources) == 0 {
 		return ""
@@ -461,6 +461,10 @@ func resourceOf(resources []string) string {
 		return "lease"
 	case strings.HasSuffix(res, "/keys/*"):
 		return "keys"
+	case strings.HasSuffix(res, "/collections/*"):
+		return "collections"
+	case strings.HasSuffix(res, "/status/*"):
+		return "status"
 	}
 	for _, k := range []struct{ suffix, name string }{{"-requests", "requests"}, {"-req-queue", "requests"}, {"-replies", "replies"}, {"-resp-queue", "replies"}} {
 		if strings.HasSuffix(res, k.suffix) {
