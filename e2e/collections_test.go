@@ -339,6 +339,18 @@ func TestFaceAPI(t *testing.T) {
 		if code, _, out := callFile(t, base+"/v1/verifications?collection=team-a&person=Nobody", withKey(keyA), same[0]); code != 404 {
 			t.Fatalf("verification against an unknown person = %d %s, want 404", code, out)
 		}
+		// The same pair asked at high quality: the course's 64 px crops are
+		// below it, so no match, with the faces named "low quality".
+		body, ct = multipartFiles(t, "file", map[string][]byte{"a.jpg": a, "b.jpg": b})
+		h.Set("Content-Type", ct)
+		code, _, out = call(t, http.MethodPost, base+"/v1/verifications?wait=60s&quality=high", h, body)
+		r = decode[job.Result](t, "verification", out)
+		if code != 200 || r.Verification == nil || r.Verification.Match || !r.Verification.LowQuality || r.Answer != "no match" || r.Faces[0].Name != job.LowQuality {
+			t.Fatalf("verification of two photos of %s at quality high = %d %s", persons[2], code, out)
+		}
+		if code, _, out := callFile(t, base+"/v1/verifications?quality=best&person="+persons[2]+"&collection=team-a", withKey(keyA), same[0]); code != 400 {
+			t.Fatalf("verification at quality=best = %d %s, want 400", code, out)
+		}
 	})
 
 	t.Run("course contract", func(t *testing.T) {

@@ -125,6 +125,9 @@ type Options struct {
 	Limit int
 	// Nearest names the nearest person even beyond the threshold.
 	Nearest bool
+	// Quality is the least quality a face needs to be matched: none, low,
+	// medium or high; empty for the service's default (low).
+	Quality string
 }
 
 func (o Options) query() url.Values {
@@ -140,6 +143,9 @@ func (o Options) query() url.Values {
 	}
 	if o.Nearest {
 		q.Set("nearest", "1")
+	}
+	if o.Quality != "" {
+		q.Set("quality", o.Quality)
 	}
 	return q
 }

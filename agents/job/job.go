@@ -216,6 +216,9 @@ type Verification struct {
 	// (verification against a person).
 	Person string `json:"person,omitempty"`
 	FaceID string `json:"face_id,omitempty"`
+	// LowQuality is set when a compared face is below the request's
+	// quality filter: Match is then false whatever the distance.
+	LowQuality bool `json:"low_quality,omitempty"`
 }
 
 // Result is what a worker stores for a job, done or failed.

@@ -469,6 +469,10 @@ func (s *Server) postVerification(w http.ResponseWriter, r *http.Request) *httpE
 	if herr != nil {
 		return herr
 	}
+	quality, herr := qualityParam(r)
+	if herr != nil {
+		return herr
+	}
 	wait, herr := s.waitParam(r, s.cfg.APIWait)
 	if herr != nil {
 		return herr
@@ -482,7 +486,7 @@ func (s *Server) postVerification(w http.ResponseWriter, r *http.Request) *httpE
 	if herr != nil {
 		return herr
 	}
-	tmpl := job.Request{Kind: job.KindVerify, Threshold: threshold}
+	tmpl := job.Request{Kind: job.KindVerify, Threshold: threshold, Quality: quality}
 	switch {
 	case person == "" && len(ups) != 2:
 		return refuse(http.StatusBadRequest, "missing_field", "send two images to compare, or one image and ?person= to compare it with")

@@ -46,7 +46,8 @@ var ErrNoFace = gallery.ErrNoFace
 
 // Process runs req on its images. A recognition or search names only the
 // faces at or above req.Quality (gallery.DefaultQuality when it names
-// none); the others are job.LowQuality. Errors (undecodable, too many
+// none); the others are job.LowQuality. A verification whose face is below
+// it is no match. Errors (undecodable, too many
 // pixels, no face to enrol or verify, ...) are permanent: the same bytes
 // fail the same way; only writing an enrolment is retried.
 func (f *FaceRecognizer) Process(ctx context.Context, req job.Request, images [][]byte) (Recognition, error) {
@@ -64,7 +65,7 @@ func (f *FaceRecognizer) Process(ctx context.Context, req job.Request, images []
 	case job.KindEnroll:
 		return f.enroll(ctx, req, images[0])
 	case job.KindVerify:
-		return f.verify(ctx, req, images, threshold)
+		return f.verify(ctx, req, images, threshold, minQ)
 	}
 	rec, err := f.Engine.Describe(ctx, images[0])
 	if err != nil {
@@ -224,7 +225,7 @@ func (f *FaceRecognizer) detect(ctx context.Context, image []byte) (Recognition,
 
 // verify compares the largest face of the first image with the largest of
 // the second, or with the nearest face of the request's person.
-func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][]byte, threshold float64) (Recognition, error) {
+func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][]byte, threshold float64, minQ face.QualityLevel) (Recognition, error) {
 	largest := func(i int) (face.Recognition, error) {
 		rec, err := f.Engine.Describe(ctx, images[i])
 		if err == nil && len(rec.Faces) == 0 {
@@ -240,6 +241,7 @@ func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][
 	first := rec.Faces[0]
 	v := &job.Verification{Threshold: threshold}
 	out.Faces = []job.Face{{Box: box(first.Box), Score: first.Score, Quality: first.Quality.Level.String()}}
+	levels := []face.QualityLevel{first.Quality.Level}
 	if len(images) > 1 {
 		rec2, err := largest(1)
 		if err != nil {
@@ -249,6 +251,7 @@ func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][
 		second := rec2.Faces[0]
 		v.Distance = face.Distance(first.Descriptor, second.Descriptor)
 		out.Faces = append(out.Faces, job.Face{Box: box(second.Box), Score: second.Score, Quality: second.Quality.Level.String()})
+		levels = append(levels, second.Quality.Level)
 	} else {
 		c := collectionOf(req)
 		ms := f.Gallery.View(c).Search([]face.Descriptor{first.Descriptor}, 1, req.Person)[0]
@@ -260,6 +263,18 @@ func (f *FaceRecognizer) verify(ctx context.Context, req job.Request, images [][
 	v.Similarity = gallery.Similarity(v.Distance)
 	v.Match = v.Distance <= threshold
 	out.Faces[0].Distance, out.Faces[0].Similarity = v.Distance, v.Similarity
+	// A face below the quality asked for is not vouched for, however near:
+	// the distance is still reported, the answer is no match.
+	low := false
+	for i, l := range levels {
+		if l < minQ {
+			low = true
+			out.Faces[i].Name = job.LowQuality
+		}
+	}
+	if low {
+		v.Match, v.LowQuality = false, true
+	}
 	if v.Match && v.Person != "" {
 		out.Faces[0].Name, out.Faces[0].FaceID = v.Person, v.FaceID
 	}

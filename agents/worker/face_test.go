@@ -298,11 +298,18 @@ func TestFaceRecognizer(t *testing.T) {
 			req    job.Request
 			images [][]byte
 			match  bool
+			// low: a face is below the request's quality filter.
+			low bool
 		}{
-			"two photos of one person": {job.Request{Kind: job.KindVerify, Input2: "x"}, [][]byte{photo(who, gal, galLabels), photo(who, reqs, reqLabels)}, true},
-			"two people":               {job.Request{Kind: job.KindVerify, Input2: "x"}, [][]byte{shots[who][0].img, stranger}, false},
-			"photo and its person":     {job.Request{Kind: job.KindVerify, Person: who}, [][]byte{photo(who, reqs, reqLabels)}, true},
-			"photo and another person": {job.Request{Kind: job.KindVerify, Person: who, Collection: gallery.DefaultCollection}, [][]byte{stranger}, false},
+			"two photos of one person": {job.Request{Kind: job.KindVerify, Input2: "x"}, [][]byte{photo(who, gal, galLabels), photo(who, reqs, reqLabels)}, true, false},
+			"two people":               {job.Request{Kind: job.KindVerify, Input2: "x"}, [][]byte{shots[who][0].img, stranger}, false, false},
+			"photo and its person":     {job.Request{Kind: job.KindVerify, Person: who}, [][]byte{photo(who, reqs, reqLabels)}, true, false},
+			"photo and another person": {job.Request{Kind: job.KindVerify, Person: who, Collection: gallery.DefaultCollection}, [][]byte{stranger}, false, false},
+			// The course's 64 px crops are below high quality (too few
+			// pixels): the same pair is then no match.
+			"one person below the quality asked":  {job.Request{Kind: job.KindVerify, Input2: "x", Quality: "high"}, [][]byte{photo(who, gal, galLabels), photo(who, reqs, reqLabels)}, false, true},
+			"photo and its person, quality high":  {job.Request{Kind: job.KindVerify, Person: who, Quality: "high"}, [][]byte{photo(who, reqs, reqLabels)}, false, true},
+			"one person, quality none lets it in": {job.Request{Kind: job.KindVerify, Input2: "x", Quality: "none"}, [][]byte{photo(who, gal, galLabels), photo(who, reqs, reqLabels)}, true, false},
 		}
 		for name, tc := range tests {
 			t.Run(name, func(t *testing.T) {
@@ -311,8 +318,14 @@ func TestFaceRecognizer(t *testing.T) {
 					t.Fatal(err)
 				}
 				v := rec.Verification
-				if v == nil || v.Match != tc.match || v.Threshold != gallery.DefaultThreshold || v.Similarity != gallery.Similarity(v.Distance) || len(rec.Faces) != len(tc.images) {
-					t.Fatalf("verification %+v faces %+v, want match %v", v, rec.Faces, tc.match)
+				if v == nil || v.Match != tc.match || v.LowQuality != tc.low || v.Threshold != gallery.DefaultThreshold || v.Similarity != gallery.Similarity(v.Distance) || len(rec.Faces) != len(tc.images) {
+					t.Fatalf("verification %+v faces %+v, want match %v, low quality %v", v, rec.Faces, tc.match, tc.low)
+				}
+				if tc.low && !slices.ContainsFunc(rec.Faces, func(f job.Face) bool { return f.Name == job.LowQuality }) {
+					t.Fatalf("faces %+v: none named %q", rec.Faces, job.LowQuality)
+				}
+				if tc.low && v.Distance > tc.req.Threshold && v.Distance > gallery.DefaultThreshold {
+					t.Fatalf("distance %v: the pair must be near, so that only the quality says no", v.Distance)
 				}
 				if tc.req.Person != "" && (v.Person != tc.req.Person || v.FaceID == "") {
 					t.Fatalf("verification against %s names %s/%s", tc.req.Person, v.Person, v.FaceID)

@@ -27,9 +27,9 @@ prints each answer as JSON. Commands:
   persons COLLECTION                      a collection's persons (every page)
   faces COLLECTION PERSON                 a person's faces (every page)
   enroll COLLECTION PERSON IMG|DIR|ZIP... enrol images as PERSON (--external-id with one image)
-  search COLLECTION IMG                   each face's nearest faces (--limit, --threshold)
+  search COLLECTION IMG                   each face's nearest faces (--limit, --threshold, --quality)
   detect IMG                              faces, scores and 68 landmarks
-  verify IMG IMG                          are the two largest faces one person (--threshold)
+  verify IMG IMG                          are the two largest faces one person (--threshold, --quality)
   verify IMG --person P [--collection C]  is the largest face P
   delete COLLECTION PERSON [FACE]         erase a person or a face (--purge)
 
@@ -45,6 +45,7 @@ func runAPI(ctx context.Context, env *environment, args []string) error {
 	key := fs.String("api-key", "", "API key, sent as Authorization: Bearer")
 	limit := fs.Int("limit", 0, "search: candidates per face (1..100; default the service's, 5)")
 	threshold := fs.Float64("threshold", 0, "search, verify: largest distance taken as a match (0.2..1.0; default the service's)")
+	quality := fs.String("quality", "", "search, verify: least quality a face needs to be matched (none, low, medium, high; default the service's, low)")
 	person := fs.String("person", "", "verify: the person to compare the image with")
 	collection := fs.String("collection", "", "verify --person: the person's collection (default \"default\")")
 	externalID := fs.String("external-id", "", "enroll: the face's id (one image): enrolling again with it replaces the face")
@@ -72,7 +73,7 @@ func runAPI(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer api.Close()
-	opts := client.Options{Limit: *limit, Threshold: *threshold}
+	opts := client.Options{Limit: *limit, Threshold: *threshold, Quality: *quality}
 	need := func(n int) error {
 		if len(rest)-1 < n {
 			return usageError(env, fs, fmt.Sprintf("%s needs %d argument(s)", rest[0], n))
