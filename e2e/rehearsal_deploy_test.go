@@ -450,7 +450,7 @@ func iamTable(t *testing.T, s *system, shard int) {
 }
 
 // resourceOf names what a statement is on: requests, replies,
-// host-replies, input, output, artifacts (a bucket or its objects), lease,
+// host-replies, dead-letters, input, output, artifacts (a bucket or its objects), lease,
 // keys, collections, status, logs, or * (moto's view of the group too).
 func resourceOf(resources []string) string {
 	if len(resources) == 0 {
@@ -471,7 +471,7 @@ func resourceOf(resources []string) string {
 	case strings.HasSuffix(res, "/status/*"):
 		return "status"
 	}
-	for _, k := range []struct{ suffix, name string }{{"-requests", "requests"}, {"-req-queue", "requests"}, {"-replies", "replies"}, {"-resp-queue", "replies"}} {
+	for _, k := range []struct{ suffix, name string }{{"-requests-dlq", "dead-letters"}, {"-req-dlq", "dead-letters"}, {"-requests", "requests"}, {"-req-queue", "requests"}, {"-replies", "replies"}, {"-resp-queue", "replies"}} {
 		if strings.HasSuffix(res, k.suffix) {
 			return k.name
 		}

@@ -264,6 +264,11 @@ func (s *system) rehearse(w workload) (o outcome) {
 	if err := s.waitGroupAtMin(ctx, w.back); err != nil && ctx.Err() == nil {
 		problem("%v", err)
 	}
+	// The console's figures on AWS: the acting scaler's report, with the
+	// dead-letter queue's depth it reads with the stack's grant.
+	if err := waitStatus(ctx, base, admin, 30*time.Second); err != nil && ctx.Err() == nil {
+		problem("%v", err)
+	}
 	// The acting scaler collects a dead host's reply queue once it has
 	// gone untouched for replyExpiry.
 	expiry, _ := time.ParseDuration(s.webEnv()["FACECLOUD_REPLY_EXPIRY"])
@@ -293,6 +298,42 @@ func (s *system) rehearse(w workload) (o outcome) {
 		o.problems = append(o.problems, s.checkAgentLogs(ctx, hosts, t0)...)
 	}
 	return o
+}
+
+// waitStatus waits for GET /v1/status to show the request queue with its
+// dead-letter queue's depth and the acting scaler's report.
+func waitStatus(ctx context.Context, base, key string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := apiCall(ctx, http.MethodGet, base+"/v1/status", key, nil)
+		var st struct {
+			Queue *struct {
+				DeadLetter *int `json:"dead_letter"`
+			} `json:"queue"`
+			Scaler *struct {
+				Holder string `json:"holder"`
+			} `json:"scaler"`
+		}
+		err := json.Unmarshal([]byte(body), &st)
+		switch {
+		case code != http.StatusOK || err != nil:
+			err = fmt.Errorf("GET /v1/status: %d %s", code, truncate(body, 300))
+		case st.Queue == nil || st.Queue.DeadLetter == nil:
+			err = fmt.Errorf("GET /v1/status shows no dead-letter depth: %s", truncate(body, 600))
+		case st.Scaler == nil || st.Scaler.Holder == "":
+			err = fmt.Errorf("GET /v1/status shows no acting scaler: %s", truncate(body, 600))
+		default:
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // broken reports whether a booted host has a failed unit or an agent

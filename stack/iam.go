@@ -59,6 +59,7 @@ type roles struct {
 // arns are the resources the policies name.
 type arns struct {
 	requests, replies        pulumi.StringOutput
+	deadLetters              pulumi.StringOutput
 	input, output, artifacts pulumi.StringOutput
 	group, instances         pulumi.StringOutput
 	// hostReplies is the ARN pattern of the web hosts' own reply queues.
@@ -73,9 +74,9 @@ type arns struct {
 // account's instances in the region; numbered says whether workers name
 // themselves (course preset).
 type resolved struct {
-	requests, replies, input, output, artifacts, group, instances, hostReplies string
-	logs                                                                       map[string]string
-	numbered, warmPool                                                         bool
+	requests, replies, deadLetters, input, output, artifacts, group, instances, hostReplies string
+	logs                                                                                    map[string]string
+	numbered, warmPool                                                                      bool
 }
 
 // grantPolicy turns an agent's grants from awsres (the list the agents'
@@ -83,6 +84,7 @@ type resolved struct {
 func grantPolicy(grants []awsres.Grant, r resolved) (policyDocument, error) {
 	arn := map[awsres.Resource][]string{
 		awsres.RequestQueue:    {r.requests},
+		awsres.DeadLetterQueue: {r.deadLetters},
 		awsres.ReplyQueue:      {r.replies},
 		awsres.InputObjects:    {r.input + "/*"},
 		awsres.OutputObjects:   {r.output + "/*"},
@@ -184,9 +186,9 @@ func newRoles(ctx *pulumi.Context, c Config, prefix string, a arns) (*roles, err
 	if err != nil {
 		return nil, err
 	}
-	docs := pulumi.All(a.requests, a.replies, a.input, a.output, a.artifacts, a.group, a.instances, a.hostReplies).ApplyT(func(v []any) (map[string]string, error) {
+	docs := pulumi.All(a.requests, a.replies, a.input, a.output, a.artifacts, a.group, a.instances, a.hostReplies, a.deadLetters).ApplyT(func(v []any) (map[string]string, error) {
 		policies, err := agentPolicies(resolved{
-			requests: v[0].(string), replies: v[1].(string),
+			requests: v[0].(string), replies: v[1].(string), deadLetters: v[8].(string),
 			input: v[2].(string), output: v[3].(string), artifacts: v[4].(string),
 			group: v[5].(string), instances: v[6].(string), hostReplies: v[7].(string),
 			logs: a.logs, numbered: a.numbered, warmPool: a.warmPool,

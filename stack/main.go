@@ -168,7 +168,7 @@ func deploy(ctx *pulumi.Context, c Config, a *artifacts) (outputs, error) {
 		logARNs[l.agent] = logGroupARN(c, acct, l.agent)
 	}
 	r, err := newRoles(ctx, c, prefix, arns{
-		requests: q.requests.Arn, replies: q.replies.Arn,
+		requests: q.requests.Arn, replies: q.replies.Arn, deadLetters: q.deadLetters.Arn,
 		input: b.input.Arn, output: b.output.Arn, artifacts: b.artifacts.Arn,
 		group:       pulumi.String(group).ToStringOutput(),
 		instances:   pulumi.String(instances).ToStringOutput(),

@@ -406,6 +406,7 @@ func checkIAM(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 	arnOf := map[awsres.Resource][]string{
 		awsres.RequestQueue:    {fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.RequestQueue)},
 		awsres.ReplyQueue:      {fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.ResponseQueue)},
+		awsres.DeadLetterQueue: {fmt.Sprintf("arn:aws:sqs:%s:%s:%s", mockRegion, mockAccount, names.DeadLetterQueue)},
 		awsres.InputObjects:    {"arn:aws:s3:::" + names.InputBucket + "/*"},
 		awsres.OutputObjects:   {"arn:aws:s3:::" + names.OutputBucket + "/*"},
 		awsres.InputBucket:     {"arn:aws:s3:::" + names.InputBucket},
@@ -656,6 +657,7 @@ func checkWebUserData(t *testing.T, m *mockCloud, tc stackCase, names awsres.Nam
 	want := backendEnv(names)
 	want["FACECLOUD_PORT"] = fmt.Sprint(tc.webPort)
 	want["FACECLOUD_LEASE"] = "s3://" + names.OutputBucket + "/leases/scaler"
+	want["FACECLOUD_DEAD_LETTER"] = queueURL(names.DeadLetterQueue)
 	want["FACECLOUD_OPEN_RECOGNITION"] = fmt.Sprint(tc.preset == awsres.PresetCourse)
 	for k, v := range want {
 		if env[k] != v {

@@ -21,7 +21,13 @@ const scalerMetricsAddr = "127.0.0.1:9102"
 // replyPrefixURL is the queue URL prefix of the web hosts' own reply
 // queues: the request queue's URL with its name replaced by the prefix.
 func replyPrefixURL(requestsURL string, names awsres.Names) string {
-	return requestsURL[:strings.LastIndexByte(requestsURL, '/')+1] + names.ReplyQueuePrefix
+	return besideURL(requestsURL, names.ReplyQueuePrefix)
+}
+
+// besideURL is the URL of the queue named name in the request queue's
+// account and region: the request queue's URL with its name replaced.
+func besideURL(requestsURL, name string) string {
+	return requestsURL[:strings.LastIndexByte(requestsURL, '/')+1] + name
 }
 
 // leaseURL is the record the web hosts' scalers elect the acting one through.
@@ -33,7 +39,9 @@ func leaseURL(names awsres.Names) string {
 // and the scaler unit. Each web host has a reply queue of its own
 // (FACECLOUD_REPLY_PREFIX) and its scaler stands for election
 // (FACECLOUD_LEASE), so any number of hosts can run behind the load
-// balancer. The agents read FACECLOUD_<FLAG> for every flag, so the
+// balancer. The scaler reports the dead-letter queue's depth
+// (FACECLOUD_DEAD_LETTER) in its status report and metric, which the
+// console and facecloud status show. The agents read FACECLOUD_<FLAG> for every flag, so the
 // variables the units do not pass (FACECLOUD_OPEN_RECOGNITION,
 // FACECLOUD_REPLY_TOUCH, FACECLOUD_REPLY_EXPIRY) still reach the agent
 // that has the flag.
@@ -46,6 +54,7 @@ func webEnv(c Config, names awsres.Names, requestsURL string) map[string]string 
 		"FACECLOUD_OUTPUT":       storeURL(names.OutputBucket, c.Region),
 		"FACECLOUD_FLEET":        "asg://" + names.WorkerGroup,
 		"FACECLOUD_LEASE":        leaseURL(names),
+		"FACECLOUD_DEAD_LETTER":  besideURL(requestsURL, names.DeadLetterQueue),
 		"FACECLOUD_REPLY_TOUCH":  c.ReplyTouch.String(),
 		"FACECLOUD_REPLY_EXPIRY": c.ReplyExpiry.String(),
 		// The course's workload sends no API key: its preset lets the

@@ -14,7 +14,9 @@ type Resource string
 // The resources the agents touch.
 const (
 	RequestQueue Resource = "request-queue"
-	ReplyQueue   Resource = "reply-queue"
+	// DeadLetterQueue is the request queue's dead-letter queue.
+	DeadLetterQueue Resource = "dead-letter-queue"
+	ReplyQueue      Resource = "reply-queue"
 	// InputObjects and OutputObjects are the objects in a bucket
 	// (arn:aws:s3:::BUCKET/*); InputBucket and OutputBucket the bucket itself
 	// (arn:aws:s3:::BUCKET), which s3:ListBucket needs.
@@ -88,11 +90,13 @@ var WorkerActions = []Grant{
 }
 
 // ScalerActions are what the scaler does: read the request queue's depth
-// and the group's size, and set the group's desired capacity; and compact
+// and the group's size, and set the group's desired capacity; read the
+// dead-letter queue's depth for its status report and metric; and compact
 // the collections' logs into snapshots (list, read, write the new
 // snapshot, delete what it replaces); write its status report.
 var ScalerActions = []Grant{
 	{Resource: RequestQueue, Actions: []string{"sqs:GetQueueAttributes"}},
+	{Resource: DeadLetterQueue, Actions: []string{"sqs:GetQueueAttributes"}},
 	{Resource: AnyResource, Actions: []string{"autoscaling:DescribeAutoScalingGroups"}},
 	{Resource: WorkerGroup, Actions: []string{"autoscaling:SetDesiredCapacity"}},
 	{Resource: GalleryObjects, Actions: []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}},

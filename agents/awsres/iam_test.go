@@ -10,7 +10,7 @@ import (
 // would reject or that grants nothing.
 func TestGrantsFitTheirResources(t *testing.T) {
 	service := map[Resource]string{
-		RequestQueue: "sqs:", ReplyQueue: "sqs:",
+		RequestQueue: "sqs:", DeadLetterQueue: "sqs:", ReplyQueue: "sqs:",
 		InputObjects: "s3:", OutputObjects: "s3:", InputBucket: "s3:", OutputBucket: "s3:",
 		WorkerGroup: "autoscaling:", AnyResource: "autoscaling:",
 		HostReplyQueues: "sqs:", ScalerLease: "s3:", KeyObjects: "s3:", GalleryObjects: "s3:", StatusObjects: "s3:",
