@@ -49,17 +49,19 @@ func (w *waiters) count() int {
 	return len(w.m)
 }
 
-// wake signals every waiter of id and reports whether there was any.
-func (w *waiters) wake(id string) bool {
+// wake signals every waiter of id. It first calls found with whether there
+// is any, so that what found records (a metric) is there before a woken
+// caller answers.
+func (w *waiters) wake(id string, found func(bool)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	found(len(w.m[id]) > 0)
 	for ch := range w.m[id] {
 		select {
 		case ch <- struct{}{}:
 		default: // already signalled
 		}
 	}
-	return len(w.m[id]) > 0
 }
 
 // hostReplies is the reply queue the consumer reads: Deps.Replies, or the
@@ -235,16 +237,19 @@ func (s *Server) consumeReplies(ctx context.Context) {
 
 func (s *Server) routeReply(m platform.Message) {
 	var rep job.Reply
-	outcome := "invalid"
 	if err := job.Decode(m.Body, &rep); err != nil {
 		s.log.Warn("dropping invalid reply", "message", m.ID, "err", err)
-	} else if s.waiters.wake(rep.ID) {
-		outcome = "routed"
-	} else {
-		outcome = "orphaned"
-		s.log.Debug("reply with no waiter here; result stays in the store", "id", rep.ID)
+		s.metrics.replies.WithLabelValues("invalid").Inc()
+		return
 	}
-	s.metrics.replies.WithLabelValues(outcome).Inc()
+	s.waiters.wake(rep.ID, func(waiting bool) {
+		if !waiting {
+			s.metrics.replies.WithLabelValues("orphaned").Inc()
+			s.log.Debug("reply with no waiter here; result stays in the store", "id", rep.ID)
+			return
+		}
+		s.metrics.replies.WithLabelValues("routed").Inc()
+	})
 }
 
 // errWaitTimeout means no result came within the call's wait limit.
