@@ -267,3 +267,48 @@ func TestSearchNearDuplicates(t *testing.T) {
 	}
 	t.Logf("recall@1 %d of %d queries, %d more within %.1e of float64's nearest (distance bound %.1e)", hits, queries, ties, 2*bound, bound)
 }
+
+// TestFixedDistanceError measures the distance the search reports (query
+// as given, face from its 16-bit copy, in float64) against the distance to
+// the face as stored (float32), over many pairs of face-like descriptors,
+// and holds it to maxDistanceError; and an identical descriptor's.
+func TestFixedDistanceError(t *testing.T) {
+	const dim, pairs = face.DescriptorSize, 20000
+	r := rand.New(rand.NewPCG(9, 10))
+	draw := func() face.Descriptor {
+		var d face.Descriptor
+		for k := range d {
+			d[k] = float32(r.NormFloat64() * 0.09)
+		}
+		return d
+	}
+	hi, lo := make([]int8, dim), make([]int8, dim)
+	s := &segment{hi: hi, lo: lo, peak: make([]float32, 1)}
+	var g [dim]float64
+	var worst, worstSame float64
+	for i := range pairs {
+		q, x := draw(), draw()
+		if i%2 == 1 { // a near face too
+			x = q
+			for k := range x {
+				x[k] += float32(r.NormFloat64() * 0.025)
+			}
+		}
+		s.peak[0], _ = quantise(&x, hi, lo)
+		s.fixedDescriptor(0, &g)
+		var want, got, same float64
+		for k := range q {
+			a, b := float64(q[k])-float64(x[k]), float64(q[k])-g[k]
+			want += a * a
+			got += b * b
+			c := float64(x[k]) - g[k]
+			same += c * c
+		}
+		e := math.Abs(math.Sqrt(got) - math.Sqrt(want))
+		if bound := maxDistanceError(x); e > bound || math.Sqrt(same) > bound {
+			t.Fatalf("pair %d: distance %v off, identical at %v; bound %v", i, e, math.Sqrt(same), bound)
+		}
+		worst, worstSame = max(worst, e), max(worstSame, math.Sqrt(same))
+	}
+	t.Logf("%d pairs: largest distance error %.2e; an identical descriptor at up to %.2e", pairs, worst, worstSame)
+}
