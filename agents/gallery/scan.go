@@ -9,11 +9,11 @@ import (
 // The search scans an 8-bit copy of the descriptors and re-measures the
 // best few from a 16-bit one.
 //
-// Each face is stored in memory as 16-bit fixed point with a scale of its
+// Each face is held in memory as 16-bit fixed point with a scale of its
 // own: v[k] = round(x[k]/scale), |v[k]| ≤ fixedMax, scale = peak/fixedMax
 // with peak the face's largest |x[k]|, so that the largest component uses
-// the whole range whatever the face's spread (and comes back exactly). v is split
-// into a high byte, hi = round(v/256), and a low one, lo = v − 256·hi
+// the whole range whatever the face's spread (and comes back exactly).
+// v is split into a high byte, hi = round(v/256), and a low one, lo = v − 256·hi
 // (−128..127). The high bytes alone are the face at 8 bits (hi·256·scale
 // is x within 128·scale, half a step of 8-bit rounding): the scan reads
 // only them, 128 bytes a face. Both bytes together are the face at 16 bits,

@@ -284,7 +284,6 @@ func TestFixedDistanceError(t *testing.T) {
 	}
 	hi, lo := make([]int8, dim), make([]int8, dim)
 	s := &segment{hi: hi, lo: lo, peak: make([]float32, 1)}
-	var g [dim]float64
 	var worst, worstSame float64
 	for i := range pairs {
 		q, x := draw(), draw()
@@ -295,15 +294,14 @@ func TestFixedDistanceError(t *testing.T) {
 			}
 		}
 		s.peak[0], _ = quantise(&x, hi, lo)
-		s.fixedDescriptor(0, &g)
-		var want, got, same float64
+		var qs, xs [dim]float64
+		var want float64
 		for k := range q {
-			a, b := float64(q[k])-float64(x[k]), float64(q[k])-g[k]
+			a := float64(q[k]) - float64(x[k])
 			want += a * a
-			got += b * b
-			c := float64(x[k]) - g[k]
-			same += c * c
+			qs[k], xs[k] = float64(q[k])*fixedMax, float64(x[k])*fixedMax
 		}
+		got, same := s.fixedDistance2(0, &qs), s.fixedDistance2(0, &xs)
 		e := math.Abs(math.Sqrt(got) - math.Sqrt(want))
 		if bound := maxDistanceError(x); e > bound || math.Sqrt(same) > bound {
 			t.Fatalf("pair %d: distance %v off, identical at %v; bound %v", i, e, math.Sqrt(same), bound)
@@ -311,4 +309,16 @@ func TestFixedDistanceError(t *testing.T) {
 		worst, worstSame = max(worst, e), max(worstSame, math.Sqrt(same))
 	}
 	t.Logf("%d pairs: largest distance error %.2e; an identical descriptor at up to %.2e", pairs, worst, worstSame)
+}
+
+// fixedDescriptor is row r's descriptor as the search holds it (forSearch),
+// in float64, for checking the conversion: within scale/2 of the original per component, and exact for
+// the components at ±peak.
+func (s *segment) fixedDescriptor(r int, out *[face.DescriptorSize]float64) {
+	const dim = face.DescriptorSize
+	hi, lo := (*[dim]int8)(s.hi[r*dim:]), (*[dim]int8)(s.lo[r*dim:])
+	p := float64(s.peak[r])
+	for k := range out {
+		out[k] = float64(int32(hi[k])<<8+int32(lo[k])) * p / fixedMax
+	}
 }

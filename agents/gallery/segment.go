@@ -47,7 +47,7 @@ var indexMagic = []byte("FCIDX1\n\x00")
 type mode int
 
 const (
-	// forSearch keeps the descriptors packed for the search, and per face
+	// forSearch keeps the descriptors as the search reads them, and per face
 	// only its person and id (a worker).
 	forSearch mode = iota
 	// forIndex keeps every field of the index but no descriptor (a web host
@@ -283,14 +283,18 @@ func fixed(desc []byte, n int) (hi, lo []int8, peak, norms []float32) {
 	return hi, lo, peak, norms
 }
 
-// fixedDescriptor is row r's descriptor as the search holds it (forSearch),
-// in float64: within scale/2 of the original per component, and exact for
-// the components at ±peak.
-func (s *segment) fixedDescriptor(r int, out *[face.DescriptorSize]float64) {
+// fixedDistance2 is the squared distance from row r's 16-bit copy
+// (forSearch) to a query given times fixedMax, in float64. It is computed
+// at that scale, where both terms are exact, and divided once: a component
+// at ±peak is then exactly the original.
+func (s *segment) fixedDistance2(r int, q *[face.DescriptorSize]float64) float64 {
 	const dim = face.DescriptorSize
 	hi, lo := (*[dim]int8)(s.hi[r*dim:]), (*[dim]int8)(s.lo[r*dim:])
 	p := float64(s.peak[r])
-	for k := range out {
-		out[k] = float64(int32(hi[k])<<8+int32(lo[k])) * p / fixedMax
+	var d2 float64
+	for k, x := range q {
+		t := x - float64(int32(hi[k])<<8+int32(lo[k]))*p
+		d2 += t * t
 	}
+	return d2 / (fixedMax * fixedMax)
 }
