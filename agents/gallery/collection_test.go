@@ -77,8 +77,10 @@ func sameMatches(t *testing.T, what string, got, want []Match) {
 		t.Fatalf("%s: %d candidates, want %d", what, len(got), len(want))
 	}
 	for i := range got {
-		// The search's float32 products make d² exact to about 1e-6.
-		if got[i].Person != want[i].Person || got[i].FaceID != want[i].FaceID || math.Abs(got[i].Distance*got[i].Distance-want[i].Distance*want[i].Distance) > 4e-6 {
+		// The search measures its candidates from the 16-bit copy: each
+		// component within scale/2 of the original, so the distance within
+		// √128·max|x|/(2·fixedMax), under 1e-4 for components under 0.5.
+		if got[i].Person != want[i].Person || got[i].FaceID != want[i].FaceID || math.Abs(got[i].Distance-want[i].Distance) > 1e-4 {
 			t.Fatalf("%s: candidate %d is %+v, want %+v", what, i, got[i], want[i])
 		}
 		if math.Abs(got[i].Similarity-Similarity(got[i].Distance)) > 1e-12 {

@@ -19,7 +19,7 @@ import (
 )
 
 // Follower keeps a current View of every collection of a store: a worker's
-// (descriptors packed for the search) or a web host's (the index only, for
+// (descriptors converted for the search) or a web host's (the index only, for
 // listing and erasure). Refresh lists CollectionsPrefix once; only what
 // changed is read: a new manifest and the segments it adds, and new log
 // events. Polling every two seconds therefore costs one List call when
@@ -291,7 +291,7 @@ func (f *Follower) loadSegments(ctx context.Context, c string, man *manifest, ha
 	out := make(map[string]*segment, len(man.Segments))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	// Packing a segment is CPU work: one per core. The index alone is
+	// Converting a segment is CPU work: one per core. The index alone is
 	// mostly waiting for the store: a few at once.
 	if f.mode == forSearch {
 		g.SetLimit(runtime.GOMAXPROCS(0))
@@ -328,7 +328,7 @@ func (f *Follower) loadSegments(ctx context.Context, c string, man *manifest, ha
 			}
 			mu.Unlock()
 			if collect {
-				// The segments' raw bytes are garbage once packed: collect
+				// The segments' raw bytes are garbage once converted: collect
 				// them every few segments, so the next are read into the
 				// same memory instead of the heap growing to twice the
 				// gallery before the collector's own next cycle.

@@ -3,7 +3,8 @@
 // snapshot of a few large segments plus an append log of newer enrolments
 // and deletions (layout.go), followed by workers and web hosts
 // (Follower), folded into a new snapshot by one compactor (compact.go),
-// and searched exactly in memory (search.go).
+// and searched in memory: an 8-bit scan of every face, its best candidates
+// measured again from a 16-bit copy (search.go, scan.go).
 //
 // A face is named after the nearest face by Euclidean distance; beyond the
 // threshold (DefaultThreshold, calibrated on public labelled faces: see

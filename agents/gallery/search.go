@@ -3,22 +3,21 @@ package gallery
 import (
 	"cmp"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/facecloud/facecloud/agents/face"
-	"github.com/facecloud/facecloud/agents/face/nn"
 	"github.com/facecloud/facecloud/agents/job"
 )
 
-// Search is exact: every face of the view is compared with every query.
-// The descriptors are packed for nn.Gemm (the face engine's float32 matrix
-// product), which gives the dot products q·g of a few queries with
-// chunkFaces faces at once; the squared distance is |q|² + |g|² − 2 q·g,
-// and the nearest are kept in a small sorted list per query.
+// The search scans an 8-bit copy of every face (scan.go): for each query
+// the approximate squared distance |q|² + |g|² − 2 q·g, with q·g from the
+// quantised query and face, and keeps the Candidates(k) nearest. Those are
+// measured again in float64 from the 16-bit copy, and the k nearest of them
+// answered, ties by person then face id. The scan reads 128 bytes a face
+// where float32 would read 512: at a million faces the search is bound by
+// how fast memory is read, not by arithmetic.
 
 // MaxLimit bounds the candidates a search returns per face.
 const MaxLimit = 100
@@ -45,177 +44,167 @@ func Similarity(distance float64) float64 {
 	return 1 / (1 + x*x)
 }
 
-// hit is a candidate while searching: squared distance and where it is.
-type hit struct {
+// Candidates is how many faces the scan keeps for a top-k search, to be
+// measured again: max(4k, 64). The scan's error on a squared distance is of
+// the order of 1e-3 (its 8-bit faces are within half a step, 1/254 of their
+// largest component, per component); a true top-k face would have to fall
+// behind that many others to be lost. At a million faces the bench needed
+// 16 for the top-10 (docs/gallery.md).
+func Candidates(k int) int { return max(4*k, 64) }
+
+// cand is a face kept by the scan: approximate squared distance and where.
+type cand struct {
 	d2       float32
 	seg, row int32
 }
 
-// topK keeps the k nearest hits, nearest first.
-type topK struct {
-	k    int
-	hits []hit
-	v    *View
+// kept is a query's candidates, a max-heap on d2 of at most r.
+type kept struct {
+	r int
+	h []cand
 }
 
-// worst is the squared distance a hit must beat to enter.
-func (t *topK) worst() float32 {
-	if len(t.hits) < t.k {
+// worst is the approximate squared distance a face must beat to be kept.
+func (c *kept) worst() float32 {
+	if len(c.h) < c.r {
 		return float32(math.Inf(1))
 	}
-	return t.hits[len(t.hits)-1].d2
+	return c.h[0].d2
 }
 
-// less orders hits by distance, ties by person and face id.
-func (t *topK) less(a, b hit) bool {
-	if a.d2 != b.d2 {
-		return a.d2 < b.d2
-	}
-	sa, sb := t.v.segs[a.seg], t.v.segs[b.seg]
-	if c := strings.Compare(sa.personOf(int(a.row)), sb.personOf(int(b.row))); c != 0 {
-		return c < 0
-	}
-	return sa.faceID(int(a.row)) < sb.faceID(int(b.row))
-}
-
-func (t *topK) push(h hit) {
-	if len(t.hits) == t.k && !t.less(h, t.hits[len(t.hits)-1]) {
+func (c *kept) push(x cand) {
+	h := c.h
+	if len(h) < c.r {
+		h = append(h, x)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if h[p].d2 >= h[i].d2 {
+				break
+			}
+			h[p], h[i] = h[i], h[p]
+			i = p
+		}
+		c.h = h
 		return
 	}
-	i := len(t.hits)
-	if i < t.k {
-		t.hits = append(t.hits, h)
-	} else {
-		i--
+	h[0] = x
+	for i := 0; ; {
+		l, big := 2*i+1, i
+		if l < len(h) && h[l].d2 > h[big].d2 {
+			big = l
+		}
+		if l+1 < len(h) && h[l+1].d2 > h[big].d2 {
+			big = l + 1
+		}
+		if big == i {
+			break
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
 	}
-	for i > 0 && t.less(h, t.hits[i-1]) {
-		t.hits[i] = t.hits[i-1]
-		i--
-	}
-	t.hits[i] = h
 }
 
-// padRows is how many rows the queries are padded to (with zeros) before
-// the product: nn.Gemm computes a few rows of A per pass over the gallery,
-// and depending on its micro-kernels one query alone may cost as much as
-// several, or more (a single row copied into a padded tile for every panel
-// of 16 faces). Which is faster is measured once, on a chunk of random
-// faces, rather than assumed of the kernels.
-var padRows = sync.OnceValue(func() int {
-	const dim, n = face.DescriptorSize, 2048
-	r := rand.New(rand.NewPCG(1, 2))
-	b := make([]float32, dim*n)
-	for i := range b {
-		b[i] = float32(r.NormFloat64())
-	}
-	pb := nn.PackB(b, dim, n)
-	best, bestRows := time.Duration(math.MaxInt64), 1
-	for _, rows := range []int{1, 6} {
-		a := make([]float32, rows*dim)
-		c := make([]float32, rows*n)
-		var took time.Duration
-		for range 3 { // the best of three: the machine may be busy
-			t0 := time.Now()
-			for range 8 {
-				nn.Gemm(rows, a, dim, pb, c, n)
-			}
-			if d := time.Since(t0); took == 0 || d < took {
-				took = d
-			}
-		}
-		if took < best {
-			best, bestRows = took, rows
-		}
-	}
-	return bestRows
-})
-
-// products is a reusable buffer for the queries × chunk dot products.
-var products = sync.Pool{New: func() any { b := make([]float32, 0, 4*chunkFaces); return &b }}
+// scanBuf is a reusable buffer for one chunk's products.
+var scanBuf = sync.Pool{New: func() any { b := make([]int32, chunkFaces); return &b }}
 
 // Search returns, for each query, its k nearest faces (1 ≤ k ≤ MaxLimit),
 // nearest first; with person set, only that person's faces.
 func (v *View) Search(queries []face.Descriptor, k int, person string) [][]Match {
 	k = min(max(k, 1), MaxLimit)
+	return v.SearchWith(queries, k, person, Candidates(k))
+}
+
+// SearchWith is Search with the scan keeping r candidates per query
+// (at least k) rather than Candidates(k): for measuring the recall that r
+// gives.
+func (v *View) SearchWith(queries []face.Descriptor, k int, person string, r int) [][]Match {
+	const dim = face.DescriptorSize
+	k = min(max(k, 1), MaxLimit)
+	r = max(r, k)
 	m := len(queries)
 	out := make([][]Match, m)
 	if m == 0 {
 		return out
 	}
-	const dim = face.DescriptorSize
-	rows := max(m, padRows())
-	a := make([]float32, rows*dim)
+	qq := make([][dim]int16, m)
 	qn := make([]float32, m)
-	for i, q := range queries {
-		copy(a[i*dim:], q[:])
+	coef := make([]float32, m) // 2·step·256/fixedMax: the scan's faces are hi·256·peak/fixedMax
+	cs := make([]kept, m)
+	for i := range queries {
 		var s float64
-		for _, x := range q {
+		for _, x := range queries[i] {
 			s += float64(x) * float64(x)
 		}
 		qn[i] = float32(s)
+		coef[i] = 2 * 256 * quantiseQuery(&queries[i], &qq[i]) / fixedMax
+		cs[i] = kept{r: r, h: make([]cand, 0, r)}
 	}
-	tops := make([]topK, m)
-	for i := range tops {
-		tops[i] = topK{k: k, v: v}
+	bp := scanBuf.Get().(*[]int32)
+	defer scanBuf.Put(bp)
+	if cap(*bp) < chunkFaces {
+		*bp = make([]int32, chunkFaces)
 	}
-	bp := products.Get().(*[]float32)
-	defer products.Put(bp)
 	for si, s := range v.segs {
 		lo, hi := 0, s.n
 		if person != "" {
 			lo, hi = s.personRange(person)
 		}
 		dead := v.dead[si]
-		for ci := lo / chunkFaces; ci*chunkFaces < hi; ci++ {
-			ch := s.chunks[ci]
-			c0 := ci * chunkFaces
-			if cap(*bp) < rows*ch.N {
-				*bp = make([]float32, rows*ch.N)
-			}
-			c := (*bp)[:rows*ch.N]
-			clear(c)
-			nn.Gemm(rows, a, dim, ch, c, ch.N)
-			j0, j1 := max(lo-c0, 0), min(hi-c0, ch.N)
-			norms := s.norms[c0 : c0+ch.N]
+		for c0 := lo; c0 < hi; c0 += chunkFaces {
+			c1 := min(c0+chunkFaces, hi)
+			codes := s.hi[c0*dim : c1*dim]
+			prods := (*bp)[:c1-c0]
+			norms, peaks := s.norms[c0:c1], s.peak[c0:c1]
 			for qi := range m {
-				t := &tops[qi]
-				row := c[qi*ch.N : (qi+1)*ch.N]
-				worst, q2 := t.worst(), qn[qi]
-				for j := j0; j < j1; j++ {
-					d2 := q2 + norms[j] - 2*row[j]
-					if d2 > worst {
+				dots(&qq[qi], codes, prods)
+				c := &cs[qi]
+				worst, q2, f := c.worst(), qn[qi], coef[qi]
+				for j, p := range prods {
+					d2 := q2 + norms[j] - f*peaks[j]*float32(p)
+					if d2 >= worst {
 						continue
 					}
-					r := c0 + j
-					if dead != nil && dead[r>>6]&(1<<(r&63)) != 0 {
+					row := c0 + j
+					if dead != nil && dead[row>>6]&(1<<(row&63)) != 0 {
 						continue
 					}
-					t.push(hit{d2: max(d2, 0), seg: int32(si), row: int32(r)})
-					worst = t.worst()
+					c.push(cand{d2: d2, seg: int32(si), row: int32(row)})
+					worst = c.worst()
 				}
 			}
 		}
 	}
-	// The product's distances lose digits to cancellation (an identical
-	// face comes out near 5e-4, not 0): the few found are measured again
-	// directly, in float64, and put in that order.
-	col := make([]float32, dim)
+	var qs [dim]float64
+	type measured struct {
+		d2       float64
+		seg, row int
+	}
+	ms := make([]measured, 0, r)
 	for qi := range m {
-		ms := make([]Match, len(tops[qi].hits))
-		for i, h := range tops[qi].hits {
-			s := v.segs[h.seg]
-			r := int(h.row)
-			s.chunks[r/chunkFaces].Column(r%chunkFaces, col)
-			var d2 float64
-			for k, x := range queries[qi] {
-				t := float64(x) - float64(col[k])
-				d2 += t * t
-			}
-			d := math.Sqrt(d2)
-			ms[i] = Match{Person: s.personOf(r), FaceID: s.faceID(r), Distance: d, Similarity: Similarity(d)}
+		for k, x := range queries[qi] {
+			qs[k] = float64(x) * fixedMax
 		}
-		slices.SortStableFunc(ms, func(a, b Match) int { return cmp.Compare(a.Distance, b.Distance) })
-		out[qi] = ms
+		ms = ms[:0]
+		for _, h := range cs[qi].h {
+			ms = append(ms, measured{v.segs[h.seg].fixedDistance2(int(h.row), &qs), int(h.seg), int(h.row)})
+		}
+		slices.SortFunc(ms, func(a, b measured) int {
+			if c := cmp.Compare(a.d2, b.d2); c != 0 {
+				return c
+			}
+			sa, sb := v.segs[a.seg], v.segs[b.seg]
+			if c := strings.Compare(sa.personOf(a.row), sb.personOf(b.row)); c != 0 {
+				return c
+			}
+			return strings.Compare(sa.faceID(a.row), sb.faceID(b.row))
+		})
+		res := make([]Match, min(k, len(ms)))
+		for i := range res {
+			s, row := v.segs[ms[i].seg], ms[i].row
+			d := math.Sqrt(ms[i].d2)
+			res[i] = Match{Person: s.personOf(row), FaceID: s.faceID(row), Distance: d, Similarity: Similarity(d)}
+		}
+		out[qi] = res
 	}
 	return out
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/face"
-	"github.com/facecloud/facecloud/agents/face/nn"
 )
 
 // A segment is part of a snapshot: up to SegmentFaces faces sorted by
@@ -32,10 +31,10 @@ var segmentFaces = 1 << 16
 // descBytes is the size of one stored descriptor.
 const descBytes = face.DescriptorSize * 4
 
-// chunkFaces is how many faces share one packed matrix of the search:
-// its product with the queries (a few rows × chunkFaces) stays in cache
-// while the nearest are picked out of it. (A variable for tests.)
-var chunkFaces = 4096
+// chunkFaces is how many faces the search scans for one query before the
+// next query of the same search: their 8-bit copy (256 KiB) stays in the
+// core's cache for all the queries. (A variable for tests.)
+var chunkFaces = 2048
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -48,7 +47,7 @@ var indexMagic = []byte("FCIDX1\n\x00")
 type mode int
 
 const (
-	// forSearch keeps the descriptors packed for the search, and per face
+	// forSearch keeps the descriptors as the search reads them, and per face
 	// only its person and id (a worker).
 	forSearch mode = iota
 	// forIndex keeps every field of the index but no descriptor (a web host
@@ -74,9 +73,12 @@ type segment struct {
 	source, request []string
 	enrolled        []int64 // Unix milliseconds
 
-	// forSearch: the descriptors packed chunkFaces at a time (dimension ×
-	// face, for nn.Gemm), and each one's squared norm.
-	chunks []*nn.PackedB
+	// forSearch: the descriptors as 16-bit fixed point (scan.go), face
+	// after face: the high bytes (the 8-bit copy the search scans), the low
+	// bytes, each face's peak (scale·fixedMax); and each original's squared
+	// norm.
+	hi, lo []int8
+	peak   []float32
 	norms  []float32
 
 	// forRewrite: the descriptors as stored.
@@ -245,7 +247,7 @@ func decodeSegment(id string, n int, desc, index []byte, m mode) (*segment, erro
 	s.ids = slices.Clip(s.ids)
 	switch m {
 	case forSearch:
-		s.chunks, s.norms = pack(desc, n)
+		s.hi, s.lo, s.peak, s.norms = fixed(desc, n)
 	case forRewrite:
 		s.desc = desc
 	}
@@ -265,35 +267,34 @@ func buildSegment(id string, recs []record, m mode) *segment {
 	return s
 }
 
-// pack lays out n stored descriptors for the search, chunkFaces at a time:
-// each chunk transposed to dimension × face (16 faces at a time, so both
-// the reads and the writes stay within a few cache lines) and packed.
-func pack(desc []byte, n int) ([]*nn.PackedB, []float32) {
-	const k, block = face.DescriptorSize, 16
-	norms := make([]float32, n)
-	chunks := make([]*nn.PackedB, 0, (n+chunkFaces-1)/chunkFaces)
-	tmp := make([]float32, k*min(n, chunkFaces))
-	var sums [block]float64
-	for c0 := 0; c0 < n; c0 += chunkFaces {
-		cn := min(chunkFaces, n-c0)
-		t := tmp[:k*cn]
-		for j0 := 0; j0 < cn; j0 += block {
-			bn := min(block, cn-j0)
-			rows := desc[(c0+j0)*descBytes : (c0+j0+bn)*descBytes]
-			clear(sums[:])
-			for d := range k {
-				out := t[d*cn+j0 : d*cn+j0+bn]
-				for j := range out {
-					v := math.Float32frombits(binary.LittleEndian.Uint32(rows[j*descBytes+4*d:]))
-					out[j] = v
-					sums[j] += float64(v) * float64(v)
-				}
-			}
-			for j := range bn {
-				norms[c0+j0+j] = float32(sums[j])
-			}
+// fixed converts n stored descriptors to the search's 16-bit fixed point.
+func fixed(desc []byte, n int) (hi, lo []int8, peak, norms []float32) {
+	const dim = face.DescriptorSize
+	hi, lo = make([]int8, n*dim), make([]int8, n*dim)
+	peak, norms = make([]float32, n), make([]float32, n)
+	var x face.Descriptor
+	for r := range n {
+		b := desc[r*descBytes : (r+1)*descBytes]
+		for k := range x {
+			x[k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
 		}
-		chunks = append(chunks, nn.PackB(t, k, cn))
+		peak[r], norms[r] = quantise(&x, hi[r*dim:(r+1)*dim], lo[r*dim:(r+1)*dim])
 	}
-	return chunks, norms
+	return hi, lo, peak, norms
+}
+
+// fixedDistance2 is the squared distance from row r's 16-bit copy
+// (forSearch) to a query given times fixedMax, in float64. It is computed
+// at that scale, where both terms are exact, and divided once: a component
+// at ±peak is then exactly the original.
+func (s *segment) fixedDistance2(r int, q *[face.DescriptorSize]float64) float64 {
+	const dim = face.DescriptorSize
+	hi, lo := (*[dim]int8)(s.hi[r*dim:]), (*[dim]int8)(s.lo[r*dim:])
+	p := float64(s.peak[r])
+	var d2 float64
+	for k, x := range q {
+		t := x - float64(int32(hi[k])<<8+int32(lo[k]))*p
+		d2 += t * t
+	}
+	return d2 / (fixedMax * fixedMax)
 }

@@ -186,20 +186,24 @@ func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/1
 
 // report is what measure prints as JSON.
 type report struct {
-	Faces           int     `json:"faces"`
-	GOMAXPROCS      int     `json:"gomaxprocs"`
-	ReadyS          float64 `json:"ready_s"`
-	RSSMiB          float64 `json:"rss_mib"`
-	PeakRSSMiB      float64 `json:"peak_rss_mib"`
-	SearchP50MS     float64 `json:"search_top10_p50_ms"`
-	SearchP90MS     float64 `json:"search_top10_p90_ms"`
-	ReferenceP50MS  float64 `json:"reference_float64_p50_ms"`
-	SpeedUp         float64 `json:"speedup_vs_reference"`
-	RecallAt1       float64 `json:"recall_at_1"`
-	RecallAt10      float64 `json:"recall_at_10"`
-	MaxDistanceErr  float64 `json:"max_distance_error"`
-	VisibleS        float64 `json:"enrolment_visible_s"`
-	RefreshInterval float64 `json:"refresh_s"`
+	Faces          int     `json:"faces"`
+	GOMAXPROCS     int     `json:"gomaxprocs"`
+	ReadyS         float64 `json:"ready_s"`
+	RSSMiB         float64 `json:"rss_mib"`
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`
+	SearchP50MS    float64 `json:"search_top10_p50_ms"`
+	SearchP90MS    float64 `json:"search_top10_p90_ms"`
+	ReferenceP50MS float64 `json:"reference_float64_p50_ms"`
+	SpeedUp        float64 `json:"speedup_vs_reference"`
+	RecallAt1      float64 `json:"recall_at_1"`
+	RecallAt10     float64 `json:"recall_at_10"`
+	MaxDistanceErr float64 `json:"max_distance_error"`
+	// Candidates is how many faces the scan keeps for the top-10;
+	// ByCandidates the recall of the reference queries had it kept others.
+	Candidates      int                   `json:"candidates"`
+	ByCandidates    map[string][2]float64 `json:"recall_at_1_10_by_candidates"`
+	VisibleS        float64               `json:"enrolment_visible_s"`
+	RefreshInterval float64               `json:"refresh_s"`
 }
 
 func measure(ctx context.Context, st platform.Store, dir string, n int, seed uint64, queries, reference int, refresh time.Duration) error {
@@ -251,10 +255,12 @@ func measure(ctx context.Context, st platform.Store, dir string, n int, seed uin
 	reference = min(reference, queries)
 	refTimes := make([]time.Duration, reference)
 	hit1, hit10 := 0, 0
+	wants := make([][]ref, reference)
 	for q := range reference {
 		t := time.Now()
 		want := bruteForce(all, persons, qs[q], 10)
 		refTimes[q] = time.Since(t)
+		wants[q] = want
 		if len(got[q]) > 0 && got[q][0].FaceID == want[0].id {
 			hit1++
 		}
@@ -270,6 +276,27 @@ func measure(ctx context.Context, st platform.Store, dir string, n int, seed uin
 				rep.MaxDistanceErr = max(rep.MaxDistanceErr, math.Abs(g.Distance-want[i].d))
 			}
 		}
+	}
+	// The same queries with the scan keeping fewer or more candidates
+	// than the search does, for the recall each gives.
+	rep.Candidates = gallery.Candidates(10)
+	rep.ByCandidates = map[string][2]float64{}
+	for _, r := range []int{10, 16, 32, rep.Candidates, 256} {
+		h1, h10 := 0, 0
+		for q := range reference {
+			g := v.SearchWith(qs[q:q+1], 10, "", r)[0]
+			if len(g) > 0 && g[0].FaceID == wants[q][0].id {
+				h1++
+			}
+			for _, m := range g {
+				for _, w := range wants[q] {
+					if w.id == m.FaceID {
+						h10++
+					}
+				}
+			}
+		}
+		rep.ByCandidates[fmt.Sprint(r)] = [2]float64{float64(h1) / float64(reference), float64(h10) / float64(10*reference)}
 	}
 	rep.ReferenceP50MS = ms(percentile(refTimes, 50))
 	rep.SpeedUp = math.Round(float64(percentile(refTimes, 50))/float64(percentile(times, 50))*10) / 10
