@@ -41,6 +41,7 @@ trap 'rm -rf "$work"' EXIT
 log "cross-compiling the test binaries (GOARCH=arm64)"
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$work/nn.test" ./agents/face/nn/
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$work/face.test" ./agents/face/
+GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$work/gallery.test" ./agents/gallery/
 
 # emulate NAME KERNEL DIR BINARY TEST... runs BINARY under
 # qemu-aarch64-static in DIR with FACECLOUD_KERNEL=KERNEL (unset when empty)
@@ -84,6 +85,9 @@ emulate "reference comparison, NEON kernels" "" agents/face "$work/face.test" "$
 grep -q 'descriptors on the neon kernels' "$last" || die "the default arm64 kernels were not neon"
 emulate "reference comparison, portable kernels" portable agents/face "$work/face.test" "${golden[@]}"
 grep -q 'descriptors on the portable kernels' "$last" || die "FACECLOUD_KERNEL=portable did not select the portable kernels"
+emulate "gallery scan, every kernel" "" agents/gallery "$work/gallery.test" \
+	TestScanKernels TestQuantise TestFixedDistanceError TestSearchNearDuplicates TestSearchIsExact
+grep -q 'scan kernels: \[neon portable\]' "$last" || die "the arm64 gallery scan was not neon"
 
 log "summary (arm64 under QEMU user-mode emulation; timings are not arm64 speed)"
 printf '%s\n' "${summary[@]}"

@@ -80,6 +80,7 @@ scripts/readme-try.sh
 
 log "face engine on the portable kernels (what arm64 / Graviton runs)"
 gotest purego -count=1 -short -tags purego ./agents/face/...
+gotest purego-gallery -count=1 -short -tags purego ./agents/gallery/
 
 log "face engine on the AVX2 kernels (AVX-512 machines pick AVX-512 by default)"
 if grep -qw avx512f /proc/cpuinfo; then
