@@ -102,11 +102,15 @@ func (w *consoleWorker) handle(ctx context.Context, st platform.Store, reps plat
 		box := job.Box{X: 50, Y: 20, W: 80, H: 80}
 		var d face.Descriptor
 		d[0] = 1 // a unit descriptor: the gallery takes no other
-		id := galleries.ContentID(data)
-		_ = galleries.AddFace(ctx, st, galleries.DefaultCollection, galleries.Entry{V: galleries.Version, Person: req.Person, ID: id, Source: req.Name, Request: req.ID, Descriptor: d, Enrolled: time.Now().UTC()})
-		if jpg, err := thumbs.FromImage(data, box, imageio.DefaultLimits); err == nil {
-			_ = thumbs.Put(ctx, st, id, jpg)
+		id, c := galleries.ContentID(data), req.Collection
+		if c == "" {
+			c = galleries.DefaultCollection
 		}
+		_ = galleries.AddFace(ctx, st, c, galleries.Entry{V: galleries.Version, Person: req.Person, ID: id, Source: req.Name, Request: req.ID, Descriptor: d, Enrolled: time.Now().UTC()})
+		if jpg, err := thumbs.FromImage(data, box, imageio.DefaultLimits); err == nil {
+			_ = thumbs.Put(ctx, st, c, req.Person, id, jpg)
+		}
+		res.Collection = c
 		res.Answer, res.Faces = req.Person, []job.Face{{Box: box, Score: 1, Name: req.Person}}
 	default:
 		res.Faces = append([]job.Face(nil), tryFaces...)
