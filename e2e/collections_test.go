@@ -384,9 +384,47 @@ func TestFaceAPI(t *testing.T) {
 	t.Run("erase", func(t *testing.T) {
 		victim := persons[4]
 		code, _, body := call(t, http.MethodGet, base+"/v1/collections/team-a/persons/"+victim+"/faces", withKey(keyA), nil)
-		faces := decode[struct{ Faces []struct{ ID string } }](t, "faces", body).Faces
+		faces := decode[struct {
+			Faces []struct{ ID, Thumbnail string }
+		}](t, "faces", body).Faces
 		if code != 200 || len(faces) == 0 {
 			t.Fatalf("faces of %s = %d %s", victim, code, body)
+		}
+		// The victim's photos are enrolled in the default collection too,
+		// under the same face ids (a hash of the image): each collection
+		// keeps its own thumbnails, so erasing team-a's leaves the
+		// default's.
+		code, _, body = call(t, http.MethodGet, base+"/v1/gallery/"+victim, withKey(admin), nil)
+		inDefault := decode[struct {
+			Faces []struct{ ID, Thumbnail string }
+		}](t, "faces", body).Faces
+		if code != 200 || len(inDefault) == 0 {
+			t.Fatalf("faces of %s in the default collection = %d %s", victim, code, body)
+		}
+		thumbnail := func(key, path string) int {
+			t.Helper()
+			code, h, body := call(t, http.MethodGet, base+path, withKey(key), nil)
+			if code == 200 && (h.Get("Content-Type") != "image/jpeg" || len(body) == 0) {
+				t.Fatalf("GET %s = %s of %d bytes, want a JPEG", path, h.Get("Content-Type"), len(body))
+			}
+			return code
+		}
+		shared := 0
+		for _, f := range faces {
+			if want := "/v1/collections/team-a/persons/" + victim + "/faces/" + f.ID + "/thumbnail"; f.Thumbnail != want {
+				t.Fatalf("team-a face %s lists thumbnail %q, want %q", f.ID, f.Thumbnail, want)
+			}
+			if code := thumbnail(keyA, f.Thumbnail); code != 200 {
+				t.Fatalf("GET %s = %d", f.Thumbnail, code)
+			}
+			for _, d := range inDefault {
+				if d.ID == f.ID {
+					shared++
+				}
+			}
+		}
+		if shared == 0 {
+			t.Fatalf("no face of %s has the same id in team-a and default: the check below would prove nothing", victim)
 		}
 		code, _, body = call(t, http.MethodDelete, base+"/v1/collections/team-a/persons/"+victim+"/faces/"+faces[0].ID, withKey(keyA), nil)
 		if code != 200 || !strings.Contains(body, `"faces":1`) {
@@ -431,12 +469,19 @@ func TestFaceAPI(t *testing.T) {
 				t.Fatalf("search of %s after the erasure = %d %s", stem(f), code, body)
 			}
 		}
-		if storeMentions(t, filepath.Join(data, "store", "collections", "team-a"), victim) {
-			t.Fatalf("an object of team-a still names %s", victim)
+		for _, dir := range []string{filepath.Join("collections", "team-a"), filepath.Join("thumbs", "team-a")} {
+			if storeMentions(t, filepath.Join(data, "store", dir), victim) {
+				t.Fatalf("an object of %s still names %s", dir, victim)
+			}
 		}
 		code, _, body = call(t, http.MethodGet, base+"/v1/gallery/"+victim, withKey(admin), nil)
 		if code != 200 {
 			t.Fatalf("the default collection lost %s too: %d %s", victim, code, body)
+		}
+		for _, f := range inDefault {
+			if code := thumbnail(admin, f.Thumbnail); f.Thumbnail == "" || code != 200 {
+				t.Fatalf("default face %s of %s: thumbnail %q = %d after the erasure in team-a, want it kept", f.ID, victim, f.Thumbnail, code)
+			}
 		}
 	})
 	local.stop(t, 2*time.Minute)

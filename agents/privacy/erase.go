@@ -3,7 +3,9 @@
 //
 // What the service stores about a person: their faces in a collection of
 // the gallery store (in a snapshot segment or a log event, or a legacy
-// entry gallery/<person>/<id>.json), the images sent to enrol them and to
+// entry gallery/<person>/<id>.json), their faces' thumbnails
+// (thumbs/<collection>/<person>/<id>.jpg, or thumbs/<id>.jpg as earlier
+// versions kept them), the images sent to enrol them and to
 // recognise them (inputs/<id> in the input store), the Results that name
 // them (results/<id>.json in the output store) and, with the course's
 // answer objects, "<file stem>" holding their name. Faces enrolled through
@@ -26,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,7 +84,8 @@ type Report struct {
 	ID     string `json:"id,omitempty"`
 	// Faces are gallery entries deleted.
 	Faces int `json:"faces"`
-	// Thumbnails are the deleted faces' thumbnails deleted.
+	// Thumbnails are the deleted faces' thumbnail objects deleted: their
+	// own, and those an earlier version kept by face id alone.
 	Thumbnails int `json:"thumbnails"`
 	// Inputs and Results are stored images and Results deleted.
 	Inputs  int `json:"inputs"`
@@ -134,7 +138,7 @@ func DeletePerson(ctx context.Context, st Stores, faces Faces, c, person string,
 	for _, k := range legacy {
 		ids = append(ids, strings.TrimSuffix(path.Base(k), ".json"))
 	}
-	if err := deleteThumbnails(ctx, st, ids, &rep); err != nil {
+	if err := deleteThumbnails(ctx, st, c, person, ids, true, &rep); err != nil {
 		return rep, err
 	}
 	if !purge {
@@ -186,7 +190,7 @@ func DeleteFace(ctx context.Context, st Stores, faces Faces, c, person, faceID s
 		}
 		rep.Faces = 1
 	}
-	if err := deleteThumbnails(ctx, st, []string{faceID}, &rep); err != nil {
+	if err := deleteThumbnails(ctx, st, c, person, []string{faceID}, false, &rep); err != nil {
 		return rep, err
 	}
 	if !found {
@@ -198,18 +202,35 @@ func DeleteFace(ctx context.Context, st Stores, faces Faces, c, person, faceID s
 	return rep, nil
 }
 
-// deleteThumbnails deletes the thumbnails of the faces ids (beside the
-// gallery), counting those there were.
-func deleteThumbnails(ctx context.Context, st Stores, ids []string, rep *Report) error {
+// deleteThumbnails deletes the thumbnails of person's faces ids in
+// collection c — with whole, every thumbnail kept under the person in c,
+// so that one written for a face the listing missed goes too — and those
+// an earlier version kept by face id alone (thumbs.LegacyKey). A legacy
+// thumbnail cannot say which collection and person it shows, so erasing
+// any face with its id deletes it; the faces' own thumbnails in other
+// collections and of other persons stay. It counts the objects deleted.
+func deleteThumbnails(ctx context.Context, st Stores, c, person string, ids []string, whole bool, rep *Report) error {
+	var keys []string
+	if whole {
+		listed, err := st.Gallery.List(ctx, thumbs.PersonPrefix(c, person))
+		if err != nil {
+			return fmt.Errorf("list thumbnails: %w", err)
+		}
+		keys = append(keys, listed...)
+	}
 	for _, id := range ids {
-		ok, err := st.Gallery.Exists(ctx, thumbs.Key(id))
+		keys = append(keys, thumbs.Key(c, person, id), thumbs.LegacyKey(id))
+	}
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		ok, err := st.Gallery.Exists(ctx, k)
 		if err != nil {
 			return fmt.Errorf("look up thumbnail: %w", err)
 		}
 		if !ok {
 			continue
 		}
-		if err := st.Gallery.Delete(ctx, thumbs.Key(id)); err != nil && !errors.Is(err, platform.ErrNotFound) {
+		if err := st.Gallery.Delete(ctx, k); err != nil && !errors.Is(err, platform.ErrNotFound) {
 			return fmt.Errorf("delete thumbnail: %w", err)
 		}
 		rep.Thumbnails++

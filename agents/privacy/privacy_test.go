@@ -21,6 +21,7 @@ import (
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/blobstore"
+	"github.com/facecloud/facecloud/agents/thumbs"
 )
 
 func fileStore(t *testing.T) platform.Store {
@@ -68,11 +69,17 @@ func started(t *testing.T, d *deployment) *deployment {
 // view is the default collection as a web host follows it.
 func (d *deployment) view() Faces {
 	d.t.Helper()
+	return d.viewOf(gallery.DefaultCollection)
+}
+
+// viewOf is collection c as a web host follows it.
+func (d *deployment) viewOf(c string) Faces {
+	d.t.Helper()
 	f := gallery.NewIndexFollower(d.st.Gallery)
 	if _, err := f.Refresh(context.Background()); err != nil {
 		d.t.Fatal(err)
 	}
-	return f.View(gallery.DefaultCollection)
+	return f.View(c)
 }
 
 // descriptor is a valid descriptor, different for each n.
@@ -111,17 +118,27 @@ func (d *deployment) request(id, name string, faces ...string) {
 	}
 }
 
-// enrol stores what an enrolment through the API leaves: the request and
-// a face in the default collection's log, whose id is the image's.
+// enrol stores what an enrolment through the API leaves: the request,
+// a face in the default collection's log, whose id is the image's, and
+// the face's thumbnail.
 func (d *deployment) enrol(id, person string) string {
 	d.t.Helper()
 	d.request(id, "photo-"+id[len(id)-4:], person)
 	faceCount++
 	fid := fmt.Sprintf("face%04d", faceCount)
-	if err := gallery.AddFace(context.Background(), d.st.Gallery, gallery.DefaultCollection, gallery.Entry{Person: person, ID: fid, Request: id, Descriptor: descriptor(faceCount)}); err != nil {
+	d.face(gallery.DefaultCollection, person, fid, id)
+	return fid
+}
+
+// face adds person's face fid to collection c with its thumbnail, as a
+// worker's enrolment does (request names the enrol request, if any).
+func (d *deployment) face(c, person, fid, request string) {
+	d.t.Helper()
+	faceCount++
+	if err := gallery.AddFace(context.Background(), d.st.Gallery, c, gallery.Entry{Person: person, ID: fid, Request: request, Descriptor: descriptor(faceCount)}); err != nil {
 		d.t.Fatal(err)
 	}
-	return fid
+	d.put(d.st.Gallery, thumbs.Key(c, person, fid), "picture of "+person)
 }
 
 // all lists every object of every store with its content.
@@ -183,6 +200,8 @@ func testPurge(t *testing.T, d *deployment) {
 	if err := gallery.PutLegacy(ctx, d.st.Gallery, gallery.Entry{Person: "Paula", ID: "0123456789abcdef0123", Descriptor: descriptor(99)}); err != nil {
 		t.Fatal(err)
 	}
+	// ... with its thumbnail kept by face id alone, as earlier versions did.
+	d.put(d.st.Gallery, thumbs.LegacyKey("0123456789abcdef0123"), "picture of Paula")
 	d.request(idAt(now.Add(-2*time.Hour)), "test_00", "Paula")
 	d.request(idAt(now.Add(-2*time.Hour)), "group", "Ann", "Paula") // second face
 	d.request(idAt(now.Add(-time.Hour)), "test_01", "Paul")
@@ -194,8 +213,8 @@ func testPurge(t *testing.T, d *deployment) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Faces != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
-		t.Errorf("report %+v, want 3 faces and 4 results, inputs and answer objects", rep)
+	if rep.Faces != 3 || rep.Thumbnails != 3 || rep.Results != 4 || rep.Inputs != 4 || rep.Answers != 4 {
+		t.Errorf("report %+v, want 3 faces and thumbnails and 4 results, inputs and answer objects", rep)
 	}
 	after := d.all()
 	for k, v := range after {
@@ -213,6 +232,8 @@ func testPurge(t *testing.T, d *deployment) {
 	}
 	if v := d.view(); len(v.Faces("Paul")) != 1 {
 		t.Errorf("Paul has %d faces after Paula's erasure, want 1", len(v.Faces("Paul")))
+	} else if k := thumbs.Key(gallery.DefaultCollection, "Paul", v.Faces("Paul")[0].ID); after["gallery:"+k] != "picture of Paul" {
+		t.Errorf("Paul's thumbnail %s is gone with Paula's", k)
 	}
 	// Run again: nothing left to delete, no error.
 	rep, err = DeletePerson(ctx, d.st, d.view(), gallery.DefaultCollection, "Paula", true, Options{})
@@ -283,6 +304,60 @@ func TestDeleteFaceAndRecognition(t *testing.T) {
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestThumbnailsOfOnePhoto enrols one photo (one face id) as Ada in two
+// collections and as Bob: erasing one of these faces leaves the others'
+// thumbnails, and erasing them all leaves none, nor the thumbnail an
+// earlier version kept by face id alone.
+func TestThumbnailsOfOnePhoto(t *testing.T) {
+	ctx := context.Background()
+	d := newDeployment(t)
+	const same, old = "0123456789abcdef0123", "00000000000000000001"
+	d.face("team-a", "Ada", same, "")
+	d.face(gallery.DefaultCollection, "Ada", same, "")
+	d.face(gallery.DefaultCollection, "Bob", same, "")
+	d.face(gallery.DefaultCollection, "Ada", old, "")
+	if err := d.st.Gallery.Delete(ctx, thumbs.Key(gallery.DefaultCollection, "Ada", old)); err != nil {
+		t.Fatal(err)
+	}
+	d.put(d.st.Gallery, thumbs.LegacyKey(old), "picture of Ada")
+	left := func() []string {
+		t.Helper()
+		keys, err := d.st.Gallery.List(ctx, thumbs.Prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	steps := []struct {
+		name  string
+		erase func() (Report, error)
+		count int
+		left  []string
+	}{
+		{"Ada's face in team-a", func() (Report, error) {
+			return DeleteFace(ctx, d.st, d.viewOf("team-a"), "team-a", "Ada", same, false, Options{})
+		}, 1, []string{thumbs.LegacyKey(old), thumbs.Key(gallery.DefaultCollection, "Ada", same), thumbs.Key(gallery.DefaultCollection, "Bob", same)}},
+		{"Bob in default", func() (Report, error) {
+			return DeletePerson(ctx, d.st, d.view(), gallery.DefaultCollection, "Bob", false, Options{})
+		}, 1, []string{thumbs.LegacyKey(old), thumbs.Key(gallery.DefaultCollection, "Ada", same)}},
+		{"Ada in default", func() (Report, error) {
+			return DeletePerson(ctx, d.st, d.view(), gallery.DefaultCollection, "Ada", false, Options{})
+		}, 2, nil},
+	}
+	for _, s := range steps {
+		rep, err := s.erase()
+		if err != nil || rep.Thumbnails != s.count {
+			t.Fatalf("erase %s = %+v, %v; want %d thumbnails deleted", s.name, rep, err, s.count)
+		}
+		got := left()
+		slices.Sort(got)
+		slices.Sort(s.left)
+		if !slices.Equal(got, s.left) {
+			t.Fatalf("after erasing %s the thumbnails are %q, want %q", s.name, got, s.left)
 		}
 	}
 }

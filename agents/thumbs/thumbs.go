@@ -1,10 +1,18 @@
 // Package thumbs keeps a small picture of each enrolled face: a square JPEG
 // cropped around the face's box at enrolment, stored beside the gallery
-// under thumbs/<face id>.jpg, for people looking at the gallery (the
-// console). The gallery's own entries hold descriptors only; a thumbnail is
-// a separate object keyed by the face's id, so it does not depend on how
-// the gallery stores its entries, and erasing a face erases it too
-// (agents/privacy).
+// under thumbs/<collection>/<person>/<face id>.jpg, for people looking at
+// the gallery (the console). The gallery's own entries hold descriptors
+// only; a thumbnail is a separate object keyed by where the face is
+// enrolled, so it does not depend on how the gallery stores its entries,
+// the same photo enrolled in two collections or as two persons (one face
+// id: a hash of the image) keeps a picture in each, and erasing a face
+// erases its own picture only (agents/privacy).
+//
+// Earlier versions kept a thumbnail by face id alone, thumbs/<face id>.jpg
+// (LegacyKey). Such a picture is still shown for a face of the default
+// collection that has no picture of its own, and an erasure of any face
+// with that id deletes it, so an upgrade loses no picture and an erasure
+// leaves none behind.
 package thumbs
 
 import (
@@ -18,6 +26,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
@@ -36,8 +45,50 @@ const (
 // so the thumbnail shows the whole head rather than the detector's tight box.
 const margin = 0.25
 
-// Key is where face id's thumbnail is kept.
-func Key(faceID string) string { return Prefix + faceID + ".jpg" }
+// Key is where the thumbnail of person's face faceID in collection c is
+// kept. Collection names, person names and face ids are checked by
+// job.ValidCollection, job.ValidPerson and gallery.ValidID: none holds a
+// '/' or is "." or "..", so each is one path element.
+func Key(c, person, faceID string) string { return PersonPrefix(c, person) + faceID + ".jpg" }
+
+// PersonPrefix holds the thumbnails of person's faces in collection c.
+func PersonPrefix(c, person string) string { return Prefix + c + "/" + person + "/" }
+
+// LegacyKey is where earlier versions kept the thumbnail of face faceID,
+// whatever its collection and person.
+func LegacyKey(faceID string) string { return Prefix + faceID + ".jpg" }
+
+// Find returns the key of the thumbnail of person's face faceID in
+// collection c: its own, or for the default collection the one an earlier
+// version kept (LegacyKey); ok is false when there is neither.
+func Find(ctx context.Context, st platform.Store, c, person, faceID string) (key string, ok bool, err error) {
+	keys := []string{Key(c, person, faceID)}
+	if c == gallery.DefaultCollection {
+		keys = append(keys, LegacyKey(faceID))
+	}
+	for _, k := range keys {
+		ok, err := st.Exists(ctx, k)
+		if err != nil {
+			return "", false, fmt.Errorf("look up thumbnail of face %s: %w", faceID, err)
+		}
+		if ok {
+			return k, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// Get returns the thumbnail Find finds, or platform.ErrNotFound.
+func Get(ctx context.Context, st platform.Store, c, person, faceID string) ([]byte, error) {
+	jpg, err := st.Get(ctx, Key(c, person, faceID))
+	if errors.Is(err, platform.ErrNotFound) && c == gallery.DefaultCollection {
+		jpg, err = st.Get(ctx, LegacyKey(faceID))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read thumbnail of face %s: %w", faceID, err)
+	}
+	return jpg, nil
+}
 
 // Make returns the JPEG thumbnail of the face in box of img: a square
 // around the box grown by a margin, clipped to the image, scaled to Side.
@@ -80,9 +131,10 @@ func FromImage(data []byte, box job.Box, lim imageio.Limits) ([]byte, error) {
 	return Make(img, box)
 }
 
-// Put stores face id's thumbnail in the gallery store.
-func Put(ctx context.Context, st platform.Store, faceID string, jpg []byte) error {
-	if err := st.Put(ctx, Key(faceID), jpg, "image/jpeg"); err != nil {
+// Put stores the thumbnail of person's face faceID in collection c in the
+// gallery store.
+func Put(ctx context.Context, st platform.Store, c, person, faceID string, jpg []byte) error {
+	if err := st.Put(ctx, Key(c, person, faceID), jpg, "image/jpeg"); err != nil {
 		return fmt.Errorf("store thumbnail of face %s: %w", faceID, err)
 	}
 	return nil

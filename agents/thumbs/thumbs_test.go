@@ -2,13 +2,19 @@ package thumbs
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
+	"net/url"
 	"testing"
 
+	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/imageio"
 	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
+	"github.com/facecloud/facecloud/agents/platform/blobstore"
 )
 
 // picture is a w×h grey image with a white square at (x, y) of side s.
@@ -83,7 +89,59 @@ func TestFromImage(t *testing.T) {
 	if _, err := FromImage([]byte("not an image"), job.Box{W: 1, H: 1}, imageio.DefaultLimits); err == nil {
 		t.Fatal("no error for bytes that are not an image")
 	}
-	if Key("abc") != "thumbs/abc.jpg" {
-		t.Fatal(Key("abc"))
+}
+
+// TestKeys: a thumbnail is kept per collection, person and face, so the
+// same photo (one face id) enrolled twice keeps two pictures; a picture an
+// earlier version kept by face id alone is read for the default
+// collection only.
+func TestKeys(t *testing.T) {
+	ctx := context.Background()
+	st, err := blobstore.OpenURL(ctx, &url.URL{Scheme: "file", Path: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := Key("team-a", "Ada Lovelace", "abc"); got != "thumbs/team-a/Ada Lovelace/abc.jpg" {
+		t.Fatalf("Key = %q", got)
+	}
+	if err := Put(ctx, st, "team-a", "Ada", "same", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Put(ctx, st, "team-b", "Ada", "same", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, LegacyKey("old"), []byte("legacy"), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		c, person, id string
+		want          string // "": none
+		key           string
+	}{
+		"own in one collection": {c: "team-a", person: "Ada", id: "same", want: "a", key: Key("team-a", "Ada", "same")},
+		"own in another":        {c: "team-b", person: "Ada", id: "same", want: "b", key: Key("team-b", "Ada", "same")},
+		"another person's face": {c: "team-a", person: "Bob", id: "same"},
+		"legacy in the default": {c: gallery.DefaultCollection, person: "Ada", id: "old", want: "legacy", key: LegacyKey("old")},
+		"legacy not in another": {c: "team-a", person: "Ada", id: "old"},
+		"none in the default":   {c: gallery.DefaultCollection, person: "Ada", id: "none"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			key, ok, err := Find(ctx, st, tc.c, tc.person, tc.id)
+			if err != nil || ok != (tc.want != "") || key != tc.key {
+				t.Fatalf("Find = %q %v %v, want %q", key, ok, err, tc.key)
+			}
+			b, err := Get(ctx, st, tc.c, tc.person, tc.id)
+			if tc.want == "" {
+				if !errors.Is(err, platform.ErrNotFound) {
+					t.Fatalf("Get = %q %v, want not found", b, err)
+				}
+				return
+			}
+			if err != nil || string(b) != tc.want {
+				t.Fatalf("Get = %q %v, want %q", b, err, tc.want)
+			}
+		})
 	}
 }

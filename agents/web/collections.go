@@ -201,8 +201,7 @@ type faceEntry struct {
 	ID       string    `json:"id"`
 	Source   string    `json:"source,omitempty"`
 	Enrolled time.Time `json:"enrolled,omitzero"`
-	// Thumbnail is the path of the face's picture (default collection),
-	// when it has one.
+	// Thumbnail is the path of the face's picture, when it has one.
 	Thumbnail string `json:"thumbnail,omitempty"`
 }
 
@@ -215,10 +214,18 @@ type personFaces struct {
 }
 
 func (s *Server) getPersonFaces(w http.ResponseWriter, r *http.Request) *httpError {
-	return s.listFaces(w, r, r.PathValue("collection"))
+	return s.listFaces(w, r, r.PathValue("collection"), collectionThumbnail)
 }
 
-func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, c string) *httpError {
+// collectionThumbnail is the path of the thumbnail of person's face id in
+// collection c.
+func collectionThumbnail(c, person, id string) string {
+	return "/v1/collections/" + c + "/persons/" + url.PathEscape(person) + "/faces/" + id + "/thumbnail"
+}
+
+// listFaces lists {person}'s faces in collection c, each with the path of
+// its thumbnail (thumbPath) when it has one.
+func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, c string, thumbPath func(c, person, id string) string) *httpError {
 	person := r.PathValue("person")
 	if herr := s.allowCollection(r, c); herr != nil {
 		return herr
@@ -247,10 +254,9 @@ func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, c string) *ht
 	out := personFaces{Collection: c, Person: person, Faces: make([]faceEntry, len(got)), Next: next}
 	for i, f := range got {
 		out.Faces[i] = faceEntry{ID: f.ID, Source: f.Source, Enrolled: f.Enrolled}
-		if c == galleries.DefaultCollection {
-			if ok, err := s.deps.Gallery.Exists(r.Context(), thumbs.Key(f.ID)); err == nil && ok {
-				out.Faces[i].Thumbnail = "/v1/gallery/" + url.PathEscape(person) + "/" + f.ID + "/thumbnail"
-			}
+		// A store that fails the look-up only leaves the picture out.
+		if _, ok, err := thumbs.Find(r.Context(), s.deps.Gallery, c, person, f.ID); err == nil && ok {
+			out.Faces[i].Thumbnail = thumbPath(c, person, f.ID)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

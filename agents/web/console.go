@@ -84,12 +84,24 @@ func serveAsset(w http.ResponseWriter, r *http.Request, a asset) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.data))
 }
 
-// getThumbnail answers GET /v1/gallery/{person}/{face}/thumbnail: the
-// face's JPEG thumbnail, kept at enrolment (faces enrolled before
-// thumbnails were kept have none: 404).
+// getThumbnail answers GET /v1/gallery/{person}/{face}/thumbnail: a
+// face's thumbnail in the default collection.
 func (s *Server) getThumbnail(w http.ResponseWriter, r *http.Request) *httpError {
+	return s.thumbnail(w, r, galleries.DefaultCollection)
+}
+
+// getCollectionThumbnail answers GET
+// /v1/collections/{collection}/persons/{person}/faces/{face}/thumbnail.
+func (s *Server) getCollectionThumbnail(w http.ResponseWriter, r *http.Request) *httpError {
+	return s.thumbnail(w, r, r.PathValue("collection"))
+}
+
+// thumbnail answers with the JPEG thumbnail of {person}'s face {face} in
+// collection c, kept at enrolment (faces enrolled before thumbnails were
+// kept have none: 404).
+func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, c string) *httpError {
 	name, id := r.PathValue("person"), r.PathValue("face")
-	if herr := s.allowCollection(r, galleries.DefaultCollection); herr != nil {
+	if herr := s.allowCollection(r, c); herr != nil {
 		return herr
 	}
 	if err := job.ValidPerson(name); err != nil {
@@ -98,14 +110,12 @@ func (s *Server) getThumbnail(w http.ResponseWriter, r *http.Request) *httpError
 	if err := galleries.ValidID(id); err != nil {
 		return refuse(http.StatusBadRequest, "bad_id", "%v", err)
 	}
-	// The face must be the person's: a thumbnail is kept by face id alone.
+	// The face must still be enrolled: a thumbnail left by an erasure
+	// under way is not shown, nor one an earlier version kept by face id
+	// alone for a face that is not the person's.
 	has := func(idx *galleries.Follower) bool {
-		for _, f := range idx.View(galleries.DefaultCollection).Faces(name) {
-			if f.ID == id {
-				return true
-			}
-		}
-		return false
+		_, ok := idx.View(c).Face(name, id)
+		return ok
 	}
 	idx, herr := s.collections(r.Context())
 	if herr != nil {
@@ -119,9 +129,9 @@ func (s *Server) getThumbnail(w http.ResponseWriter, r *http.Request) *httpError
 		ok = has(idx)
 	}
 	if !ok {
-		return refuse(http.StatusNotFound, "unknown_face", "no face %s enrolled as %q", id, name)
+		return refuse(http.StatusNotFound, "unknown_face", "no face %s enrolled as %q in collection %s", id, name, c)
 	}
-	jpg, err := s.deps.Gallery.Get(r.Context(), thumbs.Key(id))
+	jpg, err := thumbs.Get(r.Context(), s.deps.Gallery, c, name, id)
 	if errors.Is(err, platform.ErrNotFound) {
 		return refuse(http.StatusNotFound, "no_thumbnail", "face %s has no thumbnail (enrolled without one)", id)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,11 +103,15 @@ func (w *consoleWorker) handle(ctx context.Context, st platform.Store, reps plat
 		box := job.Box{X: 50, Y: 20, W: 80, H: 80}
 		var d face.Descriptor
 		d[0] = 1 // a unit descriptor: the gallery takes no other
-		id := galleries.ContentID(data)
-		_ = galleries.AddFace(ctx, st, galleries.DefaultCollection, galleries.Entry{V: galleries.Version, Person: req.Person, ID: id, Source: req.Name, Request: req.ID, Descriptor: d, Enrolled: time.Now().UTC()})
-		if jpg, err := thumbs.FromImage(data, box, imageio.DefaultLimits); err == nil {
-			_ = thumbs.Put(ctx, st, id, jpg)
+		id, c := galleries.ContentID(data), req.Collection
+		if c == "" {
+			c = galleries.DefaultCollection
 		}
+		_ = galleries.AddFace(ctx, st, c, galleries.Entry{V: galleries.Version, Person: req.Person, ID: id, Source: req.Name, Request: req.ID, Descriptor: d, Enrolled: time.Now().UTC()})
+		if jpg, err := thumbs.FromImage(data, box, imageio.DefaultLimits); err == nil {
+			_ = thumbs.Put(ctx, st, c, req.Person, id, jpg)
+		}
+		res.Collection = c
 		res.Answer, res.Faces = req.Person, []job.Face{{Box: box, Score: 1, Name: req.Person}}
 	default:
 		res.Faces = append([]job.Face(nil), tryFaces...)
@@ -315,16 +320,28 @@ func TestConsoleLive(t *testing.T) {
 }
 
 // TestConsoleGallery enrols a person by choosing photos and another by
-// dropping one, sees their thumbnails, deletes a face, then a person.
+// dropping one, sees their thumbnails, enrols one of the same photos in a
+// second collection typed into the form, switches the picker between the
+// collections, deletes a face, then a person, then with the purge box the
+// other collection's person: each collection keeps its own thumbnails.
 func TestConsoleGallery(t *testing.T) {
 	e := newEnv(t)
 	e.startConsoleWorker()
 	_, hs := e.server(testConfig())
+	ctx := context.Background()
 	b := browsertest.Open(t)
 	signIn(b, hs.URL, testKey)
 	b.Wait("signed in", `!document.getElementById("tabs").hidden`)
 	b.Do("gallery tab", chromedp.Click(chromedp.CSS(`a[data-tab="gallery"]`)))
 	b.Wait("empty gallery", `document.getElementById("persons").dataset.loaded !== undefined`)
+	// A new deployment has no collection yet: the picker offers the
+	// default one to enrol in.
+	if got := browsertest.Eval[[]string](b, "collections offered", pickerOptions); !slices.Equal(got, []string{"default"}) {
+		t.Fatalf("picker offers %q before any enrolment, want the default collection", got)
+	}
+	if got := b.Text("#gallery-count"); got != "0 persons, 0 faces in collection default" {
+		t.Errorf("empty gallery count %q", got)
+	}
 
 	photos := []string{consolePhoto(t, "ada-1.png"), consolePhoto(t, "ada-2.png")}
 	b.Do("enrol Ada",
@@ -350,16 +367,54 @@ func TestConsoleGallery(t *testing.T) {
 	})()`)
 	b.Do("enrol Bob", chromedp.Click(chromedp.CSS(`#enrol button[type="submit"]`)))
 	b.Wait("Bob enrolled", `document.getElementById("enrol-result").textContent === "Enrolled 1 face as Bob."`)
-	b.Wait("thumbnails shown", `document.querySelectorAll('.person[data-person="Ada Lovelace"] img[src^="blob:"]').length === 2 && [...document.querySelectorAll('.person img')].every(i => i.complete && i.naturalWidth === 112)`)
+	b.Wait("thumbnails shown", thumbnailsShown("Ada Lovelace", 2))
 	if got := b.Text("#gallery-count"); got != "2 persons, 3 faces in collection default" {
 		t.Errorf("gallery count %q", got)
 	}
+
+	// The first of Ada's photos again, as Ada in a new collection typed
+	// into the form: the same face id, a picture of its own. The view
+	// follows the enrolment to that collection.
+	b.Do("enrol Ada in team-a",
+		chromedp.SetValue(chromedp.CSS("#enrol-person"), "Ada Lovelace"),
+		chromedp.SetValue(chromedp.CSS("#enrol-collection"), "team-a"),
+		chromedp.SetUploadFiles(chromedp.CSS("#enrol-files"), photos[:1]),
+		chromedp.Click(chromedp.CSS(`#enrol button[type="submit"]`)),
+	)
+	b.Wait("Ada enrolled in team-a", `document.getElementById("enrol-result").textContent === "Enrolled 1 face as Ada Lovelace in team-a."`)
+	b.Wait("team-a shown", shown("team-a"))
+	b.Wait("team-a's thumbnail", thumbnailsShown("Ada Lovelace", 1))
+	if got := b.Text("#gallery-count"); got != "1 persons, 1 faces in collection team-a" {
+		t.Errorf("team-a count %q", got)
+	}
+	if got := browsertest.Eval[[]string](b, "collections offered", pickerOptions); !slices.Equal(got, []string{"default", "team-a"}) {
+		t.Errorf("picker offers %q, want default first, then team-a", got)
+	}
+	if got := browsertest.Eval[string](b, "picked", `document.getElementById("collection").value`); got != "team-a" {
+		t.Errorf("picker shows %q after enrolling in team-a", got)
+	}
+
+	// Back to the default collection with the picker: as it was.
+	pick(b, "default")
+	b.Wait("default shown", shown("default"))
+	b.Wait("default's thumbnails", thumbnailsShown("Ada Lovelace", 2))
+	if got := b.Text("#gallery-count"); got != "2 persons, 3 faces in collection default" {
+		t.Errorf("default count after enrolling in team-a %q", got)
+	}
 	screenshot(b, "gallery")
 
-	// Delete one of Ada's faces: the button asks for a second click.
+	// Delete the face of Ada's first photo in the default collection: the
+	// button asks for a second click. team-a's face of that photo keeps
+	// its picture.
+	data, err := os.ReadFile(photos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := galleries.ContentID(data)
+	face := fmt.Sprintf(`.person[data-person="Ada Lovelace"] .face[data-face=%q] button`, shared)
 	b.Do("delete a face",
-		chromedp.Click(chromedp.CSS(`.person[data-person="Ada Lovelace"] .face button`)),
-		chromedp.Click(chromedp.CSS(`.person[data-person="Ada Lovelace"] .face button.armed`)),
+		chromedp.Click(chromedp.CSS(face)),
+		chromedp.Click(chromedp.CSS(face+".armed")),
 	)
 	b.Wait("one face left", `document.querySelector('.person[data-person="Ada Lovelace"]')?.dataset.faces === "1"`)
 	b.Do("delete Bob",
@@ -367,11 +422,73 @@ func TestConsoleGallery(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`.person[data-person="Bob"] header button.armed`)),
 	)
 	b.Wait("Bob gone", `document.querySelector('.person[data-person="Bob"]') === null && document.getElementById("gallery-count").textContent.startsWith("1 persons")`)
-	left, err := e.store.List(context.Background(), thumbs.Prefix)
-	if err != nil || len(left) != 1 {
-		t.Fatalf("thumbnails left %v (%v), want Ada's remaining one", left, err)
+	thumbsLeft := func() []string {
+		t.Helper()
+		left, err := e.store.List(ctx, thumbs.Prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(left)
+		return left
+	}
+	var kept string
+	for _, k := range thumbsLeft() {
+		if strings.HasPrefix(k, thumbs.PersonPrefix(galleries.DefaultCollection, "Ada Lovelace")) {
+			kept = k
+		}
+	}
+	if want := []string{kept, thumbs.Key("team-a", "Ada Lovelace", shared)}; kept == "" || !slices.Equal(thumbsLeft(), want) {
+		t.Fatalf("thumbnails left %q, want Ada's remaining one in default and hers in team-a %q", thumbsLeft(), want)
+	}
+
+	pick(b, "team-a")
+	b.Wait("team-a shown again", shown("team-a"))
+	b.Wait("team-a's thumbnail kept", thumbnailsShown("Ada Lovelace", 1))
+	// Delete Ada from team-a with the purge box: her enrolment's image
+	// goes too, and the default collection keeps its picture.
+	inputs, err := e.store.List(ctx, job.InputPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Do("delete Ada from team-a, purging",
+		chromedp.Click(chromedp.CSS("#purge")),
+		chromedp.Click(chromedp.CSS(`.person[data-person="Ada Lovelace"] header button`)),
+		chromedp.Click(chromedp.CSS(`.person[data-person="Ada Lovelace"] header button.armed`)),
+	)
+	b.Wait("team-a empty", `document.getElementById("gallery-count").textContent === "0 persons, 0 faces in collection team-a"`)
+	if after, err := e.store.List(ctx, job.InputPrefix); err != nil || len(after) != len(inputs)-1 {
+		t.Errorf("%d inputs after the purge of %d (%v), want the team-a enrolment's gone", len(after), len(inputs), err)
+	}
+	if got := thumbsLeft(); !slices.Equal(got, []string{kept}) {
+		t.Fatalf("thumbnails left %q, want Ada's in default %q", got, kept)
 	}
 	b.NoErrors()
+}
+
+// pickerOptions lists the collections the picker offers, in order.
+const pickerOptions = `[...document.querySelectorAll("#collection option")].map((o) => o.value)`
+
+// pick chooses collection c in the picker, as a click on an option does.
+func pick(b *browsertest.Tab, c string) {
+	browsertest.Eval[bool](b, "pick "+c, fmt.Sprintf(`(() => {
+		const s = document.getElementById("collection");
+		s.value = %q;
+		s.dispatchEvent(new Event("change", {bubbles: true}));
+		return s.value === %[1]q;
+	})()`, c))
+}
+
+// shown holds once the gallery lists collection c.
+func shown(c string) string {
+	return fmt.Sprintf(`document.getElementById("persons").dataset.loaded !== undefined && document.getElementById("persons").dataset.collection === %q &&
+		document.getElementById("gallery-count").textContent.endsWith(" in collection " + %[1]q)`, c)
+}
+
+// thumbnailsShown holds once person shows n thumbnails and every picture
+// on the page is a loaded thumbnail.
+func thumbnailsShown(person string, n int) string {
+	return fmt.Sprintf(`document.querySelectorAll('.person[data-person=%q] img[src^="blob:"]').length === %d &&
+		[...document.querySelectorAll('.person img')].every(i => i.complete && i.naturalWidth === 112)`, person, n)
 }
 
 // TestConsoleTry recognises a photo with landmarks and checks the picture

@@ -5,6 +5,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 
 	galleries "github.com/facecloud/facecloud/agents/gallery"
 )
@@ -33,7 +34,9 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) *httpError {
 }
 
 func (s *Server) getPerson(w http.ResponseWriter, r *http.Request) *httpError {
-	return s.listFaces(w, r, galleries.DefaultCollection)
+	return s.listFaces(w, r, galleries.DefaultCollection, func(_, person, id string) string {
+		return "/v1/gallery/" + url.PathEscape(person) + "/" + id + "/thumbnail"
+	})
 }
 
 func (s *Server) deletePerson(w http.ResponseWriter, r *http.Request) *httpError {

@@ -271,7 +271,7 @@ func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platfor
 		d[int(w.faces.Load())%128] = 1
 		_ = gallery.AddFace(ctx, st, c, gallery.Entry{Person: req.Person, ID: id, Request: req.ID, Source: req.Name, Descriptor: d})
 		if jpg, err := thumbs.FromImage(data, whole, imageio.DefaultLimits); err == nil {
-			_ = thumbs.Put(ctx, st, id, jpg)
+			_ = thumbs.Put(ctx, st, c, req.Person, id, jpg)
 		}
 		res.Faces = []job.Face{{Box: whole, Score: 1, Name: req.Person, FaceID: id}}
 	case req.Kind == job.KindDetect:

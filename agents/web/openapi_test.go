@@ -167,6 +167,11 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"GET", "/v1/collections/team-a/persons", nil, scopedAdmin, 403},
 		{"GET", "/v1/collections/team-a/persons/Ann/faces?limit=1", nil, "", 200},
 		{"GET", "/v1/collections/team-a/persons/Nobody/faces", nil, "", 404},
+		{"GET", "/v1/collections/team-a/persons/Ann/faces/ann-1/thumbnail", nil, "", 200},
+		{"GET", "/v1/collections/team-a/persons/Ann/faces/ann-1/thumbnail", nil, scopedAdmin, 403},
+		{"GET", "/v1/collections/team-a/persons/Nobody/faces/ann-1/thumbnail", nil, "", 404},
+		{"GET", "/v1/collections/team-b/persons/Ann/faces/ann-1/thumbnail", nil, "", 404},
+		{"GET", "/v1/collections/team-a/persons/Ann/faces/not%20an%20id/thumbnail", nil, "", 400},
 		{"POST", "/v1/gallery/Paul", one, "", 200},
 		{"POST", "/v1/gallery/unknown", one, "", 400},
 		{"GET", "/v1/gallery", nil, "", 200},
@@ -201,17 +206,36 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	// checks look further into some answers than the document does, by
 	// "METHOD path status" of the call.
-	checks := map[string]func(h http.Header, b []byte) error{
-		"GET /v1/gallery/Paul/{face}/thumbnail 200": func(h http.Header, b []byte) error {
-			img, err := jpeg.Decode(bytes.NewReader(b))
-			if err != nil {
-				return fmt.Errorf("not a JPEG: %w", err)
+	thumbnail := func(h http.Header, b []byte) error {
+		img, err := jpeg.Decode(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("not a JPEG: %w", err)
+		}
+		if r := img.Bounds(); r.Dx() != thumbs.Side || r.Dy() != thumbs.Side {
+			return fmt.Errorf("thumbnail is %v, want %d×%d", r, thumbs.Side, thumbs.Side)
+		}
+		return nil
+	}
+	// listed checks that each face listed names its thumbnail's path.
+	listed := func(want string) func(h http.Header, b []byte) error {
+		return func(h http.Header, b []byte) error {
+			var l personFaces
+			if err := json.Unmarshal(b, &l); err != nil {
+				return err
 			}
-			if r := img.Bounds(); r.Dx() != thumbs.Side || r.Dy() != thumbs.Side {
-				return fmt.Errorf("thumbnail is %v, want %d×%d", r, thumbs.Side, thumbs.Side)
+			for _, f := range l.Faces {
+				if f.Thumbnail != strings.ReplaceAll(want, "{id}", f.ID) {
+					return fmt.Errorf("face %s: thumbnail %q, want %q", f.ID, f.Thumbnail, want)
+				}
 			}
 			return nil
-		},
+		}
+	}
+	checks := map[string]func(h http.Header, b []byte) error{
+		"GET /v1/gallery/Paul/{face}/thumbnail 200":                        thumbnail,
+		"GET /v1/collections/team-a/persons/Ann/faces/ann-1/thumbnail 200": thumbnail,
+		"GET /v1/gallery/Paul 200":                                         listed("/v1/gallery/Paul/{id}/thumbnail"),
+		"GET /v1/collections/team-a/persons/Ann/faces?limit=1 200":         listed("/v1/collections/team-a/persons/Ann/faces/{id}/thumbnail"),
 		"GET /v1/status 200": func(h http.Header, b []byte) error {
 			var st live.Status
 			if err := json.Unmarshal(b, &st); err != nil {

@@ -327,6 +327,7 @@ func (s *Server) routes() http.Handler {
 		http.MethodPost: api(enroll, s.postPersonFaces),
 	}, jsonErrors)
 	serve("/v1/collections/{collection}/persons/{person}/faces/{face}", "person_face", methods{http.MethodDelete: api(admin, s.deleteCollectionFace)}, jsonErrors)
+	serve("/v1/collections/{collection}/persons/{person}/faces/{face}/thumbnail", "person_face_thumbnail", methods{http.MethodGet: api(admin, s.getCollectionThumbnail)}, jsonErrors)
 	serve("/v1/collections/{collection}/searches", "searches", methods{http.MethodPost: api(search, s.postSearch)}, jsonErrors)
 	serve("/v1/gallery/{person}/{face}/thumbnail", "thumbnail", methods{http.MethodGet: api(admin, s.getThumbnail)}, jsonErrors)
 	serve("/v1/status", "status", methods{http.MethodGet: api(global, s.getStatus)}, jsonErrors)

@@ -144,7 +144,7 @@ func (f *FaceRecognizer) enroll(ctx context.Context, req job.Request, image []by
 	if err := gallery.AddFace(ctx, f.Store, collectionOf(req), e); err != nil {
 		return Recognition{}, Retryable(err)
 	}
-	if err := f.thumbnail(ctx, id, image, rec.Faces[0].Box); err != nil {
+	if err := f.thumbnail(ctx, collectionOf(req), req.Person, id, image, rec.Faces[0].Box); err != nil {
 		return Recognition{}, err
 	}
 	if _, err := f.Gallery.Refresh(ctx); err != nil && f.Logger != nil {
@@ -154,10 +154,11 @@ func (f *FaceRecognizer) enroll(ctx context.Context, req job.Request, image []by
 	return Recognition{Width: rec.Width, Height: rec.Height, Faces: []job.Face{enrolled}, Elapsed: engineTime(rec.Timings)}, nil
 }
 
-// thumbnail stores the enrolled face's thumbnail beside the gallery entry.
-// An image that does not decode again (it just did) only loses its
-// thumbnail; a store that fails is retried like the entry.
-func (f *FaceRecognizer) thumbnail(ctx context.Context, id string, image []byte, b face.Box) error {
+// thumbnail stores the thumbnail of person's face id in collection c
+// beside the gallery entry. An image that does not decode again (it just
+// did) only loses its thumbnail; a store that fails is retried like the
+// entry.
+func (f *FaceRecognizer) thumbnail(ctx context.Context, c, person, id string, image []byte, b face.Box) error {
 	lim := f.Limits
 	if lim == (imageio.Limits{}) {
 		lim = imageio.DefaultLimits
@@ -165,11 +166,11 @@ func (f *FaceRecognizer) thumbnail(ctx context.Context, id string, image []byte,
 	jpg, err := thumbs.FromImage(image, job.Box{X: b.X, Y: b.Y, W: b.W, H: b.H}, lim)
 	if err != nil {
 		if f.Logger != nil {
-			f.Logger.Warn("no thumbnail for an enrolled face", "id", id, "err", err)
+			f.Logger.Warn("no thumbnail for an enrolled face", "collection", c, "id", id, "err", err)
 		}
 		return nil
 	}
-	if err := thumbs.Put(ctx, f.Store, id, jpg); err != nil {
+	if err := thumbs.Put(ctx, f.Store, c, person, id, jpg); err != nil {
 		return Retryable(err)
 	}
 	return nil

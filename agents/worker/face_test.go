@@ -120,12 +120,20 @@ func TestFaceRecognizer(t *testing.T) {
 				t.Fatalf("enrol %s in half: %v", s, err)
 			}
 		}
-		jpg, err := store.Get(ctx, thumbs.Key(gallery.ContentID(gal[s])))
-		if err != nil {
-			t.Fatalf("enrol %s wrote no thumbnail: %v", s, err)
+		// Each enrolment keeps its own thumbnail, under its collection,
+		// person and face.
+		keys := []string{thumbs.Key(gallery.DefaultCollection, galLabels[s], gallery.ContentID(gal[s]))}
+		if i%2 == 0 {
+			keys = append(keys, thumbs.Key("half", galLabels[s], "ext-"+s))
 		}
-		if m, err := jpeg.Decode(bytes.NewReader(jpg)); err != nil || m.Bounds().Dx() != thumbs.Side {
-			t.Fatalf("enrol %s: thumbnail does not decode to %d pixels wide: %v", s, thumbs.Side, err)
+		for _, k := range keys {
+			jpg, err := store.Get(ctx, k)
+			if err != nil {
+				t.Fatalf("enrol %s wrote no thumbnail %s: %v", s, k, err)
+			}
+			if m, err := jpeg.Decode(bytes.NewReader(jpg)); err != nil || m.Bounds().Dx() != thumbs.Side {
+				t.Fatalf("enrol %s: thumbnail %s does not decode to %d pixels wide: %v", s, k, thumbs.Side, err)
+			}
 		}
 	}
 	// The course's 100 images are 10 photos repeated: enrolling the same

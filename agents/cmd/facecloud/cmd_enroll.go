@@ -170,7 +170,7 @@ func enrollFile(ctx context.Context, store platform.Store, d engineDescriber, co
 	b := rec.Faces[0].Box
 	jpg, err := thumbs.FromImage(data, job.Box{X: b.X, Y: b.Y, W: b.W, H: b.H}, d.limits)
 	if err == nil {
-		err = thumbs.Put(ctx, store, e.ID, jpg)
+		err = thumbs.Put(ctx, store, collection, it.Person, e.ID, jpg)
 	}
 	return e, err
 }

@@ -304,29 +304,106 @@
 
   // ---- Gallery ----
 
-  // The collection the gallery views and changes. Only the default one
-  // exists today; when the API names collections, galleryPath puts the
-  // chosen one in the paths and the picker lists them.
-  const currentCollection = () => $("collection").value;
-  const galleryPath = (...parts) => "/v1/gallery" + parts.map((p) => "/" + encodeURIComponent(p)).join("");
+  // The collection the gallery views and changes: one of those the key may
+  // see (GET /v1/collections), "default" first. The default collection is
+  // offered even before anything is enrolled in it (a new deployment
+  // enrols there), unless the key may not use it.
+  const DEFAULT = "default";
+  let chosen = DEFAULT;
+  let defaultForbidden = false;
+  const enc = (p) => encodeURIComponent(p);
+  const collectionPath = (c, ...parts) => "/v1/collections/" + enc(c) + parts.map((p) => "/" + enc(p)).join("");
 
   let persons = [];
   let thumbObserver = null;
+  let galleryLoads = 0;
 
-  async function loadGallery() {
-    const box = $("persons");
-    try {
-      const r = await api(galleryPath());
-      persons = r.data.persons;
-      $("gallery-count").textContent = r.data.persons.length + " persons, " + r.data.faces + " faces in collection " + currentCollection();
-      renderPersons();
-      box.dataset.loaded = String(Date.now());
-    } catch (err) {
-      box.replaceChildren(el("p", { class: "error", text: "The gallery could not be read: " + err.message }));
+  // showCollections fills the picker (and the enrol form's suggestions)
+  // with names. The chosen collection stays offered even when the listing
+  // does not name it: one just made by an enrolment the listing does not
+  // show yet, or one whose last face was just deleted.
+  function showCollections(names) {
+    const set = new Set(names);
+    if (!defaultForbidden) set.add(DEFAULT);
+    if (chosen === DEFAULT && defaultForbidden) chosen = [...set].sort()[0] || DEFAULT;
+    set.add(chosen);
+    const list = [...set].sort((a, b) => (a === DEFAULT ? -1 : b === DEFAULT ? 1 : a.localeCompare(b)));
+    $("collection").replaceChildren(...list.map((c) => el("option", { value: c, selected: c === chosen, text: c })));
+    $("collection").value = chosen;
+    $("collection-names").replaceChildren(...list.map((c) => el("option", { value: c })));
+    if (!$("enrol-collection").value) $("enrol-collection").value = chosen;
+  }
+
+  // allPages returns the items (data[field]) of every page of a listing,
+  // following "next".
+  async function allPages(path, field) {
+    const out = [];
+    let after = "";
+    for (;;) {
+      const r = await api(path + "?limit=1000" + (after ? "&after=" + enc(after) : ""));
+      out.push(...r.data[field]);
+      if (!r.data.next) return out;
+      after = r.data.next;
     }
   }
 
+  // allPersons lists a collection's persons; a collection with no face
+  // yet has none.
+  async function allPersons(c) {
+    try {
+      return await allPages(collectionPath(c, "persons"), "persons");
+    } catch (err) {
+      if (err.status === 404) return [];
+      throw err;
+    }
+  }
+
+  async function loadGallery() {
+    const box = $("persons");
+    const load = ++galleryLoads;
+    try {
+      const cs = (await api("/v1/collections")).data.collections;
+      if (load !== galleryLoads) return;
+      showCollections(cs.map((c) => c.name));
+      const c = chosen;
+      let ps;
+      try {
+        ps = await allPersons(c);
+      } catch (err) {
+        if (err.status !== 403 || c !== DEFAULT) throw err;
+        // This key may not use the default collection: offer only those
+        // it may use.
+        defaultForbidden = true;
+        if (cs.length === 0) throw new APIError(403, "this key may use none of the collections there are yet; enrol in one it may use");
+        if (load === galleryLoads) loadGallery();
+        return;
+      }
+      if (load !== galleryLoads || c !== chosen) return;
+      persons = ps;
+      const faces = ps.reduce((n, p) => n + p.faces, 0);
+      $("gallery-count").textContent = ps.length + " persons, " + faces + " faces in collection " + c;
+      box.dataset.collection = c;
+      renderPersons();
+      box.dataset.loaded = String(Date.now());
+    } catch (err) {
+      if (load === galleryLoads) box.replaceChildren(el("p", { class: "error", text: "The gallery could not be read: " + err.message }));
+    }
+  }
+
+  // choose shows collection c.
+  function choose(c) {
+    chosen = c;
+    $("enrol-collection").value = c;
+    if ($("persons").dataset.collection !== c) {
+      delete $("persons").dataset.loaded;
+      $("persons").replaceChildren();
+      $("gallery-count").textContent = "";
+    }
+    loadGallery();
+  }
+
   function renderPersons() {
+    const c = $("persons").dataset.collection;
     const filter = $("filter").value.trim().toLowerCase();
     if (thumbObserver) thumbObserver.disconnect();
     thumbObserver = new IntersectionObserver((entries) => {
@@ -339,10 +416,10 @@
     }, { rootMargin: "200px" });
     const cards = persons.filter((p) => !filter || p.name.toLowerCase().includes(filter)).map((p) => {
       const del = armedButton("delete person", async () => {
-        await api(galleryPath(p.name) + purgeQuery(), { method: "DELETE" });
+        await api(collectionPath(c, "persons", p.name) + purgeQuery(), { method: "DELETE" });
         loadGallery();
       });
-      const card = el("article", { class: "person", "data-person": p.name },
+      const card = el("article", { class: "person", "data-person": p.name, "data-collection": c },
         el("header", {}, el("h3", { text: p.name, title: p.name }), el("p", { class: "note", text: p.faces + (p.faces === 1 ? " face" : " faces") }), del),
         el("div", { class: "faces" }));
       thumbObserver.observe(card);
@@ -384,17 +461,18 @@
 
   async function loadFaces(card) {
     const name = card.dataset.person;
+    const c = card.dataset.collection;
     const faces = card.querySelector(".faces");
     let data;
     try {
-      data = (await api(galleryPath(name))).data;
+      data = { faces: await allPages(collectionPath(c, "persons", name, "faces"), "faces") };
     } catch (err) {
       faces.replaceChildren(el("p", { class: "error", text: err.message }));
       return;
     }
     faces.replaceChildren(...data.faces.map((f) => {
       const del = armedButton("×", async () => {
-        await api(galleryPath(name, f.id) + purgeQuery(), { method: "DELETE" });
+        await api(collectionPath(c, "persons", name, "faces", f.id) + purgeQuery(), { method: "DELETE" });
         loadGallery();
       });
       del.title = "delete this face";
@@ -441,9 +519,13 @@
       : "Drop photos here, or";
   }
 
+  // enrol sends the chosen photos as the named person to the collection
+  // the form names (the one shown, or a new name, which starts a
+  // collection), then shows that collection.
   async function enrol(ev) {
     ev.preventDefault();
     const name = $("enrol-person").value.trim();
+    const c = $("enrol-collection").value.trim() || chosen;
     const out = $("enrol-result");
     if (!name || enrolFiles.length === 0) {
       out.textContent = "Give the person's name and at least one photo.";
@@ -451,19 +533,21 @@
     }
     const body = new FormData();
     for (const f of enrolFiles) body.append("image", f, f.name);
-    out.textContent = "Enrolling " + enrolFiles.length + (enrolFiles.length === 1 ? " photo" : " photos") + " as " + name + "…";
+    out.textContent = "Enrolling " + enrolFiles.length + (enrolFiles.length === 1 ? " photo" : " photos") + " as " + name +
+      (c === DEFAULT ? "" : " in " + c) + "…";
     try {
-      const r = await api(galleryPath(name) + "?wait=60s", { method: "POST", body });
+      const r = await api(collectionPath(c, "persons", name, "faces") + "?wait=60s", { method: "POST", body });
       const results = [...r.data.results];
       for (const p of r.data.pending || []) results.push(await wait({ status: 202, data: p }));
       const done = results.filter((x) => x.status === "done");
       const failed = results.filter((x) => x.status !== "done");
-      out.textContent = "Enrolled " + done.length + (done.length === 1 ? " face" : " faces") + " as " + name + "." +
+      out.textContent = "Enrolled " + done.length + (done.length === 1 ? " face" : " faces") + " as " + name +
+        (c === DEFAULT ? "" : " in " + c) + "." +
         (failed.length ? " Not enrolled: " + failed.map((x) => x.name + ": " + x.error).join("; ") : "");
       out.dataset.done = String(done.length);
       setEnrolFiles([]);
       $("enrol-files").value = "";
-      loadGallery();
+      choose(c);
     } catch (err) {
       out.textContent = "Enrolment refused: " + err.message;
     }
@@ -607,7 +691,10 @@
       if (document.visibilityState === "visible" && apiKey && currentTab() === "live") startPolling();
     });
     $("filter").addEventListener("input", renderPersons);
-    $("collection").addEventListener("change", loadGallery);
+    $("collection").addEventListener("change", (e) => {
+      $("enrol-result").textContent = "";
+      choose(e.target.value);
+    });
     $("enrol").addEventListener("submit", enrol);
     $("enrol-files").addEventListener("change", (e) => setEnrolFiles(e.target.files));
     dropZone($("enrol-drop"), setEnrolFiles);
