@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -114,7 +115,17 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	if contentType != "" {
 		opts = &blob.WriterOptions{ContentType: contentType}
 	}
-	if err := s.bucket.WriteAll(ctx, key, data, opts); err != nil {
+	err := s.bucket.WriteAll(ctx, key, data, opts)
+	// In a file store, a Delete of the directory's last object removes the
+	// directory (removeEmptyDirs); a write into it at that moment finds it
+	// gone between creating it and creating its file in it, or finds it
+	// created and removed again while it makes it (EEXIST from MkdirAll).
+	// Writing again creates it again: a directory is only ever removed
+	// when empty, so no written file is lost with it.
+	for try := 0; try < 5 && err != nil && s.root != "" && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)); try++ {
+		err = s.bucket.WriteAll(ctx, key, data, opts)
+	}
+	if err != nil {
 		return fmt.Errorf("put %s: %w", key, mapErr(err))
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -150,5 +151,36 @@ func TestOpenURLErrors(t *testing.T) {
 				t.Fatalf("OpenURL(%s) succeeded", raw)
 			}
 		})
+	}
+}
+
+// TestPutBesideDeleteOfLastObject writes into a directory while another
+// writer keeps deleting the directory's last object, which removes the
+// directory: every write must land, none may find its directory gone.
+func TestPutBesideDeleteOfLastObject(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	ctx := context.Background()
+	const rounds = 2000
+	errs := make(chan error, 2)
+	for _, name := range []string{"a", "b"} {
+		go func() {
+			for i := range rounds {
+				k := "collections/c/" + name + strconv.Itoa(i)
+				if err := s.Put(ctx, k, []byte("x"), ""); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Delete(ctx, k); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
