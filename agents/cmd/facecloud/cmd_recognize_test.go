@@ -204,7 +204,9 @@ func TestRecognizeBadInputsAndJSON(t *testing.T) {
 		t.Fatalf("json records %+v", recs)
 	}
 	g := recs[0]
-	if !g.Whole || g.Width != 64 || len(g.Faces) != 1 || g.Faces[0].Name != "Alice" || g.Faces[0].Distance > 1e-6 || g.DescribeMS <= 0 {
+	// The enrolled image itself: distance 0 but for the gallery's 16-bit
+	// copy of its descriptor (under 1e-4, docs/gallery.md).
+	if !g.Whole || g.Width != 64 || len(g.Faces) != 1 || g.Faces[0].Name != "Alice" || g.Faces[0].Distance > 1e-4 || g.DescribeMS <= 0 {
 		t.Errorf("good image record %+v", g)
 	}
 	if o := recs[1]; o.Answer != "Alice" || o.Faces[0].Distance <= 0 {
