@@ -252,11 +252,20 @@ func (f *albStandIn) seenHosts() []string {
 	return out
 }
 
-// routed returns the hosts the stand-in routes to.
+// routed returns the hosts the stand-in routes to that are still up: its
+// list is as of its last check, which may have been made before the web
+// tier was stopped.
 func (f *albStandIn) routed() []string {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.healthy...)
+	healthy := append([]string(nil), f.healthy...)
+	f.mu.Unlock()
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.DeleteFunc(healthy, func(id string) bool {
+		h := s.hosts[id]
+		return h == nil || h.role != s.webRole
+	})
 }
 
 // startWebTier lets the web player boot the web group's instances (fresh
