@@ -23,6 +23,7 @@ import (
 	"image"
 	"image/jpeg"
 	"math"
+	"strings"
 
 	"golang.org/x/image/draw"
 
@@ -58,27 +59,38 @@ func PersonPrefix(c, person string) string { return Prefix + c + "/" + person + 
 // whatever its collection and person.
 func LegacyKey(faceID string) string { return Prefix + faceID + ".jpg" }
 
-// Find returns the key of the thumbnail of person's face faceID in
-// collection c: its own, or for the default collection the one an earlier
-// version kept (LegacyKey); ok is false when there is neither.
-func Find(ctx context.Context, st platform.Store, c, person, faceID string) (key string, ok bool, err error) {
-	keys := []string{Key(c, person, faceID)}
-	if c == gallery.DefaultCollection {
-		keys = append(keys, LegacyKey(faceID))
+// Have reports which of person's faces ids in collection c have a
+// thumbnail: their own, found with one listing of the person's, or for the
+// default collection one an earlier version kept (LegacyKey), looked up
+// for each face without its own.
+func Have(ctx context.Context, st platform.Store, c, person string, ids []string) (map[string]bool, error) {
+	keys, err := st.List(ctx, PersonPrefix(c, person))
+	if err != nil {
+		return nil, fmt.Errorf("list thumbnails of %s: %w", person, err)
 	}
+	have := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		ok, err := st.Exists(ctx, k)
-		if err != nil {
-			return "", false, fmt.Errorf("look up thumbnail of face %s: %w", faceID, err)
-		}
-		if ok {
-			return k, true, nil
-		}
+		have[strings.TrimSuffix(strings.TrimPrefix(k, PersonPrefix(c, person)), ".jpg")] = true
 	}
-	return "", false, nil
+	if c != gallery.DefaultCollection {
+		return have, nil
+	}
+	for _, id := range ids {
+		if have[id] {
+			continue
+		}
+		ok, err := st.Exists(ctx, LegacyKey(id))
+		if err != nil {
+			return nil, fmt.Errorf("look up thumbnail of face %s: %w", id, err)
+		}
+		have[id] = ok
+	}
+	return have, nil
 }
 
-// Get returns the thumbnail Find finds, or platform.ErrNotFound.
+// Get returns a face's thumbnail (its own, or for the default collection
+// the one an earlier version kept), or an error wrapping
+// platform.ErrNotFound.
 func Get(ctx context.Context, st platform.Store, c, person, faceID string) ([]byte, error) {
 	jpg, err := st.Get(ctx, Key(c, person, faceID))
 	if errors.Is(err, platform.ErrNotFound) && c == gallery.DefaultCollection {

@@ -117,20 +117,19 @@ func TestKeys(t *testing.T) {
 	tests := map[string]struct {
 		c, person, id string
 		want          string // "": none
-		key           string
 	}{
-		"own in one collection": {c: "team-a", person: "Ada", id: "same", want: "a", key: Key("team-a", "Ada", "same")},
-		"own in another":        {c: "team-b", person: "Ada", id: "same", want: "b", key: Key("team-b", "Ada", "same")},
+		"own in one collection": {c: "team-a", person: "Ada", id: "same", want: "a"},
+		"own in another":        {c: "team-b", person: "Ada", id: "same", want: "b"},
 		"another person's face": {c: "team-a", person: "Bob", id: "same"},
-		"legacy in the default": {c: gallery.DefaultCollection, person: "Ada", id: "old", want: "legacy", key: LegacyKey("old")},
+		"legacy in the default": {c: gallery.DefaultCollection, person: "Ada", id: "old", want: "legacy"},
 		"legacy not in another": {c: "team-a", person: "Ada", id: "old"},
 		"none in the default":   {c: gallery.DefaultCollection, person: "Ada", id: "none"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			key, ok, err := Find(ctx, st, tc.c, tc.person, tc.id)
-			if err != nil || ok != (tc.want != "") || key != tc.key {
-				t.Fatalf("Find = %q %v %v, want %q", key, ok, err, tc.key)
+			have, err := Have(ctx, st, tc.c, tc.person, []string{tc.id})
+			if err != nil || have[tc.id] != (tc.want != "") {
+				t.Fatalf("Have = %v %v, want %s: %v", have, err, tc.id, tc.want != "")
 			}
 			b, err := Get(ctx, st, tc.c, tc.person, tc.id)
 			if tc.want == "" {

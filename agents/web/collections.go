@@ -251,11 +251,16 @@ func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, c string, thu
 	if herr != nil {
 		return herr
 	}
+	ids := make([]string, len(got))
+	for i, f := range got {
+		ids[i] = f.ID
+	}
+	// A store that fails the look-up only leaves the pictures out.
+	have, _ := thumbs.Have(r.Context(), s.deps.Gallery, c, person, ids)
 	out := personFaces{Collection: c, Person: person, Faces: make([]faceEntry, len(got)), Next: next}
 	for i, f := range got {
 		out.Faces[i] = faceEntry{ID: f.ID, Source: f.Source, Enrolled: f.Enrolled}
-		// A store that fails the look-up only leaves the picture out.
-		if _, ok, err := thumbs.Find(r.Context(), s.deps.Gallery, c, person, f.ID); err == nil && ok {
+		if have[f.ID] {
 			out.Faces[i].Thumbnail = thumbPath(c, person, f.ID)
 		}
 	}
@@ -399,17 +404,27 @@ func (s *Server) erasePerson(w http.ResponseWriter, r *http.Request, c string) *
 	return s.erased(w, r, rep, err)
 }
 
-// eraseFace deletes {person}'s face {face} in collection c.
-func (s *Server) eraseFace(w http.ResponseWriter, r *http.Request, c string) *httpError {
-	name, id := r.PathValue("person"), r.PathValue("face")
+// faceParams reads a face route's {person} and {face} in collection c,
+// once the key may use c.
+func (s *Server) faceParams(r *http.Request, c string) (person, id string, herr *httpError) {
 	if herr := s.allowCollection(r, c); herr != nil {
-		return herr
+		return "", "", herr
 	}
-	if err := job.ValidPerson(name); err != nil {
-		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
+	person, id = r.PathValue("person"), r.PathValue("face")
+	if err := job.ValidPerson(person); err != nil {
+		return "", "", refuse(http.StatusBadRequest, "bad_person", "%v", err)
 	}
 	if err := galleries.ValidID(id); err != nil {
-		return refuse(http.StatusBadRequest, "bad_id", "%v", err)
+		return "", "", refuse(http.StatusBadRequest, "bad_id", "%v", err)
+	}
+	return person, id, nil
+}
+
+// eraseFace deletes {person}'s face {face} in collection c.
+func (s *Server) eraseFace(w http.ResponseWriter, r *http.Request, c string) *httpError {
+	name, id, herr := s.faceParams(r, c)
+	if herr != nil {
+		return herr
 	}
 	purge, herr := purgeParam(r)
 	if herr != nil {

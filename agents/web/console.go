@@ -18,7 +18,6 @@ import (
 	"time"
 
 	galleries "github.com/facecloud/facecloud/agents/gallery"
-	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/thumbs"
 )
@@ -100,15 +99,9 @@ func (s *Server) getCollectionThumbnail(w http.ResponseWriter, r *http.Request) 
 // collection c, kept at enrolment (faces enrolled before thumbnails were
 // kept have none: 404).
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request, c string) *httpError {
-	name, id := r.PathValue("person"), r.PathValue("face")
-	if herr := s.allowCollection(r, c); herr != nil {
+	name, id, herr := s.faceParams(r, c)
+	if herr != nil {
 		return herr
-	}
-	if err := job.ValidPerson(name); err != nil {
-		return refuse(http.StatusBadRequest, "bad_person", "%v", err)
-	}
-	if err := galleries.ValidID(id); err != nil {
-		return refuse(http.StatusBadRequest, "bad_id", "%v", err)
 	}
 	// The face must still be enrolled: a thumbnail left by an erasure
 	// under way is not shown, nor one an earlier version kept by face id
