@@ -14,7 +14,9 @@
 # 3. Service overhead per request: 200 requests one at a time through
 #    POST /v1/recognitions, whose answer carries recognition_ms: end-to-end
 #    latency minus recognition time is what the web agent, store, queues and
-#    worker loop add (upload, store, queue hop, reply routing).
+#    worker loop add (upload, store, queue hop, reply routing). Beside it,
+#    200 calls of GET /healthz by curl: the HTTP exchange on a new
+#    connection alone, which any HTTP service pays.
 # 4. Reference: the same 1000 images through `facecloud recognize` (the engine
 #    in one process, no queue), run just before and just after the service,
 #    and the ratio of the throughputs (against the two runs' mean, so that
@@ -22,7 +24,8 @@
 #    sides). Also the CPU time per request of the service's processes (web
 #    agent and workers) against the engine's alone: the throughput ratio
 #    the service would reach with the cores to itself, which other load on
-#    the machine moves much less than it moves wall time.
+#    the machine moves much less than it moves wall time; and that CPU
+#    split into the web agent's, the workers' and the load generator's.
 #
 # PROFILE=DIR also writes CPU profiles (go tool pprof) of the web agent
 # and of each worker, taken through their --pprof listeners while the
@@ -87,13 +90,15 @@ reference() {
     s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }' >"$work/ref-$1.cpu"
 }
 
-# cpu_seconds is the CPU time so far of facecloud local and its workers.
+# cpu_seconds is the CPU time so far of facecloud local (web agent and
+# scaler) and of its workers: "WEB WORKERS".
 tck=$(getconf CLK_TCK)
 cpu_seconds() {
-  local pids
-  pids="$local_pid $(cat /proc/"$local_pid"/task/*/children 2>/dev/null)"
-  for p in $pids; do cat "/proc/$p/stat" 2>/dev/null; done |
-    awk -v tck="$tck" '{ s += $14 + $15 } END { print s / tck }'
+  local web workers
+  web=$(awk -v tck="$tck" '{ print ($14 + $15) / tck }' /proc/"$local_pid"/stat)
+  workers=$(for p in $(cat /proc/"$local_pid"/task/*/children 2>/dev/null); do cat "/proc/$p/stat" 2>/dev/null; done |
+    awk -v tck="$tck" '{ s += $14 + $15 } END { print s / tck }')
+  echo "$web $workers"
 }
 
 reference before
@@ -141,17 +146,26 @@ profile_wait() {
 
 echo "== service: 1000 requests at concurrency 100 (facecloud submit)" >&2
 profile load 8
-cpu0=$(cpu_seconds)
-"$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
-cpu1=$(cpu_seconds)
+read -r web0 workers0 < <(cpu_seconds)
+( "$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
+  times >"$work/times-submit.txt" )
+read -r web1 workers1 < <(cpu_seconds)
+client_cpu=$(sed -n 2p "$work/times-submit.txt" | awk '{
+  s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }')
 profile_wait
 rec_stats=$(cat "$work/data/store/results/"*.json | jq -s '
   [.[].recognition_ms] | sort | {n: length, mean: (add / length), p50: .[(length * 0.50 | floor)], p95: .[(length * 0.95 | floor)]}')
 
+echo "== the HTTP exchange alone: 200 calls of GET /healthz one at a time (curl)" >&2
+floor=$(for _ in $(seq 200); do curl -sS -o /dev/null -w '%{time_total}\n' "$url/healthz"; done |
+  sort -n | awk '{ a[NR] = $1 } END { print a[int(NR / 2) + 1] * 1000 }')
+
 echo "== overhead: 200 requests one at a time (POST /v1/recognitions)" >&2
 : >"$work/seq.tsv"
 profile seq 10 3
-find "$requests_dir" -name '*.jpg' | sort | head -n 200 | while read -r f; do
+# awk, not head: head stops reading at 200 lines, and sort's SIGPIPE then
+# fails the pipeline (pipefail) whenever its output outgrew the pipe.
+find "$requests_dir" -name '*.jpg' | sort | awk 'NR <= 200' | while read -r f; do
   curl -sS -o "$work/one.json" -w '%{time_total}\n' -H "Authorization: Bearer $key" -F "inputFile=@$f" "$url/v1/recognitions?wait=60s" >"$work/t.txt"
   jq -r --arg t "$(cat "$work/t.txt")" '"\($t | tonumber * 1000)\t\(.recognition_ms)"' "$work/one.json" >>"$work/seq.tsv"
 done
@@ -174,7 +188,9 @@ agree=$(sort "$work/recognize.txt" | comm -12 - "$work/want.txt" | wc -l)
 jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --argjson o "$overhead" \
   --argjson rb "$(cat "$work/ref-before.wall")" --argjson ra "$(cat "$work/ref-after.wall")" \
   --argjson cb "$(cat "$work/ref-before.cpu")" --argjson ca "$(cat "$work/ref-after.cpu")" \
-  --argjson cpu "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" \
+  --argjson cpu "$(awk -v a="$web0" -v b="$web1" -v c="$workers0" -v d="$workers1" 'BEGIN {print b - a + d - c}')" \
+  --argjson webcpu "$(awk -v a="$web0" -v b="$web1" 'BEGIN {print b - a}')" \
+  --argjson clientcpu "$client_cpu" --argjson floor "$floor" \
   --arg agree "$agree" --arg workers "$workers" --arg cpus "$(nproc)" '
   (($rb + $ra) / 2) as $rs | (1000 / $rs) as $rt | (($cb + $ca) / 2000) as $rc | ($cpu / $s.requests) as $sc |
   "facecloud local, \($workers) workers on \($cpus) CPUs, course workload (1000 requests, concurrency 100)",
@@ -185,6 +201,8 @@ jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --arg
   "service overhead, \($o.n) requests one at a time (end-to-end minus engine time):",
   "  end-to-end p50 \($o.e2e_p50 | . * 10 | round / 10) ms   engine p50 \($o.rec_p50 | . * 10 | round / 10) ms",
   "  overhead p50 \($o.over_p50 | . * 10 | round / 10) ms   p95 \($o.over_p95 | . * 10 | round / 10) ms   mean \($o.over_mean | . * 10 | round / 10) ms",
+  "  of which the HTTP exchange itself (a new connection, curl to GET /healthz) p50 \($floor | . * 100 | round / 100) ms",
   "reference: facecloud recognize, same 1000 images, one process: \($rb | . * 100 | round / 100) s before, \($ra | . * 100 | round / 100) s after: \($rt | . * 10 | round / 10) img/s, \($agree)/1000 agree",
   "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)",
-  "CPU per request: service (web agent and workers) \($sc * 1000 | . * 10 | round / 10) ms, engine alone \($rc * 1000 | . * 10 | round / 10) ms: ratio \($rc / $sc | . * 100 | round / 100)"'
+  "CPU per request: service (web agent and workers) \($sc * 1000 | . * 10 | round / 10) ms, engine alone \($rc * 1000 | . * 10 | round / 10) ms: ratio \($rc / $sc | . * 100 | round / 100)",
+  "  of the service: web agent \($webcpu / $s.requests * 1000 | . * 10 | round / 10) ms, workers \(($cpu - $webcpu) / $s.requests * 1000 | . * 10 | round / 10) ms; the load generator (facecloud submit) \($clientcpu / $s.requests * 1000 | . * 10 | round / 10) ms on the same cores"'

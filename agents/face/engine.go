@@ -210,11 +210,13 @@ func (e *Engine) DescribeImage(ctx context.Context, img image.Image) (Recognitio
 	if err := ctx.Err(); err != nil {
 		return rec, err
 	}
+	// Every step from here is the engine's time (Timings), the colour
+	// conversion and each face's quality measure included.
+	t0 := time.Now()
 	s := e.scratch.Get().(*nn.Scratch)
 	defer e.scratch.Put(s)
 	m := toRGB(img)
 	full := image.Rect(0, 0, m.W, m.H)
-	t0 := time.Now()
 	var dets []detection
 	switch {
 	case e.opts.Reference:
@@ -233,9 +235,10 @@ func (e *Engine) DescribeImage(ctx context.Context, img image.Image) (Recognitio
 			}
 		}
 		d := e.recognizer.describe(m.crop(r), s)
+		q := measureQuality(m, box, score, r)
 		rec.Timings.Describe = time.Since(t0)
 		rec.Whole = r == full
-		rec.Faces = []Found{{Box: box, Score: score, Descriptor: d, Quality: measureQuality(m, box, score, r)}}
+		rec.Faces = []Found{{Box: box, Score: score, Descriptor: d, Quality: q}}
 		return rec, nil
 	default:
 		dets = e.detectPyramid(m, s)

@@ -142,6 +142,25 @@ type Reply struct {
 	Status string `json:"status"`
 	// Output is the store key of the Result.
 	Output string `json:"output"`
+	// Result is a copy of the stored Result when the Reply fits
+	// MaxMessageBytes with it (NewReply): the waiting call answers from it
+	// without reading the store. It is sent only after the Result is
+	// stored, so the store stays the record and a Reply without it (a
+	// large Result, an earlier worker) is read there. Earlier web hosts
+	// ignore the field.
+	Result *Result `json:"result,omitempty"`
+}
+
+// NewReply is the Reply for res, stored under ResultKey(res.ID), encoded:
+// with a copy of res when that fits MaxMessageBytes, else without.
+func NewReply(res Result) ([]byte, error) {
+	rep := Reply{V: Version, ID: res.ID, Status: res.Status, Output: ResultKey(res.ID), Result: &res}
+	b, err := Encode(rep)
+	if errors.Is(err, errTooLarge) {
+		rep.Result = nil
+		b, err = Encode(rep)
+	}
+	return b, err
 }
 
 // Box is a face's bounding box in the pixels of the original image.
@@ -250,7 +269,8 @@ type Result struct {
 	Input2 string `json:"input2,omitempty"`
 	Width  int    `json:"width,omitempty"`
 	Height int    `json:"height,omitempty"`
-	// RecognitionMS is the time the engine took, without queueing or I/O.
+	// RecognitionMS is the time the engine (decoding, detection, description,
+	// quality) and the gallery search took, without queueing or I/O.
 	RecognitionMS float64   `json:"recognition_ms"`
 	Worker        string    `json:"worker,omitempty"`
 	Finished      time.Time `json:"finished"`
@@ -563,6 +583,14 @@ func (r Reply) Validate() error {
 	if r.Output == "" {
 		return errors.New("output key is empty")
 	}
+	if r.Result != nil {
+		if err := r.Result.Validate(); err != nil {
+			return fmt.Errorf("result: %w", err)
+		}
+		if r.Result.ID != r.ID || r.Result.Status != r.Status {
+			return fmt.Errorf("result is %s (%s), the reply %s (%s)", r.Result.ID, r.Result.Status, r.ID, r.Status)
+		}
+	}
 	return nil
 }
 
@@ -591,6 +619,9 @@ func (r Result) Validate() error {
 
 type validator interface{ Validate() error }
 
+// errTooLarge marks a message over MaxMessageBytes.
+var errTooLarge = errors.New("message too large")
+
 // Encode validates m and encodes it, refusing messages over MaxMessageBytes.
 // Results are stored, not queued, and have no size limit.
 func Encode(m validator) ([]byte, error) {
@@ -602,7 +633,7 @@ func Encode(m validator) ([]byte, error) {
 		return nil, fmt.Errorf("encode %T: %w", m, err)
 	}
 	if _, isResult := m.(Result); !isResult && len(b) > MaxMessageBytes {
-		return nil, fmt.Errorf("%T is %d bytes, at most %d allowed", m, len(b), MaxMessageBytes)
+		return nil, fmt.Errorf("%T is %d bytes, at most %d allowed: %w", m, len(b), MaxMessageBytes, errTooLarge)
 	}
 	return b, nil
 }

@@ -132,3 +132,53 @@ func TestReservedNames(t *testing.T) {
 		}
 	}
 }
+
+// TestNewReply: a Reply carries its Result when it fits the message limit,
+// and is sent without it, still valid, when it does not.
+func TestNewReply(t *testing.T) {
+	id := NewID()
+	small := Result{V: Version, ID: id, Name: "test_00", Status: StatusDone, Answer: "Paul",
+		Faces: []Face{{Box: Box{W: 64, H: 64}, Score: 0.9, Name: "Paul", Distance: 0.31}}}
+	large := small
+	large.Faces = nil
+	for range 20 {
+		large.Faces = append(large.Faces, small.Faces[0])
+	}
+	for name, tc := range map[string]struct {
+		res     Result
+		carried bool
+	}{
+		"one face":                 {small, true},
+		"twenty faces, over 1 KiB": {large, false},
+		"failed":                   {Result{V: Version, ID: id, Status: StatusFailed, Error: "input x does not exist"}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := NewReply(tc.res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > MaxMessageBytes {
+				t.Fatalf("reply is %d bytes, over %d", len(b), MaxMessageBytes)
+			}
+			var rep Reply
+			if err := Decode(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.ID != id || rep.Status != tc.res.Status || rep.Output != ResultKey(id) {
+				t.Errorf("reply = %+v", rep)
+			}
+			if got := rep.Result != nil; got != tc.carried {
+				t.Fatalf("carries the result = %v, want %v", got, tc.carried)
+			}
+			if tc.carried && (rep.Result.Answer != tc.res.Answer || len(rep.Result.Faces) != len(tc.res.Faces) || rep.Result.Error != tc.res.Error) {
+				t.Errorf("carried result = %+v, want %+v", *rep.Result, tc.res)
+			}
+		})
+	}
+	// A carried Result must be the reply's own.
+	other := small
+	other.ID = NewID()
+	if err := (Reply{V: Version, ID: id, Status: StatusDone, Output: ResultKey(id), Result: &other}).Validate(); err == nil {
+		t.Error("a reply carrying another job's result is valid")
+	}
+}

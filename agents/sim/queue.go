@@ -72,6 +72,9 @@ func (s *sim) cancelPoll(p *poller) bool {
 type sizes struct {
 	request, reply, result, answer, image int
 	chunk                                 int
+	// replyCarries: the reply holds the Result (job.NewReply), so the web
+	// answers without reading it from the store.
+	replyCarries bool
 }
 
 // chunks is how many billed SQS requests a payload of n bytes is.
@@ -98,19 +101,25 @@ func messageSizes(cfg Config) (sizes, error) {
 	if err != nil {
 		return sizes{}, fmt.Errorf("message sizes: result: %w", err)
 	}
-	repb, err := job.Encode(job.Reply{V: job.Version, ID: id, Status: job.StatusDone, Output: job.ResultKey(id)})
+	// The worker's reply: with a copy of the Result when it fits.
+	repb, err := job.NewReply(res)
 	if err != nil {
+		return sizes{}, fmt.Errorf("message sizes: reply: %w", err)
+	}
+	var rep job.Reply
+	if err := job.Decode(repb, &rep); err != nil {
 		return sizes{}, fmt.Errorf("message sizes: reply: %w", err)
 	}
 	z := sizes{
 		request: len(rb), reply: len(repb), result: len(resb), answer: len(res.Answer),
 		image: cfg.Params.Request.ImageBytes.Value, chunk: cfg.Prices.SQSChunkBytes.Value,
+		replyCarries: rep.Result != nil,
 	}
 	if cfg.Options.ImageInMessage {
 		// The image rides in the message as base64 in a JSON field.
 		z.request += base64.StdEncoding.EncodedLen(z.image) + len(`,"image":""`)
 	}
-	if cfg.Options.NoResultObject {
+	if cfg.Options.NoResultObject && !z.replyCarries {
 		z.reply += z.result
 	}
 	return z, nil

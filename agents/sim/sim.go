@@ -44,8 +44,9 @@ var Epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 type Options struct {
 	// AnswerObjects stores each answer as a text object too (the course preset).
 	AnswerObjects bool
-	// NoResultObject carries the result in the reply instead of storing it:
-	// no result PUT, no result GETs. Only for callers that wait.
+	// NoResultObject does not store the result: no result PUT, and no
+	// result to look for on a redelivery (the reply carries the result in
+	// every case when it fits). Only for callers that wait.
 	NoResultObject bool
 	// ImageInMessage carries the image in the request message instead of the
 	// input bucket: no input PUT or GET.

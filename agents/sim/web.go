@@ -129,7 +129,7 @@ func (wb *webAgent) wake(i int) {
 	if s.reqs[i].isAnswered {
 		return
 	}
-	if s.cfg.Options.NoResultObject {
+	if s.cfg.Options.NoResultObject || s.sizes.replyCarries {
 		s.answerAfter(i, 0)
 		return
 	}

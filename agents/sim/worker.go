@@ -184,7 +184,8 @@ func (w *workerAgent) run(j *delivery) {
 			r.isStored, r.stored = true, s.now
 		}
 	}
-	if !o.NoResultObject {
+	if !o.NoResultObject && r.receives > 1 {
+		// Only a redelivery looks for its stored Result.
 		steps = append(steps, get(s3GetCheck))
 	}
 	if r.isStored && !o.NoResultObject {

@@ -199,6 +199,12 @@ type fakeWorker struct {
 	answers map[string]string // request name -> answer; missing -> "unknown"
 	// dropReplies stores results but sends no reply (a lost reply).
 	dropReplies bool
+	// bareReplies sends replies without the Result, as an earlier worker
+	// does or the worker for a Result too large to carry.
+	bareReplies bool
+	// unstored carries the Result in the reply without storing it: only a
+	// web host that answers from the reply can answer.
+	unstored bool
 	// fail answers every request as failed with this error.
 	fail string
 	// hold, while set, keeps requests queued.
@@ -295,13 +301,18 @@ func (w *fakeWorker) handle(ctx context.Context, st platform.Store, reps platfor
 		}
 	}
 	body, _ := job.Encode(res)
-	if err := st.Put(ctx, job.ResultKey(req.ID), body, "application/json"); err != nil {
-		return
+	if !w.unstored {
+		if err := st.Put(ctx, job.ResultKey(req.ID), body, "application/json"); err != nil {
+			return
+		}
 	}
 	if w.dropReplies {
 		return
 	}
-	rep, _ := job.Encode(job.Reply{V: job.Version, ID: req.ID, Status: res.Status, Output: job.ResultKey(req.ID)})
+	rep, _ := job.NewReply(res)
+	if w.bareReplies {
+		rep, _ = job.Encode(job.Reply{V: job.Version, ID: req.ID, Status: res.Status, Output: job.ResultKey(req.ID)})
+	}
 	if req.ReplyTo != "" && w.family != nil && w.family.Contains(req.ReplyTo) {
 		if q, err := w.family.Open(ctx, req.ReplyTo); err == nil {
 			_ = q.Send(ctx, rep)

@@ -20,7 +20,7 @@ import (
 // pending is an accepted upload whose Result is awaited.
 type pending struct {
 	id   string
-	ch   <-chan struct{}
+	ch   <-chan *job.Result
 	done func()
 }
 

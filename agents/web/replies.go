@@ -15,20 +15,20 @@ import (
 	"github.com/facecloud/facecloud/agents/platform"
 )
 
-// waiters maps a job id to the calls waiting for it. A reply only wakes its
-// waiters; they read the Result from the output store, which stays the one
-// source of truth.
+// waiters maps a job id to the calls waiting for it. A reply wakes its
+// waiters with the Result it carries (nil when it carries none, and they
+// read the Result from the output store, which stays the record).
 type waiters struct {
 	mu sync.Mutex
-	m  map[string]map[chan struct{}]struct{}
+	m  map[string]map[chan *job.Result]struct{}
 }
 
 // add registers a waiter for id; call the returned function when done.
-func (w *waiters) add(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+func (w *waiters) add(id string) (<-chan *job.Result, func()) {
+	ch := make(chan *job.Result, 1)
 	w.mu.Lock()
 	if w.m[id] == nil {
-		w.m[id] = map[chan struct{}]struct{}{}
+		w.m[id] = map[chan *job.Result]struct{}{}
 	}
 	w.m[id][ch] = struct{}{}
 	w.mu.Unlock()
@@ -49,16 +49,16 @@ func (w *waiters) count() int {
 	return len(w.m)
 }
 
-// wake signals every waiter of id. It first calls found with whether there
-// is any, so that what found records (a metric) is there before a woken
-// caller answers.
-func (w *waiters) wake(id string, found func(bool)) {
+// wake signals every waiter of id with res (which may be nil). It first
+// calls found with whether there is any, so that what found records (a
+// metric) is there before a woken caller answers.
+func (w *waiters) wake(id string, res *job.Result, found func(bool)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	found(len(w.m[id]) > 0)
 	for ch := range w.m[id] {
 		select {
-		case ch <- struct{}{}:
+		case ch <- res:
 		default: // already signalled
 		}
 	}
@@ -242,7 +242,7 @@ func (s *Server) routeReply(m platform.Message) {
 		s.metrics.replies.WithLabelValues("invalid").Inc()
 		return
 	}
-	s.waiters.wake(rep.ID, func(waiting bool) {
+	s.waiters.wake(rep.ID, rep.Result, func(waiting bool) {
 		if !waiting {
 			s.metrics.replies.WithLabelValues("orphaned").Inc()
 			s.log.Debug("reply with no waiter here; result stays in the store", "id", rep.ID)
@@ -258,10 +258,11 @@ var errWaitTimeout = errors.New("no result yet")
 // errStopping means the server stopped before the result came.
 var errStopping = errors.New("server is shutting down")
 
-// await waits up to limit for id's Result, woken by its reply (ch) or
-// finding it by polling the output store with a growing interval, so a
-// lost reply delays an answer but never loses it.
-func (s *Server) await(ctx context.Context, id string, ch <-chan struct{}, limit time.Duration) (job.Result, error) {
+// await waits up to limit for id's Result, woken by its reply (ch), which
+// carries the Result or sends the caller to the store for it, or finding
+// it by polling the output store with a growing interval, so a lost reply
+// delays an answer but never loses it.
+func (s *Server) await(ctx context.Context, id string, ch <-chan *job.Result, limit time.Duration) (job.Result, error) {
 	s.metrics.waiting.Inc()
 	defer s.metrics.waiting.Dec()
 	deadline := time.NewTimer(limit)
@@ -278,7 +279,11 @@ func (s *Server) await(ctx context.Context, id string, ch <-chan struct{}, limit
 			return job.Result{}, errStopping
 		case <-deadline.C:
 			return job.Result{}, errWaitTimeout
-		case <-ch:
+		case res := <-ch:
+			if res != nil && res.ID == id {
+				s.metrics.answers.WithLabelValues("reply").Inc()
+				return *res, nil
+			}
 			via = "reply"
 		case <-poll.C:
 			interval = min(2*interval, s.cfg.PollMax)

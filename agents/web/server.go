@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	galleries "github.com/facecloud/facecloud/agents/gallery"
+	"github.com/facecloud/facecloud/agents/job"
 	"github.com/facecloud/facecloud/agents/keys"
 	"github.com/facecloud/facecloud/agents/platform"
 	live "github.com/facecloud/facecloud/agents/status"
@@ -141,7 +142,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps:    deps,
 		log:     deps.Logger,
 		metrics: m,
-		waiters: waiters{m: map[string]map[chan struct{}]struct{}{}},
+		waiters: waiters{m: map[string]map[chan *job.Result]struct{}{}},
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		decodes: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		budget:  newBudget(cfg.UploadMemory, cfg.MemoryWait),

@@ -332,6 +332,35 @@ func TestLostReplyIsFoundInStore(t *testing.T) {
 	}
 }
 
+// TestReplyCarriesResult: a reply that carries its Result answers the
+// waiting call without reading the store; one without it sends the call
+// to the store.
+func TestReplyCarriesResult(t *testing.T) {
+	for name, tc := range map[string]struct {
+		w     *fakeWorker
+		reply float64 // answers counted via reply
+	}{
+		"carried, not stored": {w: &fakeWorker{answers: map[string]string{"x": "Bob"}, unstored: true}, reply: 1},
+		"bare reply, stored":  {w: &fakeWorker{answers: map[string]string{"x": "Bob"}, bareReplies: true}, reply: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.startWorker(tc.w)
+			s, hs := e.server(testConfig())
+			r := postImage(t, hs.URL, "x.png", pngImage(t, 32, 32))
+			if r.status != 200 || r.body != "x:Bob" {
+				t.Fatalf("POST / = %d %q, want 200 x:Bob", r.status, r.body)
+			}
+			if got := counter(s.metrics.answers, "reply"); got != tc.reply {
+				t.Errorf("answers via reply = %v, want %v", got, tc.reply)
+			}
+			if got := counter(s.metrics.answers, "store"); got != 0 {
+				t.Errorf("answers via store polling = %v, want 0", got)
+			}
+		})
+	}
+}
+
 func TestRestartKeepsResults(t *testing.T) {
 	e := newEnv(t)
 	w := &fakeWorker{answers: map[string]string{"kept": "Gerry"}}

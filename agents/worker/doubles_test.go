@@ -92,6 +92,18 @@ func (q *memQueue) take(max int) []platform.Message {
 	return out
 }
 
+// abandon delivers every visible message once and makes it visible again,
+// as a worker that died holding it leaves it: its next delivery is a
+// redelivery.
+func (q *memQueue) abandon() {
+	q.take(platform.MaxBatch)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.msgs {
+		m.visibleAt = time.Time{}
+	}
+}
+
 func (q *memQueue) find(receipt string) *memMsg {
 	for _, m := range q.msgs {
 		if m.receipt == receipt {

@@ -436,7 +436,14 @@ func (w *Worker) handle(ctx context.Context, m platform.Message) {
 // process answers req, returning only transient errors (the message stays).
 func (w *Worker) process(ctx context.Context, m platform.Message, req job.Request, log *slog.Logger) error {
 	key := job.ResultKey(req.ID)
-	stored, err := w.d.Output.Get(ctx, key)
+	// Only a redelivery can find its Result stored (an earlier attempt
+	// stopped before deleting the request): a first delivery skips the
+	// look, a store read (an S3 GET) per request. A duplicate first
+	// delivery is computed again, to the same answer.
+	stored, err := []byte(nil), platform.ErrNotFound
+	if m.ReceiveCount != 1 {
+		stored, err = w.d.Output.Get(ctx, key)
+	}
 	switch {
 	case err == nil:
 		var res job.Result
@@ -624,7 +631,7 @@ func (w *Worker) answerKey(req job.Request, res job.Result) (string, bool) {
 
 // reply sends the Reply for a stored Result and deletes the request.
 func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request, res job.Result) error {
-	b, err := job.Encode(job.Reply{V: job.Version, ID: req.ID, Status: res.Status, Output: job.ResultKey(req.ID)})
+	b, err := job.NewReply(res)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}

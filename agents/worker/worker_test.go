@@ -215,6 +215,7 @@ func TestAnswerObjectRestoredOnRedelivery(t *testing.T) {
 	r := newRig(t, cfg)
 	req := r.submit(t, "test_00", "face:Paul", nil)
 	r.storeResult(t, job.Result{V: job.Version, ID: req.ID, Name: req.Name, Status: job.StatusDone, Answer: "Paul", Finished: time.Now()})
+	r.req.abandon()
 	r.runUntil(t, func() bool { return r.req.live() == 0 })
 	if got, err := r.out.Get(context.Background(), "test_00"); err != nil || string(got) != "Paul" {
 		t.Fatalf("answer object = %q, %v; want Paul", got, err)
@@ -257,6 +258,7 @@ func TestRedeliveryResendsStoredResult(t *testing.T) {
 	req := r.submit(t, "test_01", "face:Ana", nil)
 	// A worker died after storing the result, before replying and deleting.
 	r.storeResult(t, job.Result{V: job.Version, ID: req.ID, Name: "test_01", Status: job.StatusDone, Answer: "Ana", Worker: "earlier", Finished: time.Now()})
+	r.req.abandon()
 	r.runUntil(t, func() bool { return r.req.live() == 0 })
 	if calls, _ := r.rec.stats(); calls != 0 {
 		t.Errorf("recognizer ran %d times for an answered request", calls)
@@ -269,6 +271,24 @@ func TestRedeliveryResendsStoredResult(t *testing.T) {
 	}
 	if st := r.w.Stats(); st.Resent != 1 {
 		t.Errorf("stats = %+v, want 1 resent", st)
+	}
+}
+
+// A first delivery does not look for a stored Result (only a redelivery
+// can have one): a Result under its id is computed again and replaced.
+func TestFirstDeliveryComputes(t *testing.T) {
+	r := newRig(t, testConfig())
+	req := r.submit(t, "test_01", "face:Ana", nil)
+	r.storeResult(t, job.Result{V: job.Version, ID: req.ID, Name: "test_01", Status: job.StatusDone, Answer: "Ana", Worker: "earlier", Finished: time.Now()})
+	r.runUntil(t, func() bool { return r.req.live() == 0 })
+	if calls, _ := r.rec.stats(); calls != 1 {
+		t.Errorf("recognizer ran %d times for a first delivery, want 1", calls)
+	}
+	if res := r.result(t, req.ID); res.Worker == "earlier" {
+		t.Errorf("stored result was not replaced")
+	}
+	if st := r.w.Stats(); st.Resent != 0 || st.Done != 1 {
+		t.Errorf("stats = %+v, want 1 done", st)
 	}
 }
 
