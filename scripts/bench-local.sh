@@ -76,6 +76,13 @@ gallery_dir=$(dirname "$(find "$work/g" -name '*.jpg' | head -n 1)")
 requests_dir=$(dirname "$(find "$work/r" -name '*.jpg' | head -n 1)")
 "$fc" enroll --data "$work/data" --images "$gallery_dir" --labels "$dataset/classification_100.csv" >/dev/null 2>"$work/enroll.log"
 
+# children_cpu prints the children's user and system seconds from the
+# output of bash's times in FILE (its second line: "0m1.234s 0m0.056s").
+children_cpu() {
+  sed -n 2p "$1" | awk '{
+    s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }'
+}
+
 # reference runs the engine alone on the 1000 images; its wall and CPU
 # seconds go to $work/ref-$1.
 reference() {
@@ -85,9 +92,7 @@ reference() {
   ( "$fc" recognize --data "$work/data" "$requests_dir" >"$work/recognize.txt"; times >"$work/times-$1.txt" )
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >"$work/ref-$1.wall"
-  # The subshell's children's user and system time: recognize's.
-  sed -n 2p "$work/times-$1.txt" | awk '{
-    s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }' >"$work/ref-$1.cpu"
+  children_cpu "$work/times-$1.txt" >"$work/ref-$1.cpu"
 }
 
 # cpu_seconds is the CPU time so far of facecloud local (web agent and
@@ -150,8 +155,7 @@ read -r web0 workers0 < <(cpu_seconds)
 ( "$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
   times >"$work/times-submit.txt" )
 read -r web1 workers1 < <(cpu_seconds)
-client_cpu=$(sed -n 2p "$work/times-submit.txt" | awk '{
-  s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }')
+client_cpu=$(children_cpu "$work/times-submit.txt")
 profile_wait
 rec_stats=$(cat "$work/data/store/results/"*.json | jq -s '
   [.[].recognition_ms] | sort | {n: length, mean: (add / length), p50: .[(length * 0.50 | floor)], p95: .[(length * 0.95 | floor)]}')
