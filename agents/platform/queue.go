@@ -88,6 +88,36 @@ type BatchDeleter interface {
 	DeleteBatch(ctx context.Context, receipts []string) error
 }
 
+// Taker is a Queue that can receive and delete in one step. It suits a
+// queue whose messages are worth nothing once their one consumer is gone
+// (a web host's own reply queue: its waiting calls die with it), where a
+// delivery kept for a second attempt buys nothing.
+type Taker interface {
+	// Take is Receive (the same limits, waiting and dead-lettering) that
+	// also deletes the messages it returns, in the same step: each is
+	// delivered at most once, and a consumer that stops after Take
+	// returns loses them. ReceiveCount counts this delivery.
+	Take(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+}
+
+// Forwarder is a Queue that can send a body to another queue and delete a
+// delivery of its own in one step: a worker's reply and the deletion of
+// the request it answers. One step costs one write instead of two, and
+// leaves no moment at which the reply is out but the request still
+// pending (a crash there answers the request twice).
+type Forwarder interface {
+	// Forward sends body to `to` and deletes the delivery receipt from
+	// this queue, together. When the two cannot be done as one for `to`
+	// (another adapter, another file), it does neither and returns an
+	// error wrapping errors.ErrUnsupported as sendErr. When the step as a
+	// whole fails, neither is done and sendErr says why. Otherwise each
+	// part answers as alone: sendErr wraps ErrNotFound when `to` has been
+	// removed (the delivery is deleted all the same), and delErr is what
+	// Delete would return (a stale receipt: the body is sent all the
+	// same).
+	Forward(ctx context.Context, to Queue, body []byte, receipt string) (sendErr, delErr error)
+}
+
 // DeleteAll deletes the messages of receipts from q: in batches of
 // MaxBatch when q is a BatchDeleter, else one at a time. It returns the
 // errors of the receipts that failed, joined.

@@ -184,7 +184,8 @@ func hostTag(host string) string {
 }
 
 // consumeReplies is the one reply consumer: it receives replies, wakes the
-// calls waiting for them and deletes every reply in one batch call,
+// calls waiting for them and deletes every reply (as it takes them where
+// the queue is a platform.Taker, else in one batch call afterwards),
 // including those nobody here waits for (another web host's, or from
 // before a restart): their results are in the output store, where any
 // later call finds them.
@@ -204,7 +205,17 @@ func (s *Server) consumeReplies(ctx context.Context) {
 		default:
 		}
 		q := s.replyQueue()
-		msgs, err := q.Receive(ctx, s.cfg.ReplyBatch, s.cfg.ReplyWait)
+		// A reply is worth nothing once this host is gone (its waiting
+		// calls go with it), so where the queue can, it is taken and
+		// deleted in one step.
+		tk, taking := q.(platform.Taker)
+		var msgs []platform.Message
+		var err error
+		if taking {
+			msgs, err = tk.Take(ctx, s.cfg.ReplyBatch, s.cfg.ReplyWait)
+		} else {
+			msgs, err = q.Receive(ctx, s.cfg.ReplyBatch, s.cfg.ReplyWait)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -228,6 +239,9 @@ func (s *Server) consumeReplies(ctx context.Context) {
 		for _, m := range msgs {
 			s.routeReply(m)
 			receipts = append(receipts, m.Receipt)
+		}
+		if taking {
+			continue
 		}
 		if err := platform.DeleteAll(ctx, q, receipts); err != nil && ctx.Err() == nil {
 			s.log.Warn("delete replies", "count", len(receipts), "err", err)

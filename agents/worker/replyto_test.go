@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/job"
+	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
 )
 
@@ -73,5 +74,96 @@ func TestReplyTo(t *testing.T) {
 	}
 	if st := r.w.Stats(); st.Done != 4 || st.Retried != 0 {
 		t.Errorf("stats %+v, want 4 done and nothing retried", st)
+	}
+}
+
+// TestReplyForwarded: with the request queue in the same file as the
+// reply queues, the reply and the request's deletion are one step
+// (platform.Forwarder): each reply arrives where it should and every
+// request is gone, including the one whose host queue was removed.
+func TestReplyForwarded(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	opts := sqlitequeue.Options{Visibility: time.Second, MaxReceives: 3, MaxBytes: 1024}
+	requests, err := sqlitequeue.Open(path, "requests", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer requests.Close()
+	shared, err := sqlitequeue.Open(path, "replies", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	fam, err := sqlitequeue.OpenFamily(ctx, &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fam.Close()
+	host, hostAddr, err := fam.Create(ctx, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	gone, goneAddr, err := fam.Create(ctx, "web-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	if err := fam.Remove(ctx, goneAddr); err != nil {
+		t.Fatal(err)
+	}
+
+	in, out := newMemStore(), newMemStore()
+	w, err := New(testConfig(), Deps{Requests: requests, Replies: shared, Input: in, Output: out, Recognizer: &fakeRecognizer{}, ReplyFamily: fam})
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit := func(name, replyTo string) string {
+		req := job.NewRequest(job.NewID(), name, false, time.Now())
+		if replyTo != "" {
+			req = req.WithReplyTo(replyTo)
+		}
+		if err := in.Put(ctx, req.Input, []byte("face:"+name), ""); err != nil {
+			t.Fatal(err)
+		}
+		b, err := job.Encode(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := requests.Send(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		return req.ID
+	}
+	toHost, toGone, plain := submit("Ana", hostAddr), submit("Cy", goneAddr), submit("Dee", "")
+
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(rctx) }()
+	waitFor(t, func() bool { st := w.Stats(); return st.Done+st.Failed+st.Retried >= 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+
+	for q, want := range map[platform.Queue]string{host: toHost, shared: plain} {
+		msgs, err := q.Receive(ctx, 10, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep job.Reply
+		if len(msgs) != 1 || job.Decode(msgs[0].Body, &rep) != nil || rep.ID != want {
+			t.Fatalf("%d replies (%v), want one to %s", len(msgs), msgs, want)
+		}
+	}
+	if d, err := requests.Depth(ctx); err != nil || d != (platform.Depth{}) {
+		t.Fatalf("request queue after the run: %+v, %v; want empty (every request deleted)", d, err)
+	}
+	if _, err := out.Get(ctx, job.ResultKey(toGone)); err != nil {
+		t.Errorf("result of the request whose host is gone: %v", err)
+	}
+	if st := w.Stats(); st.Done != 3 || st.Retried != 0 {
+		t.Errorf("stats %+v, want 3 done and nothing retried", st)
 	}
 }

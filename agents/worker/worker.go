@@ -644,20 +644,40 @@ func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request,
 	case err != nil:
 		return fmt.Errorf("open reply queue (%w): %w", errStored, err)
 	default:
-		err = q.Send(ctx, b)
+		// Reply and delete in one step where the queues allow it (the
+		// local queue file): one write instead of two.
+		var delErr error
+		forwarded := false
+		if fw, ok := w.d.Requests.(platform.Forwarder); ok {
+			err, delErr = fw.Forward(ctx, q, b, m.Receipt)
+			forwarded = !errors.Is(err, errors.ErrUnsupported)
+		}
+		if !forwarded {
+			err = q.Send(ctx, b)
+		}
 		if errors.Is(err, platform.ErrNotFound) && q != w.d.Replies {
 			w.forgetHostQueue(req.ReplyTo)
 			w.log.Info("reply queue gone; result left in the store", "id", req.ID, "reply_to", req.ReplyTo)
 		} else if err != nil {
 			return fmt.Errorf("send reply (%w): %w", errStored, err)
 		}
+		if forwarded {
+			w.replied(req, delErr)
+			return nil
+		}
 	}
-	w.log.Debug("request replied", "id", req.ID)
-	if err := w.d.Requests.Delete(ctx, m.Receipt); err != nil {
-		// The answer is out; a redelivery will re-send it from the store.
-		w.log.Warn("delete answered request", "id", req.ID, "err", err)
-	}
+	w.replied(req, w.d.Requests.Delete(ctx, m.Receipt))
 	return nil
+}
+
+// replied logs a reply sent (or its queue found gone) and the deletion of
+// the request it answers.
+func (w *Worker) replied(req job.Request, delErr error) {
+	w.log.Debug("request replied", "id", req.ID)
+	if delErr != nil {
+		// The answer is out; a redelivery will re-send it from the store.
+		w.log.Warn("delete answered request", "id", req.ID, "err", delErr)
+	}
 }
 
 // maxHostQueues bounds the reply queues a worker keeps open: one per web

@@ -118,6 +118,8 @@ type Queue struct {
 var (
 	_ platform.Queue        = (*Queue)(nil)
 	_ platform.BatchDeleter = (*Queue)(nil)
+	_ platform.Taker        = (*Queue)(nil)
+	_ platform.Forwarder    = (*Queue)(nil)
 )
 
 // schemaVersion is stored in the file's user_version; a file written by a
@@ -185,7 +187,7 @@ func Open(path, name string, opts Options) (*Queue, error) {
 
 // stmts are a handle's statements, prepared once on its one connection.
 type stmts struct {
-	send, sendMember, first, deadLetter, take, del, received, extend, count, inFlight *sql.Stmt
+	send, sendMember, first, deadLetter, take, takeDelete, del, received, extend, count, inFlight *sql.Stmt
 }
 
 func (st *stmts) prepare(db *sql.DB) error {
@@ -202,6 +204,9 @@ func (st *stmts) prepare(db *sql.DB) error {
 		{&st.take, `update messages set received = received + 1, visible_ms = ?
 			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
 			returning seq, id, body, received`},
+		{&st.takeDelete, `delete from messages
+			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
+			returning seq, id, body, received + 1`},
 		{&st.del, `delete from messages where queue = ? and id = ? and received = ?`},
 		{&st.received, `select received from messages where queue = ? and id = ?`},
 		{&st.extend, `update messages set visible_ms = ? where queue = ? and id = ? and received = ?`},
@@ -217,7 +222,7 @@ func (st *stmts) prepare(db *sql.DB) error {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.send, st.sendMember, st.first, st.deadLetter, st.take, st.del, st.received, st.extend, st.count, st.inFlight} {
+	for _, s := range []*sql.Stmt{st.send, st.sendMember, st.first, st.deadLetter, st.take, st.takeDelete, st.del, st.received, st.extend, st.count, st.inFlight} {
 		if s != nil {
 			s.Close()
 		}
@@ -337,33 +342,71 @@ func (q *Queue) nowMS() int64 { return q.now().UnixMilli() }
 
 // Send enqueues body.
 func (q *Queue) Send(ctx context.Context, body []byte) error {
+	if err := q.sendTo(ctx, q.st.send, q.st.sendMember, q, body); err != nil {
+		return err
+	}
+	q.bell.ring()
+	return nil
+}
+
+// sendTo inserts body into dst (a queue of q's file) with the statements
+// send and sendMember (q's, or a transaction's). The caller rings dst's
+// bell once the insert is committed.
+func (q *Queue) sendTo(ctx context.Context, send, sendMember *sql.Stmt, dst *Queue, body []byte) error {
 	if len(body) == 0 {
 		return errors.New("send: empty body")
 	}
-	if len(body) > q.opts.MaxBytes {
-		return fmt.Errorf("send %d bytes to %s (limit %d): %w", len(body), q.name, q.opts.MaxBytes, platform.ErrTooLarge)
+	if len(body) > dst.opts.MaxBytes {
+		return fmt.Errorf("send %d bytes to %s (limit %d): %w", len(body), dst.name, dst.opts.MaxBytes, platform.ErrTooLarge)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("send: message id: %w", err)
 	}
 	now := q.nowMS()
-	if q.member {
-		res, err := q.st.sendMember.ExecContext(ctx, q.name, id.String(), body, now, now, q.name)
+	if dst.member {
+		res, err := sendMember.ExecContext(ctx, dst.name, id.String(), body, now, now, dst.name)
 		if err != nil {
-			return fmt.Errorf("send to %s: %w", q.name, err)
+			return fmt.Errorf("send to %s: %w", dst.name, err)
 		}
 		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			return fmt.Errorf("send to %s: the queue has been removed: %w", q.name, platform.ErrNotFound)
+			return fmt.Errorf("send to %s: the queue has been removed: %w", dst.name, platform.ErrNotFound)
 		}
-		q.bell.ring()
 		return nil
 	}
-	if _, err := q.st.send.ExecContext(ctx, q.name, id.String(), body, now, now); err != nil {
-		return fmt.Errorf("send to %s: %w", q.name, err)
+	if _, err := send.ExecContext(ctx, dst.name, id.String(), body, now, now); err != nil {
+		return fmt.Errorf("send to %s: %w", dst.name, err)
 	}
-	q.bell.ring()
 	return nil
+}
+
+// Forward sends body to `to`, a queue of the same file, and deletes the
+// delivery receipt in one transaction; see platform.Forwarder.
+func (q *Queue) Forward(ctx context.Context, to platform.Queue, body []byte, receipt string) (sendErr, delErr error) {
+	dst, ok := to.(*Queue)
+	if !ok || dst.path != q.path {
+		return fmt.Errorf("forward from %s: the destination is not a queue of %s: %w", q.name, q.path, errors.ErrUnsupported), nil
+	}
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, err), nil
+	}
+	defer tx.Rollback()
+	sendErr = q.sendTo(ctx, tx.StmtContext(ctx, q.st.send), tx.StmtContext(ctx, q.st.sendMember), dst, body)
+	if sendErr != nil && !errors.Is(sendErr, platform.ErrNotFound) {
+		return sendErr, nil
+	}
+	delErr = q.delete(ctx, tx.StmtContext(ctx, q.st.del), tx.StmtContext(ctx, q.st.received), receipt)
+	if delErr != nil && !errors.Is(delErr, platform.ErrNotFound) {
+		return fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, delErr), nil
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, err), nil
+	}
+	if sendErr == nil {
+		dst.bell.ring()
+	}
+	return sendErr, delErr
 }
 
 // Waiting in Receive: how often a receiver looks at the file when its
@@ -375,6 +418,17 @@ const (
 
 // Receive returns up to n (1..10) messages, waiting up to wait for the first.
 func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platform.Message, error) {
+	return q.receive(ctx, n, wait, false)
+}
+
+// Take is Receive that deletes what it returns in the same transaction;
+// see platform.Taker.
+func (q *Queue) Take(ctx context.Context, n int, wait time.Duration) ([]platform.Message, error) {
+	return q.receive(ctx, n, wait, true)
+}
+
+// receive is Receive, and Take when del is set.
+func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool) ([]platform.Message, error) {
 	if n < 1 || n > MaxBatch {
 		return nil, fmt.Errorf("receive: max %d out of range 1..%d", n, MaxBatch)
 	}
@@ -401,7 +455,7 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 				poll = watchedPoll
 			}
 		}
-		msgs, next, err := q.tryReceive(ctx, n)
+		msgs, next, err := q.tryReceive(ctx, n, del)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -431,8 +485,9 @@ func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]platf
 // tryReceive takes up to max visible messages, moving over-received ones to
 // the dead-letter queue first. It writes only when something is visible;
 // when nothing is, next is when the first message in flight becomes
-// visible again (zero if none is in flight).
-func (q *Queue) tryReceive(ctx context.Context, max int) (msgs []platform.Message, next time.Time, err error) {
+// visible again (zero if none is in flight). With del it deletes what it
+// takes.
+func (q *Queue) tryReceive(ctx context.Context, max int, del bool) (msgs []platform.Message, next time.Time, err error) {
 	now := q.nowMS()
 	var first sql.NullInt64
 	if err := q.st.first.QueryRowContext(ctx, q.name).Scan(&first); err != nil {
@@ -444,12 +499,13 @@ func (q *Queue) tryReceive(ctx context.Context, max int) (msgs []platform.Messag
 	if first.Int64 > now {
 		return nil, time.UnixMilli(first.Int64), nil
 	}
-	msgs, err = q.take(ctx, max)
+	msgs, err = q.take(ctx, max, del)
 	return msgs, time.Time{}, err
 }
 
-// take receives up to max visible messages in one write transaction.
-func (q *Queue) take(ctx context.Context, max int) ([]platform.Message, error) {
+// take receives up to max visible messages in one write transaction; with
+// del it deletes them in it.
+func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -466,8 +522,13 @@ func (q *Queue) take(ctx context.Context, max int) ([]platform.Message, error) {
 		n, err := res.RowsAffected()
 		deadLettered = err != nil || n > 0
 	}
-	rows, err := tx.StmtContext(ctx, q.st.take).QueryContext(ctx,
-		now+q.opts.Visibility.Milliseconds(), q.name, now, max)
+	var rows *sql.Rows
+	if del {
+		rows, err = tx.StmtContext(ctx, q.st.takeDelete).QueryContext(ctx, q.name, now, max)
+	} else {
+		rows, err = tx.StmtContext(ctx, q.st.take).QueryContext(ctx,
+			now+q.opts.Visibility.Milliseconds(), q.name, now, max)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,52 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestTakerConformance: the web host's reply queue takes its replies in
+// one step.
+func TestTakerConformance(t *testing.T) {
+	queuetest.RunTaker(t, func(t *testing.T) queuetest.Setup {
+		q := open(t, filepath.Join(t.TempDir(), "queue.db"), "replies", testOptions)
+		return queuetest.Setup{Queue: q, Visibility: testOptions.Visibility, MaxReceives: testOptions.MaxReceives, MaxBytes: testOptions.MaxBytes}
+	})
+}
+
+// TestForwarderConformance: a worker replies to a web host's queue (a
+// family member) and deletes the request in one step; a queue of another
+// file cannot be reached that way.
+func TestForwarderConformance(t *testing.T) {
+	queuetest.RunForwarder(t, func(t *testing.T) queuetest.ForwardSetup {
+		ctx := context.Background()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "queue.db")
+		u := &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"}
+		f, err := sqlitequeue.OpenFamily(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		member := func(suffix string) platform.Queue {
+			q, _, err := f.Create(ctx, suffix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { q.Close() })
+			return q
+		}
+		removed := member("gone")
+		if err := f.Remove(ctx, f.Prefix()+"gone"); err != nil {
+			t.Fatal(err)
+		}
+		return queuetest.ForwardSetup{
+			From:       open(t, path, "requests", testOptions),
+			To:         member("host"),
+			Removed:    removed,
+			Elsewhere:  open(t, filepath.Join(dir, "other.db"), "replies", testOptions),
+			Visibility: testOptions.Visibility,
+			MaxBytes:   testOptions.MaxBytes,
+		}
+	})
+}
+
 // TestPersistsAcrossHandles: a message sent through one handle is received
 // through another opened later, as processes do.
 func TestPersistsAcrossHandles(t *testing.T) {
