@@ -235,13 +235,15 @@ func (s *Server) consumeReplies(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
-		receipts := make([]string, 0, len(msgs))
 		for _, m := range msgs {
 			s.routeReply(m)
-			receipts = append(receipts, m.Receipt)
 		}
 		if taking {
-			continue
+			continue // already deleted
+		}
+		receipts := make([]string, len(msgs))
+		for i, m := range msgs {
+			receipts[i] = m.Receipt
 		}
 		if err := platform.DeleteAll(ctx, q, receipts); err != nil && ctx.Err() == nil {
 			s.log.Warn("delete replies", "count", len(receipts), "err", err)

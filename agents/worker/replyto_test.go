@@ -12,23 +12,22 @@ import (
 	"github.com/facecloud/facecloud/agents/platform/sqlitequeue"
 )
 
-// TestReplyTo: a request's reply goes to the web host queue it names when
-// that queue is in the worker's reply family; a forged address outside the
-// family gets its reply on the shared queue instead; a removed host queue
-// leaves the result in the store and the request answered, not retried.
-func TestReplyTo(t *testing.T) {
+// hostQueues opens the reply family of the queue file at path with two web
+// hosts' queues: one live (host, at hostAddr) and one already removed (at
+// goneAddr). All close at the end of the test.
+func hostQueues(t *testing.T, path string) (fam *sqlitequeue.Family, host platform.Queue, hostAddr, goneAddr string) {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "queue.db")
 	fam, err := sqlitequeue.OpenFamily(ctx, &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fam.Close()
-	host, hostAddr, err := fam.Create(ctx, "web-1")
+	t.Cleanup(func() { fam.Close() })
+	host, hostAddr, err = fam.Create(ctx, "web-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer host.Close()
+	t.Cleanup(func() { host.Close() })
 	gone, goneAddr, err := fam.Create(ctx, "web-2")
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +36,19 @@ func TestReplyTo(t *testing.T) {
 	if err := fam.Remove(ctx, goneAddr); err != nil {
 		t.Fatal(err)
 	}
+	return fam, host, hostAddr, goneAddr
+}
+
+// TestReplyTo: a request's reply goes to the web host queue it names when
+// that queue is in the worker's reply family; a forged address outside the
+// family gets its reply on the shared queue instead; a removed host queue
+// leaves the result in the store and the request answered, not retried.
+func TestReplyTo(t *testing.T) {
+	ctx := context.Background()
+	fam, host, hostAddr, goneAddr := hostQueues(t, filepath.Join(t.TempDir(), "queue.db"))
 
 	r := &rig{req: newMemQueue(), rep: newMemQueue(), in: newMemStore(), out: newMemStore(), rec: &fakeRecognizer{}, ret: &fakeRetirer{}}
+	var err error
 	r.w, err = New(testConfig(), Deps{Requests: r.req, Replies: r.rep, Input: r.in, Output: r.out, Recognizer: r.rec, ReplyFamily: fam})
 	if err != nil {
 		t.Fatal(err)
@@ -95,24 +105,7 @@ func TestReplyForwarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer shared.Close()
-	fam, err := sqlitequeue.OpenFamily(ctx, &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fam.Close()
-	host, hostAddr, err := fam.Create(ctx, "web-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
-	gone, goneAddr, err := fam.Create(ctx, "web-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone.Close()
-	if err := fam.Remove(ctx, goneAddr); err != nil {
-		t.Fatal(err)
-	}
+	fam, host, hostAddr, goneAddr := hostQueues(t, path)
 
 	in, out := newMemStore(), newMemStore()
 	w, err := New(testConfig(), Deps{Requests: requests, Replies: shared, Input: in, Output: out, Recognizer: &fakeRecognizer{}, ReplyFamily: fam})

@@ -3,6 +3,7 @@ package queuetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -32,16 +33,12 @@ func RunFamily(t *testing.T, newFamily NewFamily) {
 		"MembersAndTouch": testFamilyMembersAndTouch,
 		"Remove":          testFamilyRemove,
 	}
-	for name, test := range tests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := newFamily(t)
-			if s.Family == nil || s.Prefix == "" {
-				t.Fatalf("FamilySetup needs Family and Prefix: %+v", s)
-			}
-			test(t, s)
-		})
-	}
+	runClauses(t, tests, newFamily, func(s FamilySetup) error {
+		if s.Family == nil || s.Prefix == "" {
+			return fmt.Errorf("FamilySetup needs Family and Prefix: %+v", s)
+		}
+		return nil
+	})
 }
 
 func familyCtx(t *testing.T, s FamilySetup) context.Context {

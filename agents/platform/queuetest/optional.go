@@ -3,7 +3,7 @@ package queuetest
 import (
 	"context"
 	"errors"
-	"maps"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,23 +15,18 @@ import (
 // RunTaker runs the clauses of platform.Taker on an adapter that has it;
 // newQueue's queues must implement it.
 func RunTaker(t *testing.T, newQueue NewQueue) {
-	tests := map[string]func(t *testing.T, s Setup, tk platform.Taker){
+	tests := map[string]func(t *testing.T, s Setup){
 		"TakeDeletes":      testTakeDeletes,
 		"TakeWaits":        testTakeWaits,
 		"TakeRedelivery":   testTakeRedelivery,
 		"TakeInvalidLimit": testTakeInvalid,
 	}
-	for _, name := range slices.Sorted(maps.Keys(tests)) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := newQueue(t)
-			tk, ok := s.Queue.(platform.Taker)
-			if !ok {
-				t.Fatalf("%T is not a platform.Taker", s.Queue)
-			}
-			tests[name](t, s, tk)
-		})
-	}
+	runClauses(t, tests, newQueue, func(s Setup) error {
+		if _, ok := s.Queue.(platform.Taker); !ok || s.Visibility <= 0 {
+			return fmt.Errorf("Setup needs a platform.Taker (got %T) and Visibility", s.Queue)
+		}
+		return nil
+	})
 }
 
 // take takes until n messages came or patience ran out.
@@ -54,7 +49,8 @@ func take(t *testing.T, ctx context.Context, s Setup, tk platform.Taker, n int) 
 
 // testTakeDeletes: what Take returns is gone for good, not hidden for the
 // visibility timeout.
-func testTakeDeletes(t *testing.T, s Setup, tk platform.Taker) {
+func testTakeDeletes(t *testing.T, s Setup) {
+	tk := s.Queue.(platform.Taker)
 	ctx := ctxFor(t, s)
 	send(t, ctx, s.Queue, "a", "b")
 	got := take(t, ctx, s, tk, 2)
@@ -74,7 +70,8 @@ func testTakeDeletes(t *testing.T, s Setup, tk platform.Taker) {
 }
 
 // testTakeWaits: Take waits for a message sent while it waits.
-func testTakeWaits(t *testing.T, s Setup, tk platform.Taker) {
+func testTakeWaits(t *testing.T, s Setup) {
+	tk := s.Queue.(platform.Taker)
 	ctx := ctxFor(t, s)
 	type result struct {
 		msgs []platform.Message
@@ -95,7 +92,8 @@ func testTakeWaits(t *testing.T, s Setup, tk platform.Taker) {
 
 // testTakeRedelivery: a message whose earlier delivery lapsed is taken as
 // its next delivery.
-func testTakeRedelivery(t *testing.T, s Setup, tk platform.Taker) {
+func testTakeRedelivery(t *testing.T, s Setup) {
+	tk := s.Queue.(platform.Taker)
 	ctx := ctxFor(t, s)
 	send(t, ctx, s.Queue, "again")
 	first := receiveOne(t, ctx, s.Queue, s.patience())
@@ -109,7 +107,8 @@ func testTakeRedelivery(t *testing.T, s Setup, tk platform.Taker) {
 	waitDepth(t, ctx, s, platform.Depth{})
 }
 
-func testTakeInvalid(t *testing.T, s Setup, tk platform.Taker) {
+func testTakeInvalid(t *testing.T, s Setup) {
+	tk := s.Queue.(platform.Taker)
 	ctx := ctxFor(t, s)
 	send(t, ctx, s.Queue, "untouched")
 	for name, args := range map[string]struct {
@@ -147,24 +146,19 @@ type NewForward func(t *testing.T) ForwardSetup
 
 // RunForwarder runs the clauses of platform.Forwarder.
 func RunForwarder(t *testing.T, newSetup NewForward) {
-	tests := map[string]func(t *testing.T, s ForwardSetup, fw platform.Forwarder){
+	tests := map[string]func(t *testing.T, s ForwardSetup){
 		"Forward":            testForward,
 		"ForwardStale":       testForwardStale,
 		"ForwardRemoved":     testForwardRemoved,
 		"ForwardUnsupported": testForwardUnsupported,
 		"ForwardTooLarge":    testForwardTooLarge,
 	}
-	for _, name := range slices.Sorted(maps.Keys(tests)) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := newSetup(t)
-			fw, ok := s.From.(platform.Forwarder)
-			if !ok {
-				t.Fatalf("%T is not a platform.Forwarder", s.From)
-			}
-			tests[name](t, s, fw)
-		})
-	}
+	runClauses(t, tests, newSetup, func(s ForwardSetup) error {
+		if _, ok := s.From.(platform.Forwarder); !ok || s.To == nil || s.Removed == nil || s.Elsewhere == nil || s.Visibility <= 0 || s.MaxBytes <= 0 {
+			return fmt.Errorf("ForwardSetup needs From (a platform.Forwarder, got %T), To, Removed, Elsewhere, Visibility and MaxBytes", s.From)
+		}
+		return nil
+	})
 }
 
 func (s ForwardSetup) setup() Setup { return Setup{Queue: s.From, Visibility: s.Visibility} }
@@ -184,7 +178,8 @@ func stillHeld(t *testing.T, ctx context.Context, q platform.Queue, m platform.M
 	}
 }
 
-func testForward(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
+func testForward(t *testing.T, s ForwardSetup) {
+	fw := s.From.(platform.Forwarder)
 	ctx := ctxFor(t, s.setup())
 	m := s.held(t, ctx, "job")
 	if sendErr, delErr := fw.Forward(ctx, s.To, []byte("reply"), m.Receipt); sendErr != nil || delErr != nil {
@@ -201,7 +196,8 @@ func testForward(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
 
 // testForwardStale: a receipt a later delivery superseded fails the delete
 // alone; the body is sent and the later delivery stays its holder's.
-func testForwardStale(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
+func testForwardStale(t *testing.T, s ForwardSetup) {
+	fw := s.From.(platform.Forwarder)
 	ctx := ctxFor(t, s.setup())
 	first := s.held(t, ctx, "job")
 	if err := s.From.Extend(ctx, first.Receipt, 0); err != nil {
@@ -220,7 +216,8 @@ func testForwardStale(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
 
 // testForwardRemoved: a destination that is gone sends nothing, and the
 // delivery is deleted all the same.
-func testForwardRemoved(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
+func testForwardRemoved(t *testing.T, s ForwardSetup) {
+	fw := s.From.(platform.Forwarder)
 	ctx := ctxFor(t, s.setup())
 	m := s.held(t, ctx, "job")
 	sendErr, delErr := fw.Forward(ctx, s.Removed, []byte("reply"), m.Receipt)
@@ -234,7 +231,8 @@ func testForwardRemoved(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
 
 // testForwardUnsupported: a destination From cannot reach in one step gets
 // nothing, and the delivery stays held.
-func testForwardUnsupported(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
+func testForwardUnsupported(t *testing.T, s ForwardSetup) {
+	fw := s.From.(platform.Forwarder)
 	ctx := ctxFor(t, s.setup())
 	m := s.held(t, ctx, "job")
 	sendErr, delErr := fw.Forward(ctx, s.Elsewhere, []byte("reply"), m.Receipt)
@@ -246,7 +244,8 @@ func testForwardUnsupported(t *testing.T, s ForwardSetup, fw platform.Forwarder)
 }
 
 // testForwardTooLarge: a body over To's limit fails the whole step.
-func testForwardTooLarge(t *testing.T, s ForwardSetup, fw platform.Forwarder) {
+func testForwardTooLarge(t *testing.T, s ForwardSetup) {
+	fw := s.From.(platform.Forwarder)
 	ctx := ctxFor(t, s.setup())
 	m := s.held(t, ctx, "job")
 	sendErr, delErr := fw.Forward(ctx, s.To, []byte(strings.Repeat("x", s.MaxBytes+1)), m.Receipt)

@@ -75,14 +75,25 @@ func Run(t *testing.T, newQueue NewQueue) {
 		"ConcurrentReceivers": testConcurrentReceivers,
 		"InvalidArguments":    testInvalidArguments,
 	}
-	for _, name := range slices.Sorted(maps.Keys(tests)) {
+	runClauses(t, tests, newQueue, func(s Setup) error {
+		if s.Queue == nil || s.Visibility <= 0 || s.MaxBytes <= 0 {
+			return fmt.Errorf("Setup needs Queue, Visibility and MaxBytes: %+v", s)
+		}
+		return nil
+	})
+}
+
+// runClauses runs each clause in parallel, in name order, on a setup of
+// its own from newSetup, once check accepts it.
+func runClauses[S any](t *testing.T, clauses map[string]func(*testing.T, S), newSetup func(*testing.T) S, check func(S) error) {
+	for _, name := range slices.Sorted(maps.Keys(clauses)) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := newQueue(t)
-			if s.Queue == nil || s.Visibility <= 0 || s.MaxBytes <= 0 {
-				t.Fatalf("Setup needs Queue, Visibility and MaxBytes: %+v", s)
+			s := newSetup(t)
+			if err := check(s); err != nil {
+				t.Fatal(err)
 			}
-			tests[name](t, s)
+			clauses[name](t, s)
 		})
 	}
 }
