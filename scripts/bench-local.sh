@@ -27,6 +27,10 @@
 #    the machine moves much less than it moves wall time; and that CPU
 #    split into the web agent's, the workers' and the load generator's.
 #
+# WORKERS=N sets the worker processes (default the number of CPUs), and
+# LOCAL_FLAGS passes more flags to facecloud local, for example
+# LOCAL_FLAGS="--worker-concurrency 1" to compare fleet shapes.
+#
 # PROFILE=DIR also writes CPU profiles (go tool pprof) of the web agent
 # and of each worker, taken through their --pprof listeners while the
 # course workload runs (DIR/load-*.pprof) and while the requests go one at
@@ -111,7 +115,7 @@ reference before
 pprof_flag=()
 [ -z "$profile_dir" ] || pprof_flag=(--pprof 127.0.0.1:0)
 echo "== facecloud local ($workers workers, started up front)" >&2
-"$fc" local --addr 127.0.0.1:0 --data "$work/data" --min-workers "$workers" --max-workers "$workers" "${pprof_flag[@]}" \
+"$fc" local --addr 127.0.0.1:0 --data "$work/data" --min-workers "$workers" --max-workers "$workers" "${pprof_flag[@]}" ${LOCAL_FLAGS:-} \
   >"$work/local.out" 2>"$work/local.log" &
 local_pid=$!
 url=

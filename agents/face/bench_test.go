@@ -2,6 +2,7 @@ package face
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"os"
@@ -71,10 +72,15 @@ func benchEach(b *testing.B, inputs []rgb, what string, run func(rgb, *nn.Scratc
 }
 
 // report gives wall and CPU milliseconds per operation.
-func report(b *testing.B, cpu0 time.Duration, what string) {
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/"+what)
+func report(b *testing.B, cpu0 time.Duration, what string) { reportEach(b, cpu0, what, 1) }
+
+// reportEach gives wall and CPU milliseconds per what, each operation
+// doing n of them.
+func reportEach(b *testing.B, cpu0 time.Duration, what string, n int) {
+	per := float64(b.N * n)
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/per, "ms/"+what)
 	if c := cpuTime(); c > 0 {
-		b.ReportMetric(float64((c-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/"+what)
+		b.ReportMetric(float64((c-cpu0).Microseconds())/1e3/per, "cpu-ms/"+what)
 	}
 }
 
@@ -152,5 +158,61 @@ func BenchmarkPipeline(b *testing.B) {
 				report(b, c0, "image")
 			})
 		}
+	}
+}
+
+// BenchmarkBatchBound bounds what running several course faces through the
+// networks at once (one call for a worker's queued requests) would save.
+// It records the matrix products the default engine runs on one course
+// face (crop check, landmarks, descriptor) and runs them again with batch
+// times the rows, as a batch of that many faces would: the products' time
+// per face at each batch size, beside the whole engine's per face
+// (pipeline). Only the products can gain: the rest of the engine
+// (Winograd transforms, depthwise layers, pooling, resizing) does the same
+// work per face in a batch, so pipeline minus what the products save is
+// the best a batched engine could do.
+func BenchmarkBatchBound(b *testing.B) {
+	e := loadEngine(b)
+	crop := readPNG(b, loadGolden(b).Cases[0].Pixels)
+	ctx := context.Background()
+	stop := nn.TraceProducts()
+	_, err := e.DescribeImage(ctx, crop)
+	products := stop()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(products) == 0 {
+		b.Fatal("the engine ran no matrix product")
+	}
+	b.Run("pipeline", func(b *testing.B) {
+		c0 := cpuTime()
+		for b.Loop() {
+			if _, err := e.DescribeImage(ctx, crop); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, c0, "face")
+	})
+	for _, batch := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("products/batch=%d", batch), func(b *testing.B) {
+			// Operands sized for the largest product; their values do not
+			// change the time.
+			na, nc := 0, 0
+			for _, p := range products {
+				na = max(na, batch*p.M*p.K)
+				nc = max(nc, batch*p.M*p.B.N)
+			}
+			a, c := make([]float32, na), make([]float32, nc)
+			for i := range a {
+				a[i] = float32(i%7) / 64
+			}
+			c0 := cpuTime()
+			for b.Loop() {
+				for _, p := range products {
+					nn.Replay(p, batch*p.M, a, c)
+				}
+			}
+			reportEach(b, c0, "face", batch)
+		})
 	}
 }

@@ -92,6 +92,7 @@ func (p *PackedB) Column(j int, dst []float32) {
 // packed K × N matrix B, with C m × N (row stride ldc). Callers that want
 // C = A·B (plus a bias) initialise C first.
 func Gemm(m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
+	traceProduct(m, 0, b.K, b)
 	gemmRows(m, a, lda, b, 0, b.K, c, ldc)
 }
 

@@ -255,6 +255,7 @@ func (cv *Conv2D) implicitRow(src []float32, rs, oy int, c []float32) {
 	ow := len(c) / cv.Cout
 	for ky := 0; ky < cv.KH; ky++ {
 		iy := oy*cv.Stride + ky
+		traceProduct(ow, ky*seg, seg, cv.W)
 		gemmRows(ow, src[iy*rs:], cv.Stride*cv.Cin, cv.W, ky*seg, seg, c, cv.Cout)
 	}
 }
