@@ -62,6 +62,10 @@ type Config struct {
 	WarmPoolSize int
 	// IdleExit is how long a worker waits without work before it retires.
 	IdleExit time.Duration
+	// GalleryRefresh is how often each worker lists the gallery for
+	// enrolments and erasures made elsewhere: one S3 LIST a worker each
+	// time, the largest per-worker API charge of an idle-to-busy fleet.
+	GalleryRefresh time.Duration
 
 	// WebHosts is how many web hosts the web tier's group keeps, spread
 	// over two zones behind the load balancer.
@@ -134,6 +138,7 @@ func defaults(project, stack string) Config {
 		MinWorkers:          0,
 		MaxWorkers:          20,
 		IdleExit:            5 * time.Minute,
+		GalleryRefresh:      2 * time.Second,
 		WebHosts:            2,
 		WebPort:             80,
 		AllowedCidrs:        []string{},
@@ -185,6 +190,7 @@ func readConfig(project, stack, region string, src configSource) (Config, error)
 	r.integer("maxWorkers", &c.MaxWorkers)
 	r.integer("warmPoolSize", &c.WarmPoolSize)
 	r.duration("idleExit", &c.IdleExit)
+	r.duration("galleryRefresh", &c.GalleryRefresh)
 	r.integer("webHosts", &c.WebHosts)
 	r.integer("webPort", &c.WebPort)
 	r.strings("allowedCidrs", &c.AllowedCidrs)
@@ -350,6 +356,10 @@ func (c Config) Validate() error {
 	}
 	if c.IdleExit < minIdleExit || c.IdleExit > time.Hour {
 		bad("idleExit %s out of range %s..1h", c.IdleExit, minIdleExit)
+	}
+	// The worker's own range for --gallery-refresh.
+	if c.GalleryRefresh < 100*time.Millisecond || c.GalleryRefresh > 10*time.Minute {
+		bad("galleryRefresh %s out of range 100ms..10m", c.GalleryRefresh)
 	}
 	if c.WebPort < 1 || c.WebPort > 65535 || c.WebPort == 22 {
 		bad("webPort %d out of range 1..65535 (22 is refused: there is no SSH)", c.WebPort)

@@ -87,8 +87,18 @@ type stackCase struct {
 	maxWorkers     int
 	warmPool       int
 	webPort        int
+	// galleryRefresh is the workers' --gallery-refresh; empty is the
+	// default, 2s.
+	galleryRefresh string
 	// open are the networks that may reach the load balancer.
 	open []string
+}
+
+func (tc stackCase) wantGalleryRefresh() string {
+	if tc.galleryRefresh == "" {
+		return "2s"
+	}
+	return tc.galleryRefresh
 }
 
 var stackCases = map[string]stackCase{
@@ -101,8 +111,8 @@ var stackCases = map[string]stackCase{
 		preset: awsres.PresetCourse, prefix: "1225754101", maxWorkers: 19, webPort: 80, open: []string{"0.0.0.0/0"},
 	},
 	"private workers with warm pool": {
-		cfg:    map[string]string{"privateWorkers": "true", "warmPoolSize": "3", "maxWorkers": "40", "webPort": "8080", "allowedCidrs": `["198.51.100.0/24","203.0.113.0/24"]`},
-		preset: awsres.PresetDefault, prefix: "facecloud-test", private: true, builder: true, maxWorkers: 40, warmPool: 3, webPort: 8080,
+		cfg:    map[string]string{"privateWorkers": "true", "warmPoolSize": "3", "maxWorkers": "40", "webPort": "8080", "allowedCidrs": `["198.51.100.0/24","203.0.113.0/24"]`, "galleryRefresh": "30s"},
+		preset: awsres.PresetDefault, prefix: "facecloud-test", private: true, builder: true, maxWorkers: 40, warmPool: 3, webPort: 8080, galleryRefresh: "30s",
 		open: []string{"198.51.100.0/24", "203.0.113.0/24"},
 	},
 	"course preset private workers": {
@@ -700,7 +710,7 @@ func workerUserDataOf(t *testing.T, m *mockCloud) string {
 	return string(b)
 }
 
-func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.Names) {
+func checkWorkerUserData(t *testing.T, m *mockCloud, tc stackCase, names awsres.Names) {
 	files := cloudInit(t, workerUserDataOf(t, m))
 	env := envOf(files["/etc/facecloud/agent.env"])
 	want := backendEnv(names)
@@ -715,6 +725,9 @@ func checkWorkerUserData(t *testing.T, m *mockCloud, _ stackCase, names awsres.N
 	course := strings.Contains(names.WorkerInstance, "%d")
 	if naming != course || (course && env["FACECLOUD_NAME_PATTERN"] != names.WorkerInstance) {
 		t.Errorf("naming service %v, pattern %q; want them exactly with the course preset", naming, env["FACECLOUD_NAME_PATTERN"])
+	}
+	if want := tc.wantGalleryRefresh(); env["FACECLOUD_GALLERY_REFRESH"] != want {
+		t.Errorf("worker FACECLOUD_GALLERY_REFRESH = %q, want the stack's galleryRefresh %s", env["FACECLOUD_GALLERY_REFRESH"], want)
 	}
 	if want := fmt.Sprint(course); env["FACECLOUD_ANSWER_OBJECTS"] != want {
 		t.Errorf("worker FACECLOUD_ANSWER_OBJECTS = %q, want %s: the course preset keeps the course's output objects", env["FACECLOUD_ANSWER_OBJECTS"], want)

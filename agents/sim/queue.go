@@ -151,7 +151,7 @@ const (
 	sqsDelete      = "SQS DeleteMessage request (worker)"
 	sqsReplyRecv   = "SQS ReceiveMessage with replies (web)"
 	sqsReplyNone   = "SQS ReceiveMessage empty, replies (web)"
-	sqsReplyDelete = "SQS DeleteMessage reply (web)"
+	sqsReplyDelete = "SQS DeleteMessageBatch replies (web)"
 	sqsDepth       = "SQS GetQueueAttributes depth (scaler)"
 	sqsOpen        = "SQS GetQueueAttributes at start (worker)"
 )

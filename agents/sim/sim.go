@@ -51,8 +51,10 @@ type Options struct {
 	// ImageInMessage carries the image in the request message instead of the
 	// input bucket: no input PUT or GET.
 	ImageInMessage bool
-	// Batch sends replies and deletes requests in batches of one receive,
-	// and deletes replies in one call per received batch.
+	// Batch has each worker send the replies and delete the requests of
+	// one receive in one call each, once the receive's last job is done.
+	// (The web agent deletes the replies of one receive in one call in
+	// every case, as agents/web does.)
 	Batch bool
 }
 

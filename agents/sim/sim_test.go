@@ -357,6 +357,29 @@ func TestCallsPerRequest(t *testing.T) {
 	}
 }
 
+// The web agent deletes the replies of one receive in one call, as
+// agents/web does: under a stream of replies that outruns one SQS call at a
+// time, each receive takes several and the deletes follow the receives, not
+// the replies.
+func TestReplyDeletesPerReceive(t *testing.T) {
+	p := instant(t, Const(5*time.Millisecond, "test"), 2)
+	p.IO.SQS = Const(20*time.Millisecond, "test")
+	const n = 200
+	w, _ := Burst(n)
+	cfg := fixedFleet(t, p, 10, 2, w)
+	r := run(t, cfg)
+	calls := map[string]int64{}
+	for _, c := range r.Calls {
+		calls[c.Kind] = c.N
+	}
+	if calls[sqsReplyDelete] != calls[sqsReplyRecv] {
+		t.Errorf("%d reply deletes for %d receives that took replies, want one each", calls[sqsReplyDelete], calls[sqsReplyRecv])
+	}
+	if calls[sqsReplyRecv] > n/5 {
+		t.Errorf("%d receives for %d replies: the consumer took them one or two at a time", calls[sqsReplyRecv], n)
+	}
+}
+
 // The bill follows from the counts and the price file: a fixed fleet of one
 // worker is billed for the whole span.
 func TestCostFromCounts(t *testing.T) {

@@ -4,7 +4,7 @@ import "time"
 
 // webAgent models agents/web's path of a request: the upload check, the
 // input PUT, the send; the one reply consumer (long polls of up to
-// ReplyBatch replies, each routed and deleted in turn); and each waiting
+// ReplyBatch replies, each routed, then all deleted in one call); and each waiting
 // call, woken by its reply or finding its result by polling the store at a
 // doubling interval.
 type webAgent struct {
@@ -93,33 +93,22 @@ func (wb *webAgent) take() {
 	wb.polling, wb.routing = false, true
 	wb.gen++
 	s.calls.add(sqsReplyRecv, 1, s.sizes.chunks(n*s.sizes.reply))
-	s.after(s.io(s.cfg.Params.IO.SQS), func() { wb.route(batch, 0) })
+	s.after(s.io(s.cfg.Params.IO.SQS), func() { wb.route(batch) })
 }
 
-// route wakes the waiting call of each reply and deletes the reply, one
-// after the other (or all in one call when batched).
-func (wb *webAgent) route(batch []int, k int) {
+// route wakes the waiting call of each reply of a receive, then deletes
+// them all in one call, as agents/web does (platform.DeleteAll: one
+// DeleteMessageBatch for up to 10 receipts).
+func (wb *webAgent) route(batch []int) {
 	s := wb.s
-	sqs := s.cfg.Params.IO.SQS
-	if s.cfg.Options.Batch {
-		for _, i := range batch {
-			wb.wake(i)
-		}
-		s.calls.add(sqsReplyDelete, 1, 1)
-		s.after(s.io(sqs), func() {
-			wb.routing = false
-			wb.poll()
-		})
-		return
+	for _, i := range batch {
+		wb.wake(i)
 	}
-	if k == len(batch) {
+	s.calls.add(sqsReplyDelete, 1, 1)
+	s.after(s.io(s.cfg.Params.IO.SQS), func() {
 		wb.routing = false
 		wb.poll()
-		return
-	}
-	wb.wake(batch[k])
-	s.calls.add(sqsReplyDelete, 1, 1)
-	s.after(s.io(sqs), func() { wb.route(batch, k+1) })
+	})
 }
 
 // wake answers request i's waiting call: from the reply itself when it
