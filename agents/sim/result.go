@@ -316,7 +316,7 @@ func optionsDesc(cfg Config) string {
 		parts = append(parts, "image in the message")
 	}
 	if o.Batch {
-		parts = append(parts, "batched replies and deletes")
+		parts = append(parts, "workers' replies and deletes batched")
 	}
 	parts = append(parts, fmt.Sprintf("gallery refresh %s", cfg.GalleryRefresh))
 	return strings.Join(parts, ", ")

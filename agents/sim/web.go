@@ -4,9 +4,9 @@ import "time"
 
 // webAgent models agents/web's path of a request: the upload check, the
 // input PUT, the send; the one reply consumer (long polls of up to
-// ReplyBatch replies, each routed, then all deleted in one call); and each waiting
-// call, woken by its reply or finding its result by polling the store at a
-// doubling interval.
+// ReplyBatch replies, each routed, then all deleted in one call); and each
+// waiting call, woken by its reply or finding its result by polling the
+// store at a doubling interval.
 type webAgent struct {
 	s       *sim
 	replies []int

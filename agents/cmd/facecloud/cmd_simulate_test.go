@@ -71,7 +71,7 @@ func TestSimulateWorkloadsAndPolicies(t *testing.T) {
 		"poisson":          {[]string{"--workload", "poisson", "--rate", "2", "--duration", "2m"}, "Poisson stream of 2 requests/s"},
 		"daily":            {[]string{"--workload", "daily", "--trough", "0.01", "--peak", "0.1", "--duration", "1h"}, "daily cycle 0.01..0.1"},
 		"replay":           {[]string{"--workload", "replay", "--replay", replay}, "answered:  4 of 4"},
-		"cheaper paths":    {[]string{"--no-result-object", "--image-in-message", "--batch", "--gallery-refresh", "30s"}, "result in the reply (no result object), image in the message, batched replies and deletes, gallery refresh 30s"},
+		"cheaper paths":    {[]string{"--no-result-object", "--image-in-message", "--batch", "--gallery-refresh", "30s"}, "result in the reply (no result object), image in the message, workers' replies and deletes batched, gallery refresh 30s"},
 		"engine override":  {[]string{"--engine", "113ms"}, "engine lognormal median 113ms"},
 		"print params":     {[]string{"--print-params"}, "brevdev/ec2-coldboot-research"},
 		"print prices":     {[]string{"--print-prices"}, "rekognition_search_per_1000"},
