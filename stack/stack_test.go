@@ -4,11 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/acm"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
@@ -926,6 +928,10 @@ func TestOutputs(t *testing.T) {
 	models := fakeModels(t)
 	got := map[string]string{}
 	var mu sync.Mutex
+	// An output made from a plain value (pulumi.String(...).ToStringOutput())
+	// belongs to no resource, so RunErr does not wait for its ApplyT: each
+	// apply signals its value instead.
+	var applied sync.WaitGroup
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		c, err := loadConfig(ctx)
 		if err != nil {
@@ -940,7 +946,9 @@ func TestOutputs(t *testing.T) {
 			return err
 		}
 		for k, v := range out {
+			applied.Add(1)
 			v.ApplyT(func(s string) string {
+				defer applied.Done()
 				mu.Lock()
 				got[k] = s
 				mu.Unlock()
@@ -952,6 +960,17 @@ func TestOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { applied.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("some stack outputs never resolved; resolved: %v", slices.Sorted(maps.Keys(got)))
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	suffix := awsres.BucketSuffix(mockAccount, mockRegion)
 	lbName := "facecloud-test-lb"
 	want := map[string]string{
