@@ -138,7 +138,7 @@ func defaults(project, stack string) Config {
 		MinWorkers:          0,
 		MaxWorkers:          20,
 		IdleExit:            5 * time.Minute,
-		GalleryRefresh:      2 * time.Second,
+		GalleryRefresh:      awsres.DefaultGalleryRefresh,
 		WebHosts:            2,
 		WebPort:             80,
 		AllowedCidrs:        []string{},
@@ -357,9 +357,8 @@ func (c Config) Validate() error {
 	if c.IdleExit < minIdleExit || c.IdleExit > time.Hour {
 		bad("idleExit %s out of range %s..1h", c.IdleExit, minIdleExit)
 	}
-	// The worker's own range for --gallery-refresh.
-	if c.GalleryRefresh < 100*time.Millisecond || c.GalleryRefresh > 10*time.Minute {
-		bad("galleryRefresh %s out of range 100ms..10m", c.GalleryRefresh)
+	if err := awsres.ValidGalleryRefresh(c.GalleryRefresh); err != nil {
+		bad("galleryRefresh: %v", err)
 	}
 	if c.WebPort < 1 || c.WebPort > 65535 || c.WebPort == 22 {
 		bad("webPort %d out of range 1..65535 (22 is refused: there is no SSH)", c.WebPort)

@@ -48,10 +48,11 @@ func workerEnv(c Config, names awsres.Names, requestsURL, repliesURL string) map
 		"FACECLOUD_REPLIES":  repliesURL,
 		// Replies go to the queue of the web host that sent the request;
 		// the shared queue takes those of requests that name none.
-		"FACECLOUD_REPLY_PREFIX":    replyPrefixURL(requestsURL, names),
-		"FACECLOUD_INPUT":           storeURL(names.InputBucket, c.Region),
-		"FACECLOUD_OUTPUT":          storeURL(names.OutputBucket, c.Region),
-		"FACECLOUD_IDLE_EXIT":       c.IdleExit.String(),
+		"FACECLOUD_REPLY_PREFIX": replyPrefixURL(requestsURL, names),
+		"FACECLOUD_INPUT":        storeURL(names.InputBucket, c.Region),
+		"FACECLOUD_OUTPUT":       storeURL(names.OutputBucket, c.Region),
+		"FACECLOUD_IDLE_EXIT":    c.IdleExit.String(),
+		// Enrolments and erasures made elsewhere reach the worker within this.
 		"FACECLOUD_GALLERY_REFRESH": c.GalleryRefresh.String(),
 		// The worker's heartbeat must match the queue it extends.
 		"FACECLOUD_VISIBILITY":   c.Queue.VisibilityTimeout.String(),

@@ -182,6 +182,19 @@ func (s QueueSettings) Validate() error {
 	return nil
 }
 
+// DefaultGalleryRefresh is how often a worker lists the gallery for
+// enrolments and erasures made elsewhere (its --gallery-refresh, the
+// stack's galleryRefresh): each listing is an S3 LIST.
+const DefaultGalleryRefresh = 2 * time.Second
+
+// ValidGalleryRefresh states the range a worker's gallery refresh may take.
+func ValidGalleryRefresh(d time.Duration) error {
+	if d < 100*time.Millisecond || d > 10*time.Minute {
+		return fmt.Errorf("gallery refresh %s out of range 100ms..10m", d)
+	}
+	return nil
+}
+
 func seconds(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
 
 // RequestQueueAttributes are the SQS attributes of the request queue, less

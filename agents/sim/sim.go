@@ -21,6 +21,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/facecloud/facecloud/agents/awsres"
+
 	"github.com/facecloud/facecloud/agents/platform/asgfleet"
 	"github.com/facecloud/facecloud/agents/scaler"
 	"github.com/facecloud/facecloud/agents/web"
@@ -169,8 +171,8 @@ func (c Config) Validate() error {
 	if c.Web.ReplyWait < 0 || c.Web.ReplyWait > 20*time.Second {
 		bad("web reply wait %s out of range 0..20s", c.Web.ReplyWait)
 	}
-	if c.GalleryRefresh < 100*time.Millisecond || c.GalleryRefresh > 10*time.Minute {
-		bad("gallery refresh %s out of range 100ms..10m", c.GalleryRefresh)
+	if err := awsres.ValidGalleryRefresh(c.GalleryRefresh); err != nil {
+		bad("%v", err)
 	}
 	if n := len(c.Workload.Arrivals); n < 1 || n > MaxRequests {
 		bad("workload has %d requests; allowed 1..%d", n, MaxRequests)

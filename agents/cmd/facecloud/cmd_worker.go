@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/facecloud/facecloud/agents/awsres"
 	"github.com/facecloud/facecloud/agents/gallery"
 	"github.com/facecloud/facecloud/agents/platform"
 	"github.com/facecloud/facecloud/agents/platform/procfleet"
@@ -50,15 +51,16 @@ func (wf *workerFlags) register(fs *flag.FlagSet, env *environment, prefix strin
 	fs.BoolVar(&wf.cfg.AnswerObjects, "answer-objects", def.AnswerObjects, "also store each answer as a text object named after the image's file name without extension, as the course's output bucket does")
 	fs.StringVar(&wf.modelsDir, "models", modelsDirDefault(env), "model directory")
 	fs.Float64Var(&wf.threshold, "threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
-	fs.DurationVar(&wf.galleryRefresh, "gallery-refresh", 2*time.Second, "how often the gallery is re-listed for new enrolments (100ms..10m)")
+	fs.DurationVar(&wf.galleryRefresh, "gallery-refresh", awsres.DefaultGalleryRefresh, "how often the gallery is re-listed for new enrolments (100ms..10m)")
 }
 
 func (wf *workerFlags) validate() error {
 	switch {
 	case math.IsNaN(wf.threshold) || wf.threshold < 0 || wf.threshold > 2:
 		return fmt.Errorf("threshold %v out of range 0..2", wf.threshold)
-	case wf.galleryRefresh < 100*time.Millisecond || wf.galleryRefresh > 10*time.Minute:
-		return fmt.Errorf("gallery refresh %s out of range 100ms..10m", wf.galleryRefresh)
+	}
+	if err := awsres.ValidGalleryRefresh(wf.galleryRefresh); err != nil {
+		return err
 	}
 	return wf.cfg.Validate()
 }
