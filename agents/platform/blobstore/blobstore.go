@@ -192,27 +192,48 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 }
 
+// Page sizes of a listing. fileblob walks the whole directory for every
+// page and stats each file it passes (and tries to open its metadata
+// sidecar) before it skips what earlier pages returned, so pages of 1,000
+// make a listing of n objects cost n²/1,000 of those calls: 16 s of CPU
+// for the 72,000 objects of a busy week, which the retention sweeper lists
+// at every start and every hour. A file store's pages start at 10,000 and
+// double, so a listing walks the directory about log₂(n/10,000) times and
+// a page's slice (which gocloud allocates at its full size) stays near the
+// size of the listing. S3 returns at most 1,000 a page whatever is asked.
+const (
+	firstFilePage = 10_000
+	maxFilePage   = 1 << 20
+	otherPage     = 1000
+)
+
 func (s *Store) list(ctx context.Context, prefix string) ([]string, error) {
-	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	opts := &blob.ListOptions{Prefix: prefix}
+	pageSize := otherPage
+	if s.root != "" {
+		pageSize = firstFilePage
+	}
 	var keys []string
-	for {
+	// The last page comes with no token for another.
+	for token := blob.FirstPageToken; len(token) > 0; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		obj, err := it.Next(ctx)
-		// The end of the listing is io.EOF itself. A failed request can
-		// wrap io.EOF too (a connection closed under it), and must not pass
-		// for the end: that would turn an outage into an empty listing.
-		if err == io.EOF { //nolint:errorlint // see above
-			break
-		}
+		var page []*blob.ListObject
+		var err error
+		page, token, err = s.bucket.ListPage(ctx, token, pageSize, opts)
 		if err != nil {
 			return nil, fmt.Errorf("list %q: %w", prefix, mapErr(err))
 		}
-		if obj.IsDir || (s.hideTemp && fileblobTemp.MatchString(obj.Key)) {
-			continue
+		for _, obj := range page {
+			if obj.IsDir || (s.hideTemp && fileblobTemp.MatchString(obj.Key)) {
+				continue
+			}
+			keys = append(keys, obj.Key)
 		}
-		keys = append(keys, obj.Key)
+		if s.root != "" {
+			pageSize = min(2*pageSize, maxFilePage)
+		}
 	}
 	// Buckets list in lexicographic order already (S3 and fileblob both);
 	// sorting again costs little and makes the contract independent of it.

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore NewStore) {
 		"NotFound":          testNotFound,
 		"Exists":            testExists,
 		"ListPrefixSorted":  testListPrefixSorted,
+		"ListManyPages":     testListManyPages,
 		"Subdirectories":    testSubdirectories,
 		"ConcurrentPutsGet": testConcurrentPuts,
 		"Delete":            testDelete,
@@ -172,6 +173,55 @@ func testListPrefixSorted(t *testing.T, s platform.Store) {
 				t.Fatalf("List(%q) = %q, want %q", c.prefix, got, c.want)
 			}
 		})
+	}
+}
+
+// testListManyPages lists more keys than a page of S3 or of fileblob's
+// default holds: List returns every one, in order, and none from beside
+// the prefix.
+func testListManyPages(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	const n = 1100 // S3 pages hold 1,000
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("many/%05d", i)
+	}
+	keys := append([]string{"man", "manz/0", "mana"}, want...)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(keys))
+	next := make(chan string)
+	for range 16 {
+		wg.Go(func() {
+			for k := range next {
+				if err := s.Put(ctx, k, []byte(k), "application/octet-stream"); err != nil {
+					errs <- fmt.Errorf("Put(%q): %w", k, err)
+				}
+			}
+		})
+	}
+	// Put in an order that is neither sorted nor reverse-sorted.
+	for i := range keys {
+		next <- keys[(i*7919)%len(keys)]
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, "many/")
+	if err != nil {
+		t.Fatalf("List(many/): %v", err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("List(many/) = %d keys (first %q, last %q), want the %d keys many/00000..many/%05d", len(got), got[:min(len(got), 1)], got[max(len(got)-1, 0):], n, n-1)
+	}
+	all, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatalf("List(\"\"): %v", err)
+	}
+	if len(all) != len(keys) {
+		t.Fatalf("List(\"\") = %d keys, want %d", len(all), len(keys))
 	}
 }
 
