@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"gocloud.dev/blob"
@@ -40,6 +41,11 @@ type Store struct {
 	// removes the directories it leaves empty, so no file name (a person's
 	// name in gallery/<person>/) outlives the objects under it.
 	root string
+	// dirs orders a file store's Puts (shared) against the removal of
+	// empty directories (exclusive) within this process, so that no Put
+	// finds its directory removed between making it and writing its file
+	// there. Another process's Delete still can: Put then writes again.
+	dirs sync.RWMutex
 }
 
 var _ platform.Store = (*Store)(nil)
@@ -115,9 +121,14 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	if contentType != "" {
 		opts = &blob.WriterOptions{ContentType: contentType}
 	}
+	if s.root != "" {
+		s.dirs.RLock()
+		defer s.dirs.RUnlock()
+	}
 	err := s.bucket.WriteAll(ctx, key, data, opts)
 	// In a file store, a Delete of the directory's last object removes the
-	// directory (removeEmptyDirs); a write into it at that moment finds it
+	// directory (removeEmptyDirs). In another process, that can come while
+	// this write is under way (see dirs): a write into it then finds it
 	// gone between creating it and creating its file in it, or finds it
 	// created and removed again while it makes it (EEXIST from MkdirAll).
 	// Writing again creates it again: a directory is only ever removed
@@ -274,6 +285,8 @@ func (s *Store) removeEmptyDirs(key string) {
 	if s.root == "" {
 		return
 	}
+	s.dirs.Lock()
+	defer s.dirs.Unlock()
 	parts := strings.Split(key, "/")
 	for n := len(parts) - 1; n >= 2; n-- {
 		dir := filepath.Join(append([]string{s.root}, parts[:n]...)...)
