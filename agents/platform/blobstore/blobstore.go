@@ -207,8 +207,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 // page and stats each file it passes (and tries to open its metadata
 // sidecar) before it skips what earlier pages returned, so pages of 1,000
 // make a listing of n objects cost n²/1,000 of those calls: 16 s of CPU
-// for the 72,000 objects of a busy week, which the retention sweeper lists
-// at every start and every hour. A file store's pages start at 10,000 and
+// for a store of 36,000 inputs and as many Results, which the retention
+// sweeper lists at every start and every hour. A file store's pages start at 10,000 and
 // double, so a listing walks the directory about log₂(n/10,000) times and
 // a page's slice (which gocloud allocates at its full size) stays near the
 // size of the listing. S3 returns at most 1,000 a page whatever is asked.
