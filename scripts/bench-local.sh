@@ -27,6 +27,11 @@
 #    the machine moves much less than it moves wall time; and that CPU
 #    split into the web agent's, the workers' and the load generator's.
 #
+# RUNS=N repeats the run (the start of facecloud local and steps 2-4) N
+# times (default 1), each on a fresh copy of the enrolled store, and then prints the lowest, median and highest of each
+# figure: on a shared or virtual machine one run moves by a third from the
+# next (docs/benchmarks.md), so a verdict needs several.
+#
 # WORKERS=N sets the worker processes (default the number of CPUs), and
 # LOCAL_FLAGS passes more flags to facecloud local, for example
 # LOCAL_FLAGS="--worker-concurrency 1" to compare fleet shapes.
@@ -43,6 +48,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dataset=${FACECLOUD_DATASET:-$root/../shared/datasets/cse546}
 workers=${WORKERS:-$(nproc)}
+runs=${RUNS:-1}
+case $runs in ''|*[!0-9]*|0) echo "bench-local.sh: RUNS=$runs: want a whole number of runs, 1 or more" >&2; exit 1 ;; esac
 profile_dir=${PROFILE:-}
 [ -z "$profile_dir" ] || { mkdir -p "$profile_dir" && profile_dir=$(cd "$profile_dir" && pwd); }
 [ -f "$dataset/face_images_1000.zip" ] || { echo "bench-local.sh: no course dataset at $dataset (set FACECLOUD_DATASET)" >&2; exit 1; }
@@ -78,7 +85,8 @@ unzip -q "$dataset/face_images_100.zip" -d "$work/g"
 unzip -q "$dataset/face_images_1000.zip" -d "$work/r"
 gallery_dir=$(dirname "$(find "$work/g" -name '*.jpg' | head -n 1)")
 requests_dir=$(dirname "$(find "$work/r" -name '*.jpg' | head -n 1)")
-"$fc" enroll --data "$work/data" --images "$gallery_dir" --labels "$dataset/classification_100.csv" >/dev/null 2>"$work/enroll.log"
+# Enrolled once; each run starts from a copy, so no run meets another's store.
+"$fc" enroll --data "$work/enrolled" --images "$gallery_dir" --labels "$dataset/classification_100.csv" >/dev/null 2>"$work/enroll.log"
 
 # children_cpu prints the children's user and system seconds from the
 # output of bash's times in FILE (its second line: "0m1.234s 0m0.056s").
@@ -110,6 +118,11 @@ cpu_seconds() {
   echo "$web $workers"
 }
 
+# one_run runs the reference, the service and the reference again, prints
+# the run's figures and appends them to $work/runs.jsonl.
+one_run() {
+rm -rf "$work/data"
+cp -a "$work/enrolled" "$work/data"
 reference before
 
 pprof_flag=()
@@ -193,7 +206,8 @@ reference after
 tail -n +2 "$dataset/classification_1000.csv" | tr -d '\r' | tr ',' ':' | sort >"$work/want.txt"
 agree=$(sort "$work/recognize.txt" | comm -12 - "$work/want.txt" | wc -l)
 
-jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --argjson o "$overhead" \
+local out
+out=$(jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --argjson o "$overhead" \
   --argjson rb "$(cat "$work/ref-before.wall")" --argjson ra "$(cat "$work/ref-after.wall")" \
   --argjson cb "$(cat "$work/ref-before.cpu")" --argjson ca "$(cat "$work/ref-after.cpu")" \
   --argjson cpu "$(awk -v a="$web0" -v b="$web1" -v c="$workers0" -v d="$workers1" 'BEGIN {print b - a + d - c}')" \
@@ -213,4 +227,25 @@ jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --arg
   "reference: facecloud recognize, same 1000 images, one process: \($rb | . * 100 | round / 100) s before, \($ra | . * 100 | round / 100) s after: \($rt | . * 10 | round / 10) img/s, \($agree)/1000 agree",
   "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)",
   "CPU per request: service (web agent and workers) \($sc * 1000 | . * 10 | round / 10) ms, engine alone \($rc * 1000 | . * 10 | round / 10) ms: ratio \($rc / $sc | . * 100 | round / 100)",
-  "  of the service: web agent \($webcpu / $s.requests * 1000 | . * 10 | round / 10) ms, workers \(($cpu - $webcpu) / $s.requests * 1000 | . * 10 | round / 10) ms; the load generator (facecloud submit) \($clientcpu / $s.requests * 1000 | . * 10 | round / 10) ms on the same cores"'
+  "  of the service: web agent \($webcpu / $s.requests * 1000 | . * 10 | round / 10) ms, workers \(($cpu - $webcpu) / $s.requests * 1000 | . * 10 | round / 10) ms; the load generator (facecloud submit) \($clientcpu / $s.requests * 1000 | . * 10 | round / 10) ms on the same cores",
+  "#run " + ({ratio: ($s.throughput_per_second / $rt), cpu_ratio: ($rc / $sc), over_p50: $o.over_p50, over_p95: $o.over_p95,
+    web_ms: ($webcpu / $s.requests * 1000), workers_ms: (($cpu - $webcpu) / $s.requests * 1000), engine_ms: ($rc * 1000),
+    correct: $s.correct} | tojson)')
+grep -v '^#run ' <<<"$out"
+sed -n 's/^#run //p' <<<"$out" >>"$work/runs.jsonl"
+}
+
+for run in $(seq "$runs"); do
+  [ "$runs" = 1 ] || echo "== run $run of $runs" | tee /dev/stderr
+  one_run
+done
+[ "$runs" = 1 ] || jq -s -r '
+  def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def r(d): . * d | round / d;
+  . as $runs |
+  "\(length) runs: lowest / median / highest",
+  (["throughput ratio", "ratio", 100], ["CPU ratio", "cpu_ratio", 100], ["overhead p50 one at a time (ms)", "over_p50", 10],
+   ["overhead p95 one at a time (ms)", "over_p95", 10], ["CPU per request, web agent (ms)", "web_ms", 10],
+   ["CPU per request, workers (ms)", "workers_ms", 10], ["CPU per image, engine alone (ms)", "engine_ms", 10], ["answers correct (of 1000)", "correct", 1]) as [$name, $k, $d] |
+  ($runs | map(.[$k])) as $v |
+  "  \($name): \($v | min | r($d)) / \($v | median | r($d)) / \($v | max | r($d))"' "$work/runs.jsonl"
