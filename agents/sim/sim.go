@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/facecloud/facecloud/agents/awsres"
-
 	"github.com/facecloud/facecloud/agents/platform/asgfleet"
 	"github.com/facecloud/facecloud/agents/scaler"
 	"github.com/facecloud/facecloud/agents/web"
