@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -25,6 +26,14 @@ func TestWorkerKilled(t *testing.T) {
 	local, base := startLocal(t, data, "--open-recognition", "--min-workers", "2", "--max-workers", "2", "--worker-concurrency", "4",
 		"--visibility", "4s", "--heartbeat", "1s")
 	local.waitLog(t, regexp.MustCompile(`(?s)worker ready.*worker ready`), time.Minute)
+	// Each process sized to its share of the cores: the workers split
+	// them, the web agent takes a quarter (--web-procs, --worker-procs).
+	m := local.waitLog(t, regexp.MustCompile(`msg="facecloud local running".* cores=(\d+) web_procs=(\d+) worker_procs=(\d+)`), time.Second)
+	cores, _ := strconv.Atoi(m[1])
+	if want := fmt.Sprintf("%d %d", max(cores/2, 1), (cores+3)/4); m[3]+" "+m[2] != want || cores < 1 {
+		t.Fatalf("on %d cores: worker_procs=%s web_procs=%s; want %s", cores, m[3], m[2], want)
+	}
+	local.waitLog(t, regexp.MustCompile(fmt.Sprintf(`(?s)msg="worker ready".* procs=%s .*msg="worker ready".* procs=%s `, m[3], m[3])), time.Second)
 
 	files := c.Files[:300]
 	var answered atomic.Int64

@@ -30,7 +30,12 @@
 # RUNS=N repeats the run (the start of facecloud local and steps 2-4) N
 # times (default 1), each on a fresh copy of the enrolled store, and then prints the lowest, median and highest of each
 # figure: on a shared or virtual machine one run moves by a third from the
-# next (docs/benchmarks.md), so a verdict needs several.
+# next (docs/benchmarks.md), so a verdict needs several. Each run's store
+# stays until the script ends: on ext4 without a journal, creating a file
+# costs several times more for up to six minutes after many files near it
+# were deleted (docs/benchmarks.md, "File creation after deletions"), so removing
+# one run's store would weigh on the next run's service, not on its
+# reference. Each run prints what creating a file beside its store costs.
 #
 # WORKERS=N sets the worker processes (default the number of CPUs), and
 # LOCAL_FLAGS passes more flags to facecloud local, for example
@@ -101,7 +106,7 @@ reference() {
   echo "== reference ($1): facecloud recognize on the same 1000 images" >&2
   local t0 t1
   t0=$(date +%s.%N)
-  ( "$fc" recognize --data "$work/data" "$requests_dir" >"$work/recognize.txt"; times >"$work/times-$1.txt" )
+  ( "$fc" recognize --data "$data" "$requests_dir" >"$work/recognize.txt"; times >"$work/times-$1.txt" )
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >"$work/ref-$1.wall"
   children_cpu "$work/times-$1.txt" >"$work/ref-$1.cpu"
@@ -121,14 +126,22 @@ cpu_seconds() {
 # one_run runs the reference, the service and the reference again, prints
 # the run's figures and appends them to $work/runs.jsonl.
 one_run() {
-rm -rf "$work/data"
-cp -a "$work/enrolled" "$work/data"
+data="$work/run-$run/data"
+mkdir -p "$work/run-$run"
+cp -a "$work/enrolled" "$data"
+# What creating a file next to the store costs now (500 files, one touch).
+mkdir "$work/run-$run/probe"
+local c0 c1
+c0=$(date +%s%N)
+(cd "$work/run-$run/probe" && touch $(seq -f 'f%g' 500))
+c1=$(date +%s%N)
+create_us=$(( (c1 - c0) / 500000 ))
 reference before
 
 pprof_flag=()
 [ -z "$profile_dir" ] || pprof_flag=(--pprof 127.0.0.1:0)
 echo "== facecloud local ($workers workers, started up front)" >&2
-"$fc" local --addr 127.0.0.1:0 --data "$work/data" --min-workers "$workers" --max-workers "$workers" "${pprof_flag[@]}" ${LOCAL_FLAGS:-} \
+"$fc" local --addr 127.0.0.1:0 --data "$data" --min-workers "$workers" --max-workers "$workers" "${pprof_flag[@]}" ${LOCAL_FLAGS:-} \
   >"$work/local.out" 2>"$work/local.log" &
 local_pid=$!
 url=
@@ -142,7 +155,7 @@ done
 [ -n "$url" ] || { echo "bench-local.sh: facecloud local did not start" >&2; tail -n 20 "$work/local.log" >&2; exit 1; }
 url=${url%/}
 # local creates an admin key on its first start; the requests carry it.
-key=$(tr -d '\n' <"$work/data/admin.key")
+key=$(tr -d '\n' <"$data/admin.key")
 
 # profile PHASE SECONDS takes CPU profiles of the web agent and every
 # worker in the background (PROFILE only); profile_wait waits for them.
@@ -174,7 +187,7 @@ read -r web0 workers0 < <(cpu_seconds)
 read -r web1 workers1 < <(cpu_seconds)
 client_cpu=$(children_cpu "$work/times-submit.txt")
 profile_wait
-rec_stats=$(cat "$work/data/store/results/"*.json | jq -s '
+rec_stats=$(cat "$data/store/results/"*.json | jq -s '
   [.[].recognition_ms] | sort | {n: length, mean: (add / length), p50: .[(length * 0.50 | floor)], p95: .[(length * 0.95 | floor)]}')
 
 echo "== the HTTP exchange alone: 200 calls of GET /healthz one at a time (curl)" >&2
@@ -212,7 +225,7 @@ out=$(jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats"
   --argjson cb "$(cat "$work/ref-before.cpu")" --argjson ca "$(cat "$work/ref-after.cpu")" \
   --argjson cpu "$(awk -v a="$web0" -v b="$web1" -v c="$workers0" -v d="$workers1" 'BEGIN {print b - a + d - c}')" \
   --argjson webcpu "$(awk -v a="$web0" -v b="$web1" 'BEGIN {print b - a}')" \
-  --argjson clientcpu "$client_cpu" --argjson floor "$floor" \
+  --argjson clientcpu "$client_cpu" --argjson floor "$floor" --argjson create "$create_us" \
   --arg agree "$agree" --arg workers "$workers" --arg cpus "$(nproc)" '
   (($rb + $ra) / 2) as $rs | (1000 / $rs) as $rt | (($cb + $ca) / 2000) as $rc | ($cpu / $s.requests) as $sc |
   "facecloud local, \($workers) workers on \($cpus) CPUs, course workload (1000 requests, concurrency 100)",
@@ -228,15 +241,18 @@ out=$(jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats"
   "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)",
   "CPU per request: service (web agent and workers) \($sc * 1000 | . * 10 | round / 10) ms, engine alone \($rc * 1000 | . * 10 | round / 10) ms: ratio \($rc / $sc | . * 100 | round / 100)",
   "  of the service: web agent \($webcpu / $s.requests * 1000 | . * 10 | round / 10) ms, workers \(($cpu - $webcpu) / $s.requests * 1000 | . * 10 | round / 10) ms; the load generator (facecloud submit) \($clientcpu / $s.requests * 1000 | . * 10 | round / 10) ms on the same cores",
+  "creating a file beside the store before the run: \($create) µs (tens on a settled disk, hundreds after many deletions nearby)",
   "#run " + ({ratio: ($s.throughput_per_second / $rt), cpu_ratio: ($rc / $sc), over_p50: $o.over_p50, over_p95: $o.over_p95,
     web_ms: ($webcpu / $s.requests * 1000), workers_ms: (($cpu - $webcpu) / $s.requests * 1000), engine_ms: ($rc * 1000),
-    correct: $s.correct} | tojson)')
+    create_us: $create, correct: $s.correct} | tojson)')
 grep -v '^#run ' <<<"$out"
 sed -n 's/^#run //p' <<<"$out" >>"$work/runs.jsonl"
 }
 
 for run in $(seq "$runs"); do
-  [ "$runs" = 1 ] || echo "== run $run of $runs" | tee /dev/stderr
+  # Twice, not through tee /dev/stderr: that reopens the file and
+  # truncates it when both streams go to one file.
+  [ "$runs" = 1 ] || { echo "== run $run of $runs"; echo "== run $run of $runs" >&2; }
   one_run
 done
 [ "$runs" = 1 ] || jq -s -r '
@@ -246,6 +262,7 @@ done
   "\(length) runs: lowest / median / highest",
   (["throughput ratio", "ratio", 100], ["CPU ratio", "cpu_ratio", 100], ["overhead p50 one at a time (ms)", "over_p50", 10],
    ["overhead p95 one at a time (ms)", "over_p95", 10], ["CPU per request, web agent (ms)", "web_ms", 10],
-   ["CPU per request, workers (ms)", "workers_ms", 10], ["CPU per image, engine alone (ms)", "engine_ms", 10], ["answers correct (of 1000)", "correct", 1]) as [$name, $k, $d] |
+   ["CPU per request, workers (ms)", "workers_ms", 10], ["CPU per image, engine alone (ms)", "engine_ms", 10],
+   ["creating a file beside the store (µs)", "create_us", 1], ["answers correct (of 1000)", "correct", 1]) as [$name, $k, $d] |
   ($runs | map(.[$k])) as $v |
   "  \($name): \($v | min | r($d)) / \($v | median | r($d)) / \($v | max | r($d))"' "$work/runs.jsonl"

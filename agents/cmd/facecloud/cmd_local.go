@@ -71,6 +71,7 @@ flags:`)
 	// retires, down to --min-workers.
 	wf.register(fs, env, "worker-", min(2, worker.DefaultConfig.Concurrency), localIdleExit)
 	data := fs.String("data", "", "data directory: queues in DIR/queue.db, images, results and gallery in DIR/store")
+	webProcs := fs.Int("web-procs", 0, "cores this process (web agent, scaler, fleet) runs on at once (GOMAXPROCS); 0: a quarter of the CPUs, at least 1 (0..1024)")
 	memLimit := memoryLimitFlag(fs)
 	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(env, fs, args); err != nil {
@@ -87,6 +88,9 @@ flags:`)
 	}
 	wf.cfg.Name = "local"
 	if err := wf.validate(); err != nil {
+		return err
+	}
+	if err := validProcs("web-procs", *webProcs); err != nil {
 		return err
 	}
 	if err := scfg.Validate(); err != nil {
@@ -116,6 +120,12 @@ flags:`)
 	defer lock.Release()
 	log := newLogger(env)
 	setMemoryLimit(env, log, *memLimit, wcfg.UploadMemory)
+	// Each process sized to its share of the cores (localProcs); this
+	// one's restored on return, for the tests that run this in their
+	// process.
+	cores := runtime.GOMAXPROCS(0)
+	webP, workerP := localProcs(cores, scfg.Policy.Max, *webProcs, wf.procs)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(webP))
 	stopPprof, err := startPprof(*pprofAddr, log)
 	if err != nil {
 		return err
@@ -184,6 +194,7 @@ flags:`)
 		"--models", wf.modelsDir,
 		"--threshold", strconv.FormatFloat(wf.threshold, 'g', -1, 64),
 		"--gallery-refresh", wf.galleryRefresh.String(),
+		"--procs", strconv.Itoa(workerP),
 		"--answer-objects=" + strconv.FormatBool(wf.cfg.AnswerObjects),
 		// Local workers serve no metrics (the variable may be set for
 		// this process).
@@ -235,7 +246,8 @@ flags:`)
 		scheme = "https"
 	}
 	log.Info("facecloud local running", "url", scheme+"://"+ln.Addr().String()+"/", "data", *data,
-		"min_workers", scfg.Policy.Min, "max_workers", scfg.Policy.Max, "worker_concurrency", wf.cfg.Concurrency, "idle_exit", wf.cfg.IdleExit)
+		"min_workers", scfg.Policy.Min, "max_workers", scfg.Policy.Max, "worker_concurrency", wf.cfg.Concurrency, "idle_exit", wf.cfg.IdleExit,
+		"cores", cores, "web_procs", webP, "worker_procs", workerP)
 
 	// Asked to stop (Ctrl-C, SIGTERM), the web agent drains: it refuses
 	// new requests and answers the calls in progress, while the scaler

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -35,6 +36,10 @@ type workerFlags struct {
 	modelsDir      string
 	threshold      float64
 	galleryRefresh time.Duration
+	// procs is the worker's GOMAXPROCS (0: see register), set by the flag
+	// named procsFlag.
+	procs     int
+	procsFlag string
 }
 
 // register adds the worker flags to fs; prefix ("worker-" in local) is put
@@ -52,6 +57,12 @@ func (wf *workerFlags) register(fs *flag.FlagSet, env *environment, prefix strin
 	fs.StringVar(&wf.modelsDir, "models", modelsDirDefault(env), "model directory")
 	fs.Float64Var(&wf.threshold, "threshold", gallery.DefaultThreshold, "largest descriptor distance taken as a match (0..2)")
 	fs.DurationVar(&wf.galleryRefresh, "gallery-refresh", awsres.DefaultGalleryRefresh, "how often the gallery is re-listed for new enrolments (100ms..10m)")
+	procsHelp := "cores this worker's goroutines run on at once (GOMAXPROCS); 0: Go's default, every CPU it may use (0..1024)"
+	if prefix != "" {
+		procsHelp = "cores each worker process runs on at once (GOMAXPROCS); 0: the CPUs divided by --max-workers, at least 1 (0..1024)"
+	}
+	wf.procsFlag = prefix + "procs"
+	fs.IntVar(&wf.procs, wf.procsFlag, 0, procsHelp)
 }
 
 func (wf *workerFlags) validate() error {
@@ -60,6 +71,9 @@ func (wf *workerFlags) validate() error {
 		return fmt.Errorf("threshold %v out of range 0..2", wf.threshold)
 	}
 	if err := awsres.ValidGalleryRefresh(wf.galleryRefresh); err != nil {
+		return err
+	}
+	if err := validProcs(wf.procsFlag, wf.procs); err != nil {
 		return err
 	}
 	return wf.cfg.Validate()
@@ -136,6 +150,10 @@ flags:`)
 	}
 	if err := wf.validate(); err != nil {
 		return err
+	}
+	if wf.procs > 0 {
+		// Restored on return, for the tests that run this in their process.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(wf.procs))
 	}
 	log := newLogger(env).With("agent", "worker")
 	stopPprof, err := startPprof(*pprofAddr, log.With("name", wf.cfg.Name))
@@ -260,7 +278,7 @@ flags:`)
 		}
 		defer stopMetrics()
 	}
-	log.Info("worker ready", "name", wf.cfg.Name, "gallery_faces", follower.Faces(), "collections", len(follower.Collections()), "startup", time.Since(t0).Round(time.Millisecond))
+	log.Info("worker ready", "name", wf.cfg.Name, "procs", runtime.GOMAXPROCS(0), "gallery_faces", follower.Faces(), "collections", len(follower.Collections()), "startup", time.Since(t0).Round(time.Millisecond))
 	if notifier != nil {
 		if err := notifier.Ready(); err != nil {
 			return err

@@ -33,6 +33,7 @@ var envOverrides = map[string]string{
 	"worker concurrency": "FACECLOUD_WORKER_CONCURRENCY",
 	"worker drain":       "FACECLOUD_WORKER_DRAIN",
 	"worker name":        "FACECLOUD_WORKER_NAME",
+	"worker procs":       "FACECLOUD_WORKER_PROCS",
 	"scaler interval":    "FACECLOUD_SCALER_INTERVAL",
 	"local interval":     "FACECLOUD_SCALER_INTERVAL",
 	"scaler metrics":     "FACECLOUD_METRICS_ADDR",
