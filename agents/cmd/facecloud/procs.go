@@ -26,8 +26,9 @@ func validProcs(flag string, n int) error {
 //
 // A worker gets the cores divided among the most workers the fleet runs,
 // at least one: the fleet's size, not each worker, is the parallelism. The
-// web agent needs about a fifth of the engine's CPU per request, so it gets
-// a quarter of the cores, at least one.
+// web agent spends about a quarter of the engine's CPU per request, a fifth
+// of the machine once the engines keep it busy, so it gets a quarter of the
+// cores, at least one.
 func localProcs(cores, maxWorkers, web, worker int) (webProcs, workerProcs int) {
 	cores = max(cores, 1)
 	webProcs, workerProcs = web, worker
