@@ -26,6 +26,10 @@
 #    the service would reach with the cores to itself, which other load on
 #    the machine moves much less than it moves wall time; and that CPU
 #    split into the web agent's, the workers' and the load generator's.
+#    Beside it, the context switches per request of the web agent and of
+#    the workers, and per image of the engine alone: each costs CPU, and
+#    on some virtual machines far more than on hardware, so the script also
+#    prints what a round trip between two processes costs on the machine.
 #
 # RUNS=N repeats the run (the start of facecloud local and steps 2-4) N
 # times (default 1), each on a fresh copy of the enrolled store, and then prints the lowest, median and highest of each
@@ -47,7 +51,8 @@
 # a time (DIR/seq-*.pprof), and an execution trace of the web agent and of
 # one worker during the latter (DIR/seq-*.trace).
 #
-# Needs curl and jq (installed with apt-get when missing and run as root).
+# Needs curl, jq and python3 (installed with apt-get when missing and run
+# as root).
 # Other load on the machine skews the figures: run it on a quiet machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +64,7 @@ profile_dir=${PROFILE:-}
 [ -z "$profile_dir" ] || { mkdir -p "$profile_dir" && profile_dir=$(cd "$profile_dir" && pwd); }
 [ -f "$dataset/face_images_1000.zip" ] || { echo "bench-local.sh: no course dataset at $dataset (set FACECLOUD_DATASET)" >&2; exit 1; }
 
-for tool in curl jq; do
+for tool in curl jq python3; do
   if ! command -v "$tool" >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "bench-local.sh: installing $tool (apt-get)" >&2
@@ -93,33 +98,51 @@ requests_dir=$(dirname "$(find "$work/r" -name '*.jpg' | head -n 1)")
 # Enrolled once; each run starts from a copy, so no run meets another's store.
 "$fc" enroll --data "$work/enrolled" --images "$gallery_dir" --labels "$dataset/classification_100.csv" >/dev/null 2>"$work/enroll.log"
 
-# children_cpu prints the children's user and system seconds from the
-# output of bash's times in FILE (its second line: "0m1.234s 0m0.056s").
-children_cpu() {
-  sed -n 2p "$1" | awk '{
-    s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } print s }'
+# counted OUT CMD... runs CMD and writes to OUT the CPU seconds (user and
+# system) and the context switches (voluntary, involuntary) that it and its
+# threads used: getrusage of the child, which counts threads that have
+# ended too.
+counted() {
+  local out=$1
+  shift
+  python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{r.ru_utime + r.ru_stime} {r.ru_nvcsw} {r.ru_nivcsw}\n")
+sys.exit(rc)' "$out" "$@"
 }
 
-# reference runs the engine alone on the 1000 images; its wall and CPU
-# seconds go to $work/ref-$1.
+# reference runs the engine alone on the 1000 images; its wall seconds go
+# to $work/ref-$1.wall, its CPU seconds and context switches to
+# $work/ref-$1.ru.
 reference() {
   echo "== reference ($1): facecloud recognize on the same 1000 images" >&2
   local t0 t1
   t0=$(date +%s.%N)
-  ( "$fc" recognize --data "$data" "$requests_dir" >"$work/recognize.txt"; times >"$work/times-$1.txt" )
+  counted "$work/ref-$1.ru" "$fc" recognize --data "$data" "$requests_dir" >"$work/recognize.txt"
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >"$work/ref-$1.wall"
-  children_cpu "$work/times-$1.txt" >"$work/ref-$1.cpu"
 }
 
 # cpu_seconds is the CPU time so far of facecloud local (web agent and
-# scaler) and of its workers: "WEB WORKERS".
+# scaler) and of its workers: "WEB WORKERS". switches is the same for
+# context switches (voluntary and involuntary, summed over each process's
+# threads, which in Go live as long as the process).
 tck=$(getconf CLK_TCK)
 cpu_seconds() {
   local web workers
   web=$(awk -v tck="$tck" '{ print ($14 + $15) / tck }' /proc/"$local_pid"/stat)
   workers=$(for p in $(cat /proc/"$local_pid"/task/*/children 2>/dev/null); do cat "/proc/$p/stat" 2>/dev/null; done |
     awk -v tck="$tck" '{ s += $14 + $15 } END { print s / tck }')
+  echo "$web $workers"
+}
+switches() {
+  local web workers
+  web=$(cat /proc/"$local_pid"/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }')
+  workers=$(for p in $(cat /proc/"$local_pid"/task/*/children 2>/dev/null); do cat /proc/"$p"/task/*/status 2>/dev/null; done |
+    awk '/ctxt_switches/ { s += $2 } END { print s + 0 }')
   echo "$web $workers"
 }
 
@@ -136,6 +159,20 @@ c0=$(date +%s%N)
 (cd "$work/run-$run/probe" && touch $(seq -f 'f%g' 500))
 c1=$(date +%s%N)
 create_us=$(( (c1 - c0) / 500000 ))
+# What a round trip between two processes costs now: one byte there and
+# back over two pipes, 20,000 times (two context switches and four system
+# calls each; a few microseconds on hardware, more on some virtual machines).
+hop_us=$(python3 -c '
+import os, time
+r1, w1 = os.pipe(); r2, w2 = os.pipe(); n = 20000
+if os.fork() == 0:
+    for _ in range(n): os.read(r1, 1); os.write(w2, b"x")
+    os._exit(0)
+t = time.perf_counter()
+for _ in range(n): os.write(w1, b"x"); os.read(r2, 1)
+t = time.perf_counter() - t
+os.wait()
+print(round(t / n * 1e6, 1))')
 reference before
 
 pprof_flag=()
@@ -182,10 +219,11 @@ profile_wait() {
 echo "== service: 1000 requests at concurrency 100 (facecloud submit)" >&2
 profile load 8
 read -r web0 workers0 < <(cpu_seconds)
-( "$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
-  times >"$work/times-submit.txt" )
+read -r websw0 workerssw0 < <(switches)
+counted "$work/submit.ru" "$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
 read -r web1 workers1 < <(cpu_seconds)
-client_cpu=$(children_cpu "$work/times-submit.txt")
+read -r websw1 workerssw1 < <(switches)
+client_cpu=$(cut -d' ' -f1 "$work/submit.ru")
 profile_wait
 rec_stats=$(cat "$data/store/results/"*.json | jq -s '
   [.[].recognition_ms] | sort | {n: length, mean: (add / length), p50: .[(length * 0.50 | floor)], p95: .[(length * 0.95 | floor)]}')
@@ -222,7 +260,9 @@ agree=$(sort "$work/recognize.txt" | comm -12 - "$work/want.txt" | wc -l)
 local out
 out=$(jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats" --argjson o "$overhead" \
   --argjson rb "$(cat "$work/ref-before.wall")" --argjson ra "$(cat "$work/ref-after.wall")" \
-  --argjson cb "$(cat "$work/ref-before.cpu")" --argjson ca "$(cat "$work/ref-after.cpu")" \
+  --argjson cb "$(cut -d' ' -f1 "$work/ref-before.ru")" --argjson ca "$(cut -d' ' -f1 "$work/ref-after.ru")" \
+  --argjson refsw "$(cat "$work/ref-before.ru" "$work/ref-after.ru" | awk '{ s += $2 + $3 } END { print s / 2 }')" \
+  --argjson websw "$((websw1 - websw0))" --argjson workerssw "$((workerssw1 - workerssw0))" --argjson hop "$hop_us" \
   --argjson cpu "$(awk -v a="$web0" -v b="$web1" -v c="$workers0" -v d="$workers1" 'BEGIN {print b - a + d - c}')" \
   --argjson webcpu "$(awk -v a="$web0" -v b="$web1" 'BEGIN {print b - a}')" \
   --argjson clientcpu "$client_cpu" --argjson floor "$floor" --argjson create "$create_us" \
@@ -241,10 +281,13 @@ out=$(jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats"
   "ratio (local throughput / recognize throughput): \($s.throughput_per_second / $rt | . * 100 | round / 100)",
   "CPU per request: service (web agent and workers) \($sc * 1000 | . * 10 | round / 10) ms, engine alone \($rc * 1000 | . * 10 | round / 10) ms: ratio \($rc / $sc | . * 100 | round / 100)",
   "  of the service: web agent \($webcpu / $s.requests * 1000 | . * 10 | round / 10) ms, workers \(($cpu - $webcpu) / $s.requests * 1000 | . * 10 | round / 10) ms; the load generator (facecloud submit) \($clientcpu / $s.requests * 1000 | . * 10 | round / 10) ms on the same cores",
+  "context switches per request: web agent \($websw / $s.requests | . * 10 | round / 10), workers \($workerssw / $s.requests | . * 10 | round / 10); per image, the engine alone \($refsw / 1000 | . * 10 | round / 10)",
   "creating a file beside the store before the run: \($create) µs (tens on a settled disk, hundreds after many deletions nearby)",
+  "a round trip between two processes over pipes, before the run: \($hop) µs",
   "#run " + ({ratio: ($s.throughput_per_second / $rt), cpu_ratio: ($rc / $sc), over_p50: $o.over_p50, over_p95: $o.over_p95,
     web_ms: ($webcpu / $s.requests * 1000), workers_ms: (($cpu - $webcpu) / $s.requests * 1000), engine_ms: ($rc * 1000),
-    create_us: $create, correct: $s.correct} | tojson)')
+    web_switches: ($websw / $s.requests), workers_switches: ($workerssw / $s.requests), engine_switches: ($refsw / 1000),
+    create_us: $create, hop_us: $hop, correct: $s.correct} | tojson)')
 grep -v '^#run ' <<<"$out"
 sed -n 's/^#run //p' <<<"$out" >>"$work/runs.jsonl"
 }
@@ -263,6 +306,9 @@ done
   (["throughput ratio", "ratio", 100], ["CPU ratio", "cpu_ratio", 100], ["overhead p50 one at a time (ms)", "over_p50", 10],
    ["overhead p95 one at a time (ms)", "over_p95", 10], ["CPU per request, web agent (ms)", "web_ms", 10],
    ["CPU per request, workers (ms)", "workers_ms", 10], ["CPU per image, engine alone (ms)", "engine_ms", 10],
-   ["creating a file beside the store (µs)", "create_us", 1], ["answers correct (of 1000)", "correct", 1]) as [$name, $k, $d] |
+   ["context switches per request, web agent", "web_switches", 10], ["context switches per request, workers", "workers_switches", 10],
+   ["context switches per image, engine alone", "engine_switches", 10],
+   ["creating a file beside the store (µs)", "create_us", 1], ["a round trip between two processes (µs)", "hop_us", 10],
+   ["answers correct (of 1000)", "correct", 1]) as [$name, $k, $d] |
   ($runs | map(.[$k])) as $v |
   "  \($name): \($v | min | r($d)) / \($v | median | r($d)) / \($v | max | r($d))"' "$work/runs.jsonl"
