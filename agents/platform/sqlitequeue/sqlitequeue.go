@@ -38,7 +38,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 
 	"github.com/facecloud/facecloud/agents/platform"
 )
@@ -159,7 +159,7 @@ func Open(path, name string, opts Options) (*Queue, error) {
 		sync = "FULL"
 	}
 	dsn := "file:" + path + "?" + url.Values{
-		"_busy_timeout": {"10000"},
+		"_busy_timeout": {strconv.FormatInt(busyTimeout.Milliseconds(), 10)},
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {sync},
 		"_txlock":       {"immediate"},
@@ -173,7 +173,7 @@ func Open(path, name string, opts Options) (*Queue, error) {
 	db.SetMaxOpenConns(1)
 	q := &Queue{db: db, path: path, name: name, opts: opts, now: time.Now,
 		bell: bell{path: bellPath(path, name)}, dlqBell: bell{path: bellPath(path, name+DeadLetterSuffix)}}
-	if err := q.migrate(); err != nil {
+	if err := q.migrateWhenFree(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open queue file %s: %w", path, err)
 	}
@@ -227,6 +227,35 @@ func (st *stmts) close() {
 			s.Close()
 		}
 	}
+}
+
+// busyTimeout is how long a write waits for another connection's write to
+// end (SQLite's busy handler) before it fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// migrateWhenFree is migrate, tried again while the file answers
+// SQLITE_BUSY, for up to busyTimeout. The first connection to a new file
+// turns it to WAL mode; when two processes do that at once, SQLite can
+// fail one of them at once with SQLITE_BUSY, without waiting in its busy
+// handler, so a web agent and a worker started together on a new data
+// directory would see one of them refuse to start. migrate is one
+// transaction of idempotent statements, so trying it again is safe.
+func (q *Queue) migrateWhenFree() error {
+	deadline := time.Now().Add(busyTimeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err := q.migrate()
+		if err == nil || !isBusy(err) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (5), extended codes
+// included.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 5
 }
 
 func (q *Queue) migrate() error {

@@ -3,9 +3,11 @@ package sqlitequeue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +117,49 @@ func TestPersistsAcrossHandles(t *testing.T) {
 	msgs, err := b.Receive(ctx, 1, time.Second)
 	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "survives" {
 		t.Fatalf("Receive from a new handle = %v, %v; want the message sent before", msgs, err)
+	}
+}
+
+// TestOpenNewFileTogether opens a new file from several handles at once,
+// round after round, as a web agent and workers started together on a new
+// data directory do: every Open succeeds, and the queues work. The first
+// connections to a file turn it to WAL mode, and SQLite fails one of two
+// connections doing that at once with SQLITE_BUSY instead of making it
+// wait; before Open tried again, a handle was lost so within the first
+// 40 rounds in each of three runs.
+func TestOpenNewFileTogether(t *testing.T) {
+	ctx := context.Background()
+	const rounds, handles = 200, 8
+	for round := range rounds {
+		path := filepath.Join(t.TempDir(), "queue.db")
+		qs := make([]*sqlitequeue.Queue, handles)
+		errs := make([]error, handles)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range handles {
+			wg.Go(func() {
+				<-start
+				qs[i], errs[i] = sqlitequeue.Open(path, fmt.Sprintf("q%d", i%2), testOptions)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: handle %d of %d opening a new file together: %v", round, i+1, handles, err)
+			}
+		}
+		if err := qs[0].Send(ctx, []byte("first")); err != nil {
+			t.Fatalf("round %d: Send: %v", round, err)
+		}
+		if msgs, err := qs[2].Receive(ctx, 1, 0); err != nil || len(msgs) != 1 || string(msgs[0].Body) != "first" {
+			t.Fatalf("round %d: Receive through another handle of the queue = %v, %v; want the message sent", round, msgs, err)
+		}
+		for _, q := range qs {
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 
