@@ -27,9 +27,9 @@
 #    the machine moves much less than it moves wall time; and that CPU
 #    split into the web agent's, the workers' and the load generator's.
 #    Beside it, the context switches per request of the web agent and of
-#    the workers, and per image of the engine alone: each costs CPU, and
-#    on some virtual machines far more than on hardware, so the script also
-#    prints what a round trip between two processes costs on the machine.
+#    the workers, and per image of the engine alone: each costs CPU, how
+#    much depends on the machine (docs/benchmarks.md), so the script also
+#    prints what a round trip between two processes costs on this one.
 #
 # RUNS=N repeats the run (the start of facecloud local and steps 2-4) N
 # times (default 1), each on a fresh copy of the enrolled store, and then prints the lowest, median and highest of each
@@ -161,7 +161,7 @@ c1=$(date +%s%N)
 create_us=$(( (c1 - c0) / 500000 ))
 # What a round trip between two processes costs now: one byte there and
 # back over two pipes, 20,000 times (two context switches and four system
-# calls each; a few microseconds on hardware, more on some virtual machines).
+# calls each: what a hop between the agents costs the kernel here).
 hop_us=$(python3 -c '
 import os, time
 r1, w1 = os.pipe(); r2, w2 = os.pipe(); n = 20000

@@ -123,10 +123,10 @@ func TestPersistsAcrossHandles(t *testing.T) {
 // TestOpenNewFileTogether opens a new file from several handles at once,
 // round after round, as a web agent and workers started together on a new
 // data directory do: every Open succeeds, and the queues work. The first
-// connections to a file turn it to WAL mode, and SQLite fails one of two
-// connections doing that at once with SQLITE_BUSY instead of making it
-// wait; before Open tried again, a handle was lost so within the first
-// 40 rounds in each of three runs.
+// connections to a file turn it to WAL mode, and SQLite can fail one of
+// two connections doing that at once with SQLITE_BUSY instead of making it
+// wait; before Open tried again, a handle was lost so within the first 40
+// rounds in each of three runs.
 func TestOpenNewFileTogether(t *testing.T) {
 	ctx := context.Background()
 	const rounds, handles = 200, 8
