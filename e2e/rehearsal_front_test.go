@@ -118,14 +118,19 @@ type albStandIn struct {
 	unhealthy int
 	// interval and timeout are the target group's health check's.
 	interval, timeout time.Duration
-	mu                sync.Mutex
-	fails             map[string]int
-	failingSince      map[string]time.Time
-	seen              map[string]bool // hosts that passed a check once
-	healthy           []string        // host ids routed to
-	replaced          []string
-	stop              context.CancelFunc
-	done              chan struct{}
+	// The health state is kept per host as booted, not per instance id:
+	// the web player boots a group's instances again as new hosts when a
+	// tier starts after another, and a new host is neither healthy nor
+	// failing until its own checks say so (an ALB's target starts in
+	// its initial state too).
+	mu           sync.Mutex
+	fails        map[*host]int
+	failingSince map[*host]time.Time
+	seen         map[*host]bool // hosts that passed a check once
+	healthy      []*host        // hosts routed to
+	replaced     []string       // instance ids reported to the group
+	stop         context.CancelFunc
+	done         chan struct{}
 }
 
 func (s *system) startFront() *albStandIn {
@@ -140,7 +145,7 @@ func (s *system) startFront() *albStandIn {
 		unhealthy: int(rehearsal.Number(tg.Inputs, "healthCheck", "unhealthyThreshold")),
 		interval:  time.Duration(rehearsal.Number(tg.Inputs, "healthCheck", "interval")) * time.Second,
 		timeout:   time.Duration(rehearsal.Number(tg.Inputs, "healthCheck", "timeout")) * time.Second,
-		fails:     map[string]int{}, failingSince: map[string]time.Time{}, seen: map[string]bool{}, done: make(chan struct{})}
+		fails:     map[*host]int{}, failingSince: map[*host]time.Time{}, seen: map[*host]bool{}, done: make(chan struct{})}
 	if f.path == "" || f.unhealthy < 1 || f.interval <= 0 || f.timeout <= 0 {
 		s.t.Fatalf("target group health check %v", rehearsal.Get(tg.Inputs, "healthCheck"))
 	}
@@ -177,7 +182,8 @@ func (f *albStandIn) check(ctx context.Context, client *http.Client) {
 	}
 	s.mu.Unlock()
 	sort.Slice(hosts, func(i, j int) bool { return hosts[i].id < hosts[j].id })
-	var healthy, backends []string
+	var healthy []*host
+	var backends []string
 	for _, h := range hosts {
 		h.mu.Lock()
 		port, ok := h.ports["FACECLOUD_PORT"]
@@ -206,20 +212,20 @@ func (f *albStandIn) check(ctx context.Context, client *http.Client) {
 		now := time.Now()
 		f.mu.Lock()
 		if code == http.StatusOK {
-			f.fails[h.id] = 0
-			delete(f.failingSince, h.id)
-			f.seen[h.id] = true
-			healthy, backends = append(healthy, h.id), append(backends, addr)
-		} else if f.seen[h.id] {
-			if f.fails[h.id] == 0 {
-				f.failingSince[h.id] = now
+			f.fails[h] = 0
+			delete(f.failingSince, h)
+			f.seen[h] = true
+			healthy, backends = append(healthy, h), append(backends, addr)
+		} else if f.seen[h] {
+			if f.fails[h] == 0 {
+				f.failingSince[h] = now
 			}
-			f.fails[h.id]++
+			f.fails[h]++
 			// Failed as many checks in a row as the threshold, over as
 			// long as the load balancer takes to make them.
-			if f.fails[h.id] >= f.unhealthy && now.Sub(f.failingSince[h.id]) >= time.Duration(f.unhealthy-1)*f.interval && !slices.Contains(f.replaced, h.id) {
+			if f.fails[h] >= f.unhealthy && now.Sub(f.failingSince[h]) >= time.Duration(f.unhealthy-1)*f.interval && !slices.Contains(f.replaced, h.id) {
 				f.replaced = append(f.replaced, h.id)
-				s.top.Logf("load balancer stand-in: %s failed its health check for %s (%d checks; last: %s): replaced", h.id, now.Sub(f.failingSince[h.id]).Round(time.Second), f.fails[h.id], truncate(why, 200))
+				s.top.Logf("load balancer stand-in: %s failed its health check for %s (%d checks; last: %s): replaced", h.id, now.Sub(f.failingSince[h]).Round(time.Second), f.fails[h], truncate(why, 200))
 				go f.replace(h.id)
 			}
 		}
@@ -240,37 +246,67 @@ func (f *albStandIn) replace(id string) {
 	})
 }
 
-// seenHosts returns the hosts that passed a health check so far.
+// seenHosts returns the instance ids of the hosts that passed a health
+// check so far.
 func (f *albStandIn) seenHosts() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
-	for id := range f.seen {
-		out = append(out, id)
+	for h := range f.seen {
+		if !slices.Contains(out, h.id) {
+			out = append(out, h.id)
+		}
 	}
 	sort.Strings(out)
 	return out
 }
 
-// routed returns the hosts the stand-in routes to that are still up: its
-// list is as of its last check, which may have been made before the web
-// tier was stopped.
+// routed returns the instance ids of the hosts the stand-in routes to that
+// are still up: its list is as of its last check, which may have been made
+// before the web tier was stopped, and a host of the next tier may carry
+// the same instance id without being routed to yet.
 func (f *albStandIn) routed() []string {
 	f.mu.Lock()
-	healthy := append([]string(nil), f.healthy...)
+	healthy := slices.Clone(f.healthy)
 	f.mu.Unlock()
 	s := f.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.DeleteFunc(healthy, func(id string) bool {
-		h := s.hosts[id]
-		return h == nil || h.role != s.webRole
-	})
+	var ids []string
+	for _, h := range healthy {
+		if s.hosts[h.id] == h {
+			ids = append(ids, h.id)
+		}
+	}
+	return ids
+}
+
+// answers reports whether n calls of the health check path through the
+// stand-in's front, each on a new connection (so each goes to the next
+// host in turn), all answer 200.
+func (f *albStandIn) answers(ctx context.Context, n int) bool {
+	client := &http.Client{Timeout: f.timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url()+f.path, nil)
+		if err != nil {
+			return false
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+	}
+	return true
 }
 
 // startWebTier lets the web player boot the web group's instances (fresh
 // hosts for every rehearsal) and waits until the load balancer stand-in
-// routes to as many as the group holds.
+// routes to as many as the group holds and answers its health check path
+// through its front as often in a row.
 func (s *system) startWebTier(ctx context.Context, timeout time.Duration) (string, error) {
 	f := s.startFront()
 	if s.webPlayer == nil {
@@ -280,7 +316,7 @@ func (s *system) startWebTier(ctx context.Context, timeout time.Duration) (strin
 	want := int(rehearsal.Number(s.cap.Resources[s.groupIndex("web")].Inputs, "desiredCapacity"))
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if len(f.routed()) >= want {
+		if len(f.routed()) >= want && f.answers(ctx, want) {
 			return f.url(), nil
 		}
 		if len(s.refusals()) > 0 || s.broken() {
