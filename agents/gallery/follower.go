@@ -108,7 +108,10 @@ func (f *Follower) Refresh(ctx context.Context) (changed []string, err error) {
 	defer f.mu.Unlock()
 	// A compaction that ends between the listing and the reads deletes
 	// what the listing named (folded events, replaced manifests): listing
-	// again finds its new manifest.
+	// again finds its new manifest. A compaction during the listing cannot
+	// hide both: it writes its manifest before deleting the events it
+	// folds, and manifests/ sorts after log/, so by the Store's listing
+	// order a listing that missed an event holds the manifest.
 	for attempt := 1; ; attempt++ {
 		err = f.refresh(ctx)
 		if err == nil || !errors.Is(err, platform.ErrNotFound) || attempt == refreshAttempts || ctx.Err() != nil {

@@ -46,6 +46,9 @@ type Store struct {
 	// finds its directory removed between making it and writing its file
 	// there. Another process's Delete still can: Put then writes again.
 	dirs sync.RWMutex
+	// afterReadDir, when set (by tests), is called with a directory's key
+	// prefix each time a file store's listing has read its entries.
+	afterReadDir func(keyDir string)
 }
 
 var _ platform.Store = (*Store)(nil)
@@ -188,66 +191,36 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 }
 
 // List returns the keys that start with prefix, sorted. The listing is
-// flat: keys in "subdirectories" are included with their full path.
+// flat: keys in "subdirectories" are included with their full path. A key
+// that is there from the start of a listing to its end is listed; so is a
+// key written during it that sorts after every key the listing has reached
+// (S3's order; a file store walks its tree to match it, see listFiles).
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
-	for attempt := 1; ; attempt++ {
-		keys, err := s.list(ctx, prefix)
-		// fileblob walks the directory tree and fails with NotFound when a
-		// file it has just read from a directory is renamed or deleted
-		// before it looks at it (a Put's temporary file, a Delete racing
-		// the walk): list again, the tree is fine.
-		if s.root != "" && errors.Is(err, platform.ErrNotFound) && attempt < 10 && ctx.Err() == nil {
-			continue
-		}
-		return keys, err
-	}
-}
-
-// Page sizes of a listing. fileblob walks the whole directory for every
-// page and stats each file it passes (and tries to open its metadata
-// sidecar) before it skips what earlier pages returned, so pages of 1,000
-// make a listing of n objects cost n²/1,000 of those calls: 16 s of CPU
-// for a store of 36,000 inputs and as many Results, which the retention
-// sweeper lists at every start and every hour. A file store's pages start at 10,000 and
-// double, so a listing walks the directory about log₂(n/10,000) times and
-// a page's slice (which gocloud allocates at its full size) stays near the
-// size of the listing. S3 returns at most 1,000 a page whatever is asked.
-const (
-	firstFilePage = 10_000
-	maxFilePage   = 1 << 20
-	otherPage     = 1000
-)
-
-func (s *Store) list(ctx context.Context, prefix string) ([]string, error) {
-	opts := &blob.ListOptions{Prefix: prefix}
-	pageSize := otherPage
 	if s.root != "" {
-		pageSize = firstFilePage
+		return s.listFiles(ctx, prefix)
 	}
+	opts := &blob.ListOptions{Prefix: prefix}
 	var keys []string
-	// The last page comes with no token for another.
+	// The last page comes with no token for another; S3 returns at most
+	// 1,000 keys a page.
 	for token := blob.FirstPageToken; len(token) > 0; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		var page []*blob.ListObject
 		var err error
-		page, token, err = s.bucket.ListPage(ctx, token, pageSize, opts)
+		page, token, err = s.bucket.ListPage(ctx, token, 1000, opts)
 		if err != nil {
 			return nil, fmt.Errorf("list %q: %w", prefix, mapErr(err))
 		}
 		for _, obj := range page {
-			if obj.IsDir || (s.hideTemp && fileblobTemp.MatchString(obj.Key)) {
-				continue
+			if !obj.IsDir {
+				keys = append(keys, obj.Key)
 			}
-			keys = append(keys, obj.Key)
-		}
-		if s.root != "" {
-			pageSize = min(2*pageSize, maxFilePage)
 		}
 	}
-	// Buckets list in lexicographic order already (S3 and fileblob both);
-	// sorting again costs little and makes the contract independent of it.
+	// Buckets list in lexicographic order already; sorting again costs
+	// little and makes the contract independent of it.
 	slices.Sort(keys)
 	return keys, nil
 }

@@ -216,10 +216,9 @@ func TestListManyFilePages(t *testing.T) {
 }
 
 // BenchmarkListFile lists file stores of n objects two ways side by side:
-// Store.List, which asks fileblob for pages of 10,000 that double, and
-// gocloud's iterator in fileblob's pages of 1,000, as Store.List did
-// before (the reference: fileblob walks the whole directory for every
-// page).
+// Store.List, which walks the directory itself (filelist.go), and
+// gocloud's iterator in fileblob's pages of 1,000 (the reference: fileblob
+// walks the whole directory for every page and stats every file).
 //
 //	go test -run '^$' -bench ListFile ./agents/platform/blobstore/
 func BenchmarkListFile(b *testing.B) {

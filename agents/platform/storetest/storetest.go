@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 		"Exists":            testExists,
 		"ListPrefixSorted":  testListPrefixSorted,
 		"ListManyPages":     testListManyPages,
+		"ListOrder":         testListOrder,
 		"Subdirectories":    testSubdirectories,
 		"ConcurrentPutsGet": testConcurrentPuts,
 		"Delete":            testDelete,
@@ -377,5 +378,50 @@ func testConcurrentPuts(t *testing.T, s platform.Store) {
 	}
 	if !slices.Equal(keys, []string{"hot"}) {
 		t.Fatalf("after concurrent puts List = %q, want only [hot] (no temporary objects left)", keys)
+	}
+}
+
+// testListOrder checks the order a listing promises under concurrent
+// writes: a writer puts p/b/<n> and then deletes p/a/<n> (as a gallery
+// compaction writes a manifest and then deletes the log events it folded),
+// while listings of p/ run. A listing that misses p/a/<n> must hold
+// p/b/<n>: it was written before the deletion and sorts after the deleted
+// key, so a listing that reached p/a/ after the deletion reaches p/b/
+// after the write. Nested directories are created as the writer goes, so
+// a file store's walk meets directories that appear behind it.
+func testListOrder(t *testing.T, s platform.Store) {
+	ctx := ctxFor(t)
+	const rounds = 20
+	for n := range rounds {
+		p := fmt.Sprintf("order/%02d/", n)
+		a, b := p+"a/x/1", p+"b/y/1"
+		mustPut(t, s, a, []byte("a"))
+		wrote := make(chan error, 1)
+		go func() {
+			err := s.Put(ctx, b, []byte("b"), "")
+			if err == nil {
+				err = s.Delete(ctx, a)
+			}
+			wrote <- err
+		}()
+		listings := 0
+		for done := false; !done; {
+			select {
+			case err := <-wrote:
+				if err != nil {
+					t.Fatalf("round %d: writer: %v", n, err)
+				}
+				done = true
+			default:
+			}
+			keys, err := s.List(ctx, p)
+			if err != nil {
+				t.Fatalf("round %d: List(%q): %v", n, p, err)
+			}
+			listings++
+			if !slices.Contains(keys, a) && !slices.Contains(keys, b) {
+				t.Fatalf("round %d, listing %d: List(%q) = %q holds neither %s (deleted after the write) nor %s (written before the deletion)", n, listings, p, keys, a, b)
+			}
+		}
 	}
 }
