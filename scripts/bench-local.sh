@@ -7,7 +7,7 @@
 #    `facecloud local` on a free port with all workers started up front
 #    (--min-workers = --max-workers, default the number of CPUs), so the run
 #    measures the warm system, not worker start-up.
-# 2. Service: the course's 1000 requests at concurrency 100 through
+# 2. Service: the course's 1000 requests at concurrency 100 (CONCURRENCY) through
 #    `facecloud submit` (POST /, as the course's generator): throughput and
 #    p50/p95/p99 latency, and the engine time of each request from its stored
 #    Result (recognition_ms).
@@ -44,6 +44,13 @@
 # WORKERS=N sets the worker processes (default the number of CPUs), and
 # LOCAL_FLAGS passes more flags to facecloud local, for example
 # LOCAL_FLAGS="--worker-concurrency 1" to compare fleet shapes.
+# CONCURRENCY=N sets the requests in flight in step 2 (default 100; the
+# course also sends its 1000 all at once, which queues most of them).
+#
+# KEEP=1 leaves the work directory (the build, the images and each run's
+# store) in place and prints where it is, so that invocations back to back,
+# say alternating two builds, do not pay for each other's clean-up (see
+# RUNS); remove it when the measurements are done.
 #
 # PROFILE=DIR also writes CPU profiles (go tool pprof) of the web agent
 # and of each worker, taken through their --pprof listeners while the
@@ -58,6 +65,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dataset=${FACECLOUD_DATASET:-$root/../shared/datasets/cse546}
 workers=${WORKERS:-$(nproc)}
+concurrency=${CONCURRENCY:-100}
+case $concurrency in ''|*[!0-9]*|0) echo "bench-local.sh: CONCURRENCY=$concurrency: want a whole number of requests, 1 or more" >&2; exit 1 ;; esac
 runs=${RUNS:-1}
 case $runs in ''|*[!0-9]*|0) echo "bench-local.sh: RUNS=$runs: want a whole number of runs, 1 or more" >&2; exit 1 ;; esac
 profile_dir=${PROFILE:-}
@@ -83,7 +92,11 @@ cleanup() {
     kill -TERM "$local_pid"
     wait "$local_pid" || true
   fi
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then
+    echo "bench-local.sh: KEEP is set: the work directory stays at $work" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 
@@ -216,11 +229,11 @@ profile_wait() {
   profile_pids=()
 }
 
-echo "== service: 1000 requests at concurrency 100 (facecloud submit)" >&2
+echo "== service: 1000 requests at concurrency $concurrency (facecloud submit)" >&2
 profile load 8
 read -r web0 workers0 < <(cpu_seconds)
 read -r websw0 workerssw0 < <(switches)
-counted "$work/submit.ru" "$fc" submit --url "$url/" --api-key "$key" --concurrency 100 --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
+counted "$work/submit.ru" "$fc" submit --url "$url/" --api-key "$key" --concurrency "$concurrency" --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
 read -r web1 workers1 < <(cpu_seconds)
 read -r websw1 workerssw1 < <(switches)
 client_cpu=$(cut -d' ' -f1 "$work/submit.ru")
@@ -266,9 +279,9 @@ out=$(jq -n -r --argjson s "$(cat "$work/submit.json")" --argjson r "$rec_stats"
   --argjson cpu "$(awk -v a="$web0" -v b="$web1" -v c="$workers0" -v d="$workers1" 'BEGIN {print b - a + d - c}')" \
   --argjson webcpu "$(awk -v a="$web0" -v b="$web1" 'BEGIN {print b - a}')" \
   --argjson clientcpu "$client_cpu" --argjson floor "$floor" --argjson create "$create_us" \
-  --arg agree "$agree" --arg workers "$workers" --arg cpus "$(nproc)" '
+  --arg agree "$agree" --arg workers "$workers" --arg cpus "$(nproc)" --arg conc "$concurrency" '
   (($rb + $ra) / 2) as $rs | (1000 / $rs) as $rt | (($cb + $ca) / 2000) as $rc | ($cpu / $s.requests) as $sc |
-  "facecloud local, \($workers) workers on \($cpus) CPUs, course workload (1000 requests, concurrency 100)",
+  "facecloud local, \($workers) workers on \($cpus) CPUs, course workload (1000 requests, concurrency \($conc))",
   "  answers: \($s.correct)/\($s.requests) correct, \($s.failed) failed",
   "  duration: \($s.duration_seconds | . * 100 | round / 100) s   throughput: \($s.throughput_per_second | . * 10 | round / 10) req/s",
   "  latency: p50 \($s.p50_ms | round) ms   p95 \($s.p95_ms | round) ms   p99 \($s.p99_ms | round) ms",

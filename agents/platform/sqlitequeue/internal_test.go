@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,5 +207,60 @@ func TestRemoveTakesTheBell(t *testing.T) {
 	}
 	if _, err := os.Stat(bell); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("bell of a removed member: %v, want it gone", err)
+	}
+}
+
+// TestOldestVisibleFirst: receives take the message visible the longest
+// first: one handed back (its visibility cut short) comes after those
+// visible before it and before those sent after it; messages visible from
+// the same millisecond come in the order they were sent.
+func TestOldestVisibleFirst(t *testing.T) {
+	ctx := context.Background()
+	q, err := Open(filepath.Join(t.TempDir(), "queue.db"), "requests", Options{Visibility: time.Minute, MaxReceives: 5, MaxBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	clock := time.UnixMilli(1_000_000)
+	q.now = func() time.Time { return clock }
+	send := func(body string) {
+		t.Helper()
+		if err := q.Send(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// receive takes one message at a time until none is visible.
+	receive := func() []string {
+		t.Helper()
+		var bodies []string
+		for {
+			msgs, err := q.Receive(ctx, 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				return bodies
+			}
+			bodies = append(bodies, string(msgs[0].Body))
+		}
+	}
+	send("a")
+	send("b") // the same millisecond as a
+	msgs, err := q.Receive(ctx, 1, 0)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "a" {
+		t.Fatalf("first receive = %+v, %v; want a (sent first in the same millisecond)", msgs, err)
+	}
+	clock = clock.Add(time.Second)
+	if err := q.Extend(ctx, msgs[0].Receipt, 0); err != nil { // a handed back at t+1s
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Second)
+	send("c") // visible from t+2s
+	msgs, err = q.Receive(ctx, 1, 0)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "b" {
+		t.Fatalf("second receive = %+v, %v; want b (visible since t)", msgs, err)
+	}
+	if got, want := receive(), []string{"a", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("then took %q, want %q (a visible again since t+1s, c since t+2s)", got, want)
 	}
 }

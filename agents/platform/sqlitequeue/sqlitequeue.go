@@ -18,7 +18,12 @@
 // (written after each commit that makes a message visible, from any
 // process; see bell), until a message in flight is due back, or for at most
 // 250 ms; then it looks, reading first and writing only when a message is
-// there to take. Where no watch can be made it polls every 10 ms instead.
+// there to take (after a ring it takes at once: a message is most likely
+// there). Where no watch can be made it polls every 10 ms instead.
+// Receives take the message visible the longest first (one handed back
+// waits behind those visible before it), which the messages_ready index
+// yields in order: a take reads only the rows it takes, however long the
+// queue.
 // Each handle prepares its statements once: parsing SQL was a good part of
 // what an operation cost.
 package sqlitequeue
@@ -187,7 +192,7 @@ func Open(path, name string, opts Options) (*Queue, error) {
 
 // stmts are a handle's statements, prepared once on its one connection.
 type stmts struct {
-	send, sendMember, first, deadLetter, take, takeDelete, del, received, extend, count, inFlight *sql.Stmt
+	send, sendMember, first, take, takeDelete, deadLetter, deadLetterCopy, del, received, extend, count, inFlight *sql.Stmt
 }
 
 func (st *stmts) prepare(db *sql.DB) error {
@@ -199,14 +204,16 @@ func (st *stmts) prepare(db *sql.DB) error {
 		{&st.sendMember, `insert into messages (queue, id, body, sent_ms, visible_ms)
 			select ?, ?, ?, ?, ? where exists (select 1 from queues where name = ?)`},
 		{&st.first, `select min(visible_ms) from messages where queue = ?`},
-		{&st.deadLetter, `update messages set queue = ?, received = 0, visible_ms = ?
-			where queue = ? and visible_ms <= ? and received >= ?`},
+		// In the order of the messages_ready index: ordered by seq
+		// alone, a take read and sorted every visible message.
 		{&st.take, `update messages set received = received + 1, visible_ms = ?
-			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
-			returning seq, id, body, received`},
+			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by visible_ms, seq limit ?)
+			returning seq, id, body, received, sent_ms`},
 		{&st.takeDelete, `delete from messages
-			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by seq limit ?)
-			returning seq, id, body, received + 1`},
+			where seq in (select seq from messages where queue = ? and visible_ms <= ? order by visible_ms, seq limit ?)
+			returning seq, id, body, received + 1, sent_ms`},
+		{&st.deadLetter, `update messages set queue = ?, received = 0, visible_ms = ? where seq = ?`},
+		{&st.deadLetterCopy, `insert into messages (queue, id, body, sent_ms, visible_ms) values (?, ?, ?, ?, ?)`},
 		{&st.del, `delete from messages where queue = ? and id = ? and received = ?`},
 		{&st.received, `select received from messages where queue = ? and id = ?`},
 		{&st.extend, `update messages set visible_ms = ? where queue = ? and id = ? and received = ?`},
@@ -222,7 +229,7 @@ func (st *stmts) prepare(db *sql.DB) error {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.send, st.sendMember, st.first, st.deadLetter, st.take, st.takeDelete, st.del, st.received, st.extend, st.count, st.inFlight} {
+	for _, s := range []*sql.Stmt{st.send, st.sendMember, st.first, st.take, st.takeDelete, st.deadLetter, st.deadLetterCopy, st.del, st.received, st.extend, st.count, st.inFlight} {
 		if s != nil {
 			s.Close()
 		}
@@ -472,6 +479,7 @@ func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
+	rang := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -484,7 +492,7 @@ func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool
 				poll = watchedPoll
 			}
 		}
-		msgs, next, err := q.tryReceive(ctx, n, del)
+		msgs, next, err := q.tryReceive(ctx, n, del, rang)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -507,16 +515,25 @@ func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool
 		case <-timer.C:
 		case <-changed:
 			timer.Stop() // no stale fire to drain since Go 1.23
+			rang = true
+			continue
 		}
+		rang = false
 	}
 }
 
-// tryReceive takes up to max visible messages, moving over-received ones to
-// the dead-letter queue first. It writes only when something is visible;
-// when nothing is, next is when the first message in flight becomes
-// visible again (zero if none is in flight). With del it deletes what it
-// takes.
-func (q *Queue) tryReceive(ctx context.Context, max int, del bool) (msgs []platform.Message, next time.Time, err error) {
+// tryReceive takes up to max visible messages. It writes only when
+// something is visible (a look by reading comes first), unless rang: the
+// doorbell announced a commit that made a message visible, so it takes at
+// once and reads only when the take came back empty. When nothing is
+// visible, next is when the first message in flight becomes visible again
+// (zero if none is in flight). With del it deletes what it takes.
+func (q *Queue) tryReceive(ctx context.Context, max int, del, rang bool) (msgs []platform.Message, next time.Time, err error) {
+	if rang {
+		if msgs, err = q.take(ctx, max, del); err != nil || len(msgs) > 0 {
+			return msgs, time.Time{}, err
+		}
+	}
 	now := q.nowMS()
 	var first sql.NullInt64
 	if err := q.st.first.QueryRowContext(ctx, q.name).Scan(&first); err != nil {
@@ -532,8 +549,13 @@ func (q *Queue) tryReceive(ctx context.Context, max int, del bool) (msgs []platf
 	return msgs, time.Time{}, err
 }
 
-// take receives up to max visible messages in one write transaction; with
-// del it deletes them in it.
+// take receives up to max visible messages in one write transaction, the
+// oldest visible first (returned in the order they were sent); with del it
+// deletes them in it. A message already received MaxReceives times goes to
+// the dead-letter queue when a take reaches it, as SQS moves it at the
+// receive that would pass the limit, and the take goes on for the rest.
+// (Looking for such messages apart from the take read every visible
+// message at every receive.)
 func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -541,44 +563,58 @@ func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message
 	}
 	defer tx.Rollback()
 	now := q.nowMS()
-	deadLettered := false
-	if q.opts.MaxReceives > 0 {
-		res, err := tx.StmtContext(ctx, q.st.deadLetter).ExecContext(ctx,
-			q.name+DeadLetterSuffix, now, q.name, now, q.opts.MaxReceives)
-		if err != nil {
-			return nil, fmt.Errorf("dead-letter: %w", err)
-		}
-		n, err := res.RowsAffected()
-		deadLettered = err != nil || n > 0
-	}
-	var rows *sql.Rows
-	if del {
-		rows, err = tx.StmtContext(ctx, q.st.takeDelete).QueryContext(ctx, q.name, now, max)
-	} else {
-		rows, err = tx.StmtContext(ctx, q.st.take).QueryContext(ctx,
-			now+q.opts.Visibility.Milliseconds(), q.name, now, max)
-	}
-	if err != nil {
-		return nil, err
-	}
 	type row struct {
-		seq int64
-		m   platform.Message
+		seq, sentMS int64
+		m           platform.Message
 	}
-	var got []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.seq, &r.m.ID, &r.m.Body, &r.m.ReceiveCount); err != nil {
-			rows.Close()
+	var got, over []row
+	deadLettered := false
+	for len(got) < max {
+		var rows *sql.Rows
+		if del {
+			rows, err = tx.StmtContext(ctx, q.st.takeDelete).QueryContext(ctx, q.name, now, max-len(got))
+		} else {
+			rows, err = tx.StmtContext(ctx, q.st.take).QueryContext(ctx,
+				now+q.opts.Visibility.Milliseconds(), q.name, now, max-len(got))
+		}
+		if err != nil {
 			return nil, err
 		}
-		r.m.Receipt = r.m.ID + "." + strconv.Itoa(r.m.ReceiveCount)
-		got = append(got, r)
+		over = over[:0]
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.seq, &r.m.ID, &r.m.Body, &r.m.ReceiveCount, &r.sentMS); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if q.opts.MaxReceives > 0 && r.m.ReceiveCount > q.opts.MaxReceives {
+				over = append(over, r)
+				continue
+			}
+			r.m.Receipt = r.m.ID + "." + strconv.Itoa(r.m.ReceiveCount)
+			got = append(got, r)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		rows.Close()
+		if len(over) == 0 {
+			break
+		}
+		// Moved, they are no longer visible here: the next round takes others.
+		dlq := q.name + DeadLetterSuffix
+		for _, r := range over {
+			if del {
+				_, err = tx.StmtContext(ctx, q.st.deadLetterCopy).ExecContext(ctx, dlq, r.m.ID, r.m.Body, r.sentMS, now)
+			} else {
+				_, err = tx.StmtContext(ctx, q.st.deadLetter).ExecContext(ctx, dlq, now, r.seq)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("dead-letter %s: %w", r.m.ID, err)
+			}
+		}
+		deadLettered = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}

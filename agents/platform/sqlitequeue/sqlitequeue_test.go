@@ -1,11 +1,13 @@
 package sqlitequeue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +255,59 @@ func TestDeadLetterKeepsMessage(t *testing.T) {
 	}
 }
 
+// TestTakeGoesOnPastDeadLetters: a receive that reaches a message already
+// received MaxReceives times moves it to the dead-letter queue (keeping its
+// ID) and returns the next visible message in the same call, on Receive
+// and on Take alike.
+func TestTakeGoesOnPastDeadLetters(t *testing.T) {
+	for name, take := range map[string]bool{"Receive": false, "Take": true} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "queue.db")
+			q := open(t, path, "requests", sqlitequeue.Options{Visibility: time.Second, MaxReceives: 1, MaxBytes: 1024})
+			if err := q.Send(ctx, []byte("poison")); err != nil {
+				t.Fatal(err)
+			}
+			first, err := q.Receive(ctx, 1, 0)
+			if err != nil || len(first) != 1 {
+				t.Fatalf("first receive: %v, %v", first, err)
+			}
+			if err := q.Extend(ctx, first[0].Receipt, 0); err != nil {
+				t.Fatal(err)
+			}
+			// Sent after the poison became visible again, so the poison is
+			// the oldest visible message and the next take reaches it first.
+			if err := q.Send(ctx, []byte("good")); err != nil {
+				t.Fatal(err)
+			}
+			receive := q.Receive
+			if take {
+				receive = q.Take
+			}
+			got, err := receive(ctx, 1, 0)
+			if err != nil || len(got) != 1 || string(got[0].Body) != "good" || got[0].ReceiveCount != 1 {
+				t.Fatalf("receive past the poison = %+v, %v; want the good message, first delivery", got, err)
+			}
+			dlq, err := q.DeadLetter()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dlq.Close()
+			dead, err := dlq.Receive(ctx, 10, 0)
+			if err != nil || len(dead) != 1 || dead[0].ID != first[0].ID || string(dead[0].Body) != "poison" || dead[0].ReceiveCount != 1 {
+				t.Fatalf("dead-letter queue holds %+v, %v; want the poison (ID %s), first delivery there", dead, err, first[0].ID)
+			}
+			want := platform.Depth{}
+			if !take {
+				want.InFlight = 1 // the good message, received and not deleted
+			}
+			if d, err := q.Depth(ctx); err != nil || d != want {
+				t.Fatalf("depth after = %+v, %v; want %+v", d, err, want)
+			}
+		})
+	}
+}
+
 func TestEmptyBodyRefused(t *testing.T) {
 	q := open(t, filepath.Join(t.TempDir(), "queue.db"), "r", testOptions)
 	if err := q.Send(context.Background(), nil); err == nil || errors.Is(err, platform.ErrTooLarge) {
@@ -268,6 +323,42 @@ func BenchmarkSendReceiveDelete(b *testing.B) {
 			opts := sqlitequeue.DefaultOptions
 			opts.FullSync = full
 			benchLife(b, opts)
+		})
+	}
+}
+
+// BenchmarkReceiveBehindBacklog is one message's life (send, receive,
+// delete) in a queue that holds a backlog of other messages, as the
+// request queue does when the web agent takes requests faster than the
+// workers finish them. A receive reads only the rows it takes, so the
+// time per message should not grow with the backlog.
+func BenchmarkReceiveBehindBacklog(b *testing.B) {
+	for _, backlog := range []int{0, 100, 1000} {
+		b.Run("backlog="+strconv.Itoa(backlog), func(b *testing.B) {
+			ctx := context.Background()
+			q, err := sqlitequeue.Open(filepath.Join(b.TempDir(), "queue.db"), "requests", sqlitequeue.DefaultOptions)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			body := bytes.Repeat([]byte("r"), 600) // about a request's size
+			for range backlog {
+				if err := q.Send(ctx, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if err := q.Send(ctx, body); err != nil {
+					b.Fatal(err)
+				}
+				msgs, err := q.Receive(ctx, 1, 0)
+				if err != nil || len(msgs) != 1 {
+					b.Fatalf("Receive: %v, %v", msgs, err)
+				}
+				if err := q.Delete(ctx, msgs[0].Receipt); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
