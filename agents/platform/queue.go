@@ -118,6 +118,21 @@ type Forwarder interface {
 	Forward(ctx context.Context, to Queue, body []byte, receipt string) (sendErr, delErr error)
 }
 
+// ForwardReceiver is a Forwarder that can also receive its next messages
+// in the same step: a worker that answers a job and is free for another
+// replies, deletes the request and takes the next one in one write instead
+// of two (and does not look for work while a backlog waits).
+type ForwardReceiver interface {
+	Forwarder
+	// ForwardReceive is Forward that also receives up to max (1..MaxBatch)
+	// messages of this queue, as Receive with no wait would (the same
+	// delivery counts, receipts and dead-lettering), when the step as a
+	// whole is done: with sendErr nil or wrapping ErrNotFound. When Forward
+	// would do nothing (ErrUnsupported, or the step failed) it receives
+	// nothing either.
+	ForwardReceive(ctx context.Context, to Queue, body []byte, receipt string, max int) (next []Message, sendErr, delErr error)
+}
+
 // DeleteAll deletes the messages of receipts from q: in batches of
 // MaxBatch when q is a BatchDeleter, else one at a time. It returns the
 // errors of the receipts that failed, joined.

@@ -354,15 +354,41 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, wg *sync.WaitGroup, s
 			wg.Add(1)
 			go func() {
 				defer func() {
-					w.lastWork.Store(w.d.Now().UnixNano())
 					w.busy.Add(-1)
 					<-slots
 					wg.Done()
 				}()
-				w.handle(workCtx, m)
+				// A job's reply may take the slot's next job along
+				// (delivery), until the worker stops receiving.
+				for d := (&delivery{Message: m, receiving: ctx}); d != nil; d = d.following() {
+					w.handle(workCtx, d)
+					w.lastWork.Store(w.d.Now().UnixNano())
+				}
 			}()
 		}
 	}
+}
+
+// delivery is a request being handled. While the worker is receiving
+// (the receiving context is not done), a reply that can take the next
+// request in the same step (platform.ForwardReceiver) does, into next: a
+// busy worker then spends one write on the queue per request instead of
+// two, and does not look for work while a backlog waits.
+type delivery struct {
+	platform.Message
+	receiving context.Context
+	next      []platform.Message
+}
+
+// takeNext is whether the reply should take the next request along.
+func (d *delivery) takeNext() bool { return d.receiving != nil && d.receiving.Err() == nil }
+
+// following is the delivery the reply took along, or nil.
+func (d *delivery) following() *delivery {
+	if len(d.next) == 0 {
+		return nil
+	}
+	return &delivery{Message: d.next[0], receiving: d.receiving}
 }
 
 func (w *Worker) idleLeft() time.Duration {
@@ -385,7 +411,7 @@ func (w *Worker) retire(ctx context.Context) error {
 
 // handle works one message to its end: answered and deleted, or left for
 // redelivery.
-func (w *Worker) handle(ctx context.Context, m platform.Message) {
+func (w *Worker) handle(ctx context.Context, m *delivery) {
 	var req job.Request
 	if err := job.Decode(m.Body, &req); err != nil {
 		// It can never succeed, and without a valid id there is no one to
@@ -404,7 +430,7 @@ func (w *Worker) handle(ctx context.Context, m platform.Message) {
 
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); w.heartbeat(hbCtx, m, log) }()
+	go func() { defer close(hbDone); w.heartbeat(hbCtx, m.Message, log) }()
 	defer func() { stopHeartbeat(); <-hbDone }()
 
 	err := w.process(ctx, m, req, log)
@@ -434,7 +460,7 @@ func (w *Worker) handle(ctx context.Context, m platform.Message) {
 }
 
 // process answers req, returning only transient errors (the message stays).
-func (w *Worker) process(ctx context.Context, m platform.Message, req job.Request, log *slog.Logger) error {
+func (w *Worker) process(ctx context.Context, m *delivery, req job.Request, log *slog.Logger) error {
 	key := job.ResultKey(req.ID)
 	// Only a redelivery can find its Result stored (an earlier attempt
 	// stopped before deleting the request): a first delivery skips the
@@ -582,7 +608,7 @@ func (w *Worker) failedResult(req job.Request, reason string) job.Result {
 }
 
 // answer stores res, replies and deletes the request.
-func (w *Worker) answer(ctx context.Context, m platform.Message, req job.Request, res job.Result, log *slog.Logger) error {
+func (w *Worker) answer(ctx context.Context, m *delivery, req job.Request, res job.Result, log *slog.Logger) error {
 	b, err := job.Encode(res)
 	if err != nil {
 		// Our own Result is invalid: a bug, not the input's fault. Leave the
@@ -630,7 +656,7 @@ func (w *Worker) answerKey(req job.Request, res job.Result) (string, bool) {
 }
 
 // reply sends the Reply for a stored Result and deletes the request.
-func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request, res job.Result) error {
+func (w *Worker) reply(ctx context.Context, m *delivery, req job.Request, res job.Result) error {
 	b, err := job.NewReply(res)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
@@ -645,10 +671,14 @@ func (w *Worker) reply(ctx context.Context, m platform.Message, req job.Request,
 		return fmt.Errorf("open reply queue (%w): %w", errStored, err)
 	default:
 		// Reply and delete in one step where the queues allow it (the
-		// local queue file): one write instead of two.
+		// local queue file): one write instead of two, which also takes
+		// this slot's next request while the worker is receiving.
 		var delErr error
 		forwarded := false
-		if fw, ok := w.d.Requests.(platform.Forwarder); ok {
+		if fr, ok := w.d.Requests.(platform.ForwardReceiver); ok && m.takeNext() {
+			m.next, err, delErr = fr.ForwardReceive(ctx, q, b, m.Receipt, 1)
+			forwarded = !errors.Is(err, errors.ErrUnsupported)
+		} else if fw, ok := w.d.Requests.(platform.Forwarder); ok {
 			err, delErr = fw.Forward(ctx, q, b, m.Receipt)
 			forwarded = !errors.Is(err, errors.ErrUnsupported)
 		}

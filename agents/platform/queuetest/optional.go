@@ -255,3 +255,116 @@ func testForwardTooLarge(t *testing.T, s ForwardSetup) {
 	stillHeld(t, ctx, s.From, m)
 	expectNone(t, ctx, s.To, 200*time.Millisecond, "after a Forward too large")
 }
+
+// RunForwardReceiver runs the clauses of platform.ForwardReceiver, on the
+// same setups as RunForwarder.
+func RunForwardReceiver(t *testing.T, newSetup NewForward) {
+	tests := map[string]func(t *testing.T, s ForwardSetup){
+		"ForwardReceive":            testForwardReceive,
+		"ForwardReceiveNothing":     testForwardReceiveNothing,
+		"ForwardReceiveRemoved":     testForwardReceiveRemoved,
+		"ForwardReceiveUnsupported": testForwardReceiveUnsupported,
+		"ForwardReceiveTooLarge":    testForwardReceiveTooLarge,
+	}
+	runClauses(t, tests, newSetup, func(s ForwardSetup) error {
+		if _, ok := s.From.(platform.ForwardReceiver); !ok || s.To == nil || s.Removed == nil || s.Elsewhere == nil || s.Visibility <= 0 || s.MaxBytes <= 0 {
+			return fmt.Errorf("ForwardSetup needs From (a platform.ForwardReceiver, got %T), To, Removed, Elsewhere, Visibility and MaxBytes", s.From)
+		}
+		return nil
+	})
+}
+
+// forwardReceiveOne sends job and next to s.From, receives job (sent
+// first, so visible first) and returns its delivery; next stays visible.
+func (s ForwardSetup) forwardReceiveOne(t *testing.T, ctx context.Context) platform.Message {
+	t.Helper()
+	m := s.held(t, ctx, "job")
+	send(t, ctx, s.From, "next")
+	return m
+}
+
+// testForwardReceive: the reply is sent, the job deleted and the next
+// message delivered, as Receive would deliver it.
+func testForwardReceive(t *testing.T, s ForwardSetup) {
+	fr := s.From.(platform.ForwardReceiver)
+	ctx := ctxFor(t, s.setup())
+	m := s.forwardReceiveOne(t, ctx)
+	next, sendErr, delErr := fr.ForwardReceive(ctx, s.To, []byte("reply"), m.Receipt, 10)
+	if sendErr != nil || delErr != nil {
+		t.Fatalf("ForwardReceive = %v, %v; want nil, nil", sendErr, delErr)
+	}
+	if len(next) != 1 || string(next[0].Body) != "next" || next[0].ReceiveCount != 1 || next[0].ID == "" || next[0].Receipt == "" {
+		t.Fatalf("ForwardReceive took %+v, want the one message next on its first delivery", next)
+	}
+	if r := receiveOne(t, ctx, s.To, s.setup().patience()); string(r.Body) != "reply" {
+		t.Fatalf("To received %q, want reply", r.Body)
+	}
+	if err := s.From.Extend(ctx, m.Receipt, time.Minute); !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("Extend of the forwarded delivery: %v, want ErrNotFound (deleted)", err)
+	}
+	// Held like a received message: hidden, and its receipt deletes it.
+	expectNone(t, ctx, s.From, 200*time.Millisecond, "while ForwardReceive's delivery is held")
+	if err := s.From.Delete(ctx, next[0].Receipt); err != nil {
+		t.Fatalf("Delete of the delivery ForwardReceive took: %v", err)
+	}
+	expectNone(t, ctx, s.From, s.Visibility+time.Second, "after both were deleted")
+}
+
+// testForwardReceiveNothing: with nothing visible the step is Forward.
+func testForwardReceiveNothing(t *testing.T, s ForwardSetup) {
+	fr := s.From.(platform.ForwardReceiver)
+	ctx := ctxFor(t, s.setup())
+	m := s.held(t, ctx, "job")
+	next, sendErr, delErr := fr.ForwardReceive(ctx, s.To, []byte("reply"), m.Receipt, 1)
+	if sendErr != nil || delErr != nil || len(next) != 0 {
+		t.Fatalf("ForwardReceive with nothing else queued = %+v, %v, %v; want nothing and nil, nil", next, sendErr, delErr)
+	}
+	if r := receiveOne(t, ctx, s.To, s.setup().patience()); string(r.Body) != "reply" {
+		t.Fatalf("To received %q, want reply", r.Body)
+	}
+}
+
+// testForwardReceiveRemoved: a destination that is gone sends nothing;
+// the step is done all the same, so the next message is taken.
+func testForwardReceiveRemoved(t *testing.T, s ForwardSetup) {
+	fr := s.From.(platform.ForwardReceiver)
+	ctx := ctxFor(t, s.setup())
+	m := s.forwardReceiveOne(t, ctx)
+	next, sendErr, delErr := fr.ForwardReceive(ctx, s.Removed, []byte("reply"), m.Receipt, 1)
+	if !errors.Is(sendErr, platform.ErrNotFound) || delErr != nil {
+		t.Fatalf("ForwardReceive to a removed queue = %v, %v; want ErrNotFound and nil", sendErr, delErr)
+	}
+	if len(next) != 1 || string(next[0].Body) != "next" {
+		t.Fatalf("ForwardReceive to a removed queue took %+v, want next", next)
+	}
+}
+
+// testForwardReceiveUnsupported: a step Forward refuses takes nothing.
+func testForwardReceiveUnsupported(t *testing.T, s ForwardSetup) {
+	fr := s.From.(platform.ForwardReceiver)
+	ctx := ctxFor(t, s.setup())
+	m := s.forwardReceiveOne(t, ctx)
+	next, sendErr, delErr := fr.ForwardReceive(ctx, s.Elsewhere, []byte("reply"), m.Receipt, 1)
+	if !errors.Is(sendErr, errors.ErrUnsupported) || delErr != nil || len(next) != 0 {
+		t.Fatalf("ForwardReceive elsewhere = %+v, %v, %v; want nothing, ErrUnsupported and nil", next, sendErr, delErr)
+	}
+	stillHeld(t, ctx, s.From, m)
+	if r := receiveOne(t, ctx, s.From, s.setup().patience()); string(r.Body) != "next" || r.ReceiveCount != 1 {
+		t.Fatalf("after a refused ForwardReceive got %q count %d, want next on its first delivery", r.Body, r.ReceiveCount)
+	}
+}
+
+// testForwardReceiveTooLarge: a step that fails takes nothing.
+func testForwardReceiveTooLarge(t *testing.T, s ForwardSetup) {
+	fr := s.From.(platform.ForwardReceiver)
+	ctx := ctxFor(t, s.setup())
+	m := s.forwardReceiveOne(t, ctx)
+	next, sendErr, delErr := fr.ForwardReceive(ctx, s.To, []byte(strings.Repeat("x", s.MaxBytes+1)), m.Receipt, 1)
+	if !errors.Is(sendErr, platform.ErrTooLarge) || delErr != nil || len(next) != 0 {
+		t.Fatalf("ForwardReceive of %d bytes = %+v, %v, %v; want nothing, ErrTooLarge and nil", s.MaxBytes+1, next, sendErr, delErr)
+	}
+	stillHeld(t, ctx, s.From, m)
+	if r := receiveOne(t, ctx, s.From, s.setup().patience()); string(r.Body) != "next" || r.ReceiveCount != 1 {
+		t.Fatalf("after a failed ForwardReceive got %q count %d, want next on its first delivery", r.Body, r.ReceiveCount)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/facecloud/facecloud/agents/platform"
 )
 
 // TestDepthCountsASendDuringItsClockReadingAsVisible: a message that another
@@ -262,5 +264,64 @@ func TestOldestVisibleFirst(t *testing.T) {
 	}
 	if got, want := receive(), []string{"a", "c"}; !slices.Equal(got, want) {
 		t.Fatalf("then took %q, want %q (a visible again since t+1s, c since t+2s)", got, want)
+	}
+}
+
+// A receiver whose last take found all it asked for takes at once, without
+// a look first; a take that comes back short turns the look back on, and
+// a receive that finds nothing at once still waits for the message in
+// flight that becomes visible.
+func TestTakeFirstOnlyBehindABacklog(t *testing.T) {
+	ctx := context.Background()
+	q, err := Open(filepath.Join(t.TempDir(), "queue.db"), "requests", DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, body := range []string{"a", "b", "c"} {
+		if err := q.Send(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		n         int
+		want      []string
+		takeFirst bool // after the receive
+	}{
+		{1, []string{"a"}, true},   // all it asked for: more are likely waiting
+		{1, []string{"b"}, true},   // taken at once
+		{10, []string{"c"}, false}, // short of ten: the backlog is gone
+		{1, nil, false},
+	}
+	var last platform.Message
+	for i, s := range steps {
+		msgs, err := q.Receive(ctx, s.n, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range msgs {
+			got = append(got, string(m.Body))
+			last = m
+		}
+		if !slices.Equal(got, s.want) || q.found.Load() != s.takeFirst {
+			t.Fatalf("receive %d of %d: %q, take first next %v; want %q, %v", i+1, s.n, got, q.found.Load(), s.want, s.takeFirst)
+		}
+	}
+	// c, handed back to become visible in 300 ms, after a take that found
+	// all it asked for: the take at once finds nothing, and the look then
+	// says when c comes back.
+	if err := q.Send(ctx, []byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := q.Receive(ctx, 1, 0); err != nil || len(msgs) != 1 || !q.found.Load() {
+		t.Fatalf("receive of d = %+v, %v, take first next %v; want d and true", msgs, err, q.found.Load())
+	}
+	if err := q.Extend(ctx, last.Receipt, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := q.Receive(ctx, 1, 5*time.Second)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "c" || msgs[0].ReceiveCount != 2 {
+		t.Fatalf("receive while c is in flight = %+v, %v; want c on its second delivery", msgs, err)
 	}
 }

@@ -265,3 +265,61 @@ func roundTrips(b *testing.B, joined bool) {
 	b.ReportMetric(ms(lat[len(lat)*9/10]), "p90-ms")
 	b.ReportMetric(ms(used)/float64(b.N), "cpu-ms")
 }
+
+// BenchmarkBusyWorker is a worker's queue work per job behind a backlog
+// of ten requests, on its own handles (connections), while another handle
+// sends a request per job to keep the backlog: "separate" replies and
+// deletes in one step (Forward) and then receives its next job, "along"
+// takes the next job in that step (ForwardReceive), as the worker does.
+//
+//	go test -run '^$' -bench BusyWorker -benchtime 2000x ./agents/platform/sqlitequeue/
+func BenchmarkBusyWorker(b *testing.B) {
+	for _, along := range []bool{false, true} {
+		name := "separate"
+		if along {
+			name = "along"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			path := filepath.Join(b.TempDir(), "queue.db")
+			open := func(name string) *sqlitequeue.Queue {
+				q, err := sqlitequeue.Open(path, name, sqlitequeue.DefaultOptions)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { q.Close() })
+				return q
+			}
+			web, requests, replies := open("requests"), open("requests"), open("replies")
+			body := make([]byte, 240) // a course request, with its reply address
+			for range 10 {
+				if err := web.Send(ctx, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			msgs, err := requests.Receive(ctx, 1, 0)
+			if err != nil || len(msgs) != 1 {
+				b.Fatalf("first receive = %d, %v", len(msgs), err)
+			}
+			m := msgs[0]
+			for b.Loop() {
+				if err := web.Send(ctx, body); err != nil {
+					b.Fatal(err)
+				}
+				var sendErr, delErr error
+				if along {
+					msgs, sendErr, delErr = requests.ForwardReceive(ctx, replies, body, m.Receipt, 1)
+				} else {
+					sendErr, delErr = requests.Forward(ctx, replies, body, m.Receipt)
+					if sendErr == nil && delErr == nil {
+						msgs, err = requests.Receive(ctx, 1, 0)
+					}
+				}
+				if err := errors.Join(sendErr, delErr, err); err != nil || len(msgs) != 1 {
+					b.Fatalf("got %d messages, %v", len(msgs), err)
+				}
+				m = msgs[0]
+			}
+		})
+	}
+}

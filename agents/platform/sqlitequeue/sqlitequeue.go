@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,13 +119,18 @@ type Queue struct {
 	// member is set on the queues of a Family: Send then refuses (with
 	// ErrNotFound) once the queue has been removed.
 	member bool
+	// found is whether this handle's last take found all it asked for: a
+	// receiver behind a backlog (a busy worker) then takes at once,
+	// without the look that spares an idle receiver a write.
+	found atomic.Bool
 }
 
 var (
-	_ platform.Queue        = (*Queue)(nil)
-	_ platform.BatchDeleter = (*Queue)(nil)
-	_ platform.Taker        = (*Queue)(nil)
-	_ platform.Forwarder    = (*Queue)(nil)
+	_ platform.Queue           = (*Queue)(nil)
+	_ platform.BatchDeleter    = (*Queue)(nil)
+	_ platform.Taker           = (*Queue)(nil)
+	_ platform.Forwarder       = (*Queue)(nil)
+	_ platform.ForwardReceiver = (*Queue)(nil)
 )
 
 // schemaVersion is stored in the file's user_version; a file written by a
@@ -419,30 +425,54 @@ func (q *Queue) sendTo(ctx context.Context, send, sendMember *sql.Stmt, dst *Que
 // Forward sends body to `to`, a queue of the same file, and deletes the
 // delivery receipt in one transaction; see platform.Forwarder.
 func (q *Queue) Forward(ctx context.Context, to platform.Queue, body []byte, receipt string) (sendErr, delErr error) {
+	_, sendErr, delErr = q.forward(ctx, to, body, receipt, 0)
+	return sendErr, delErr
+}
+
+// ForwardReceive is Forward that also takes up to max visible messages of
+// q in the same transaction; see platform.ForwardReceiver.
+func (q *Queue) ForwardReceive(ctx context.Context, to platform.Queue, body []byte, receipt string, max int) (next []platform.Message, sendErr, delErr error) {
+	if max < 1 || max > MaxBatch {
+		return nil, fmt.Errorf("forward from %s: receive max %d out of range 1..%d", q.name, max, MaxBatch), nil
+	}
+	return q.forward(ctx, to, body, receipt, max)
+}
+
+// forward is Forward, and ForwardReceive when max > 0.
+func (q *Queue) forward(ctx context.Context, to platform.Queue, body []byte, receipt string, max int) (next []platform.Message, sendErr, delErr error) {
 	dst, ok := to.(*Queue)
 	if !ok || dst.path != q.path {
-		return fmt.Errorf("forward from %s: the destination is not a queue of %s: %w", q.name, q.path, errors.ErrUnsupported), nil
+		return nil, fmt.Errorf("forward from %s: the destination is not a queue of %s: %w", q.name, q.path, errors.ErrUnsupported), nil
 	}
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, err), nil
+		return nil, fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, err), nil
 	}
 	defer tx.Rollback()
 	sendErr = q.sendTo(ctx, tx.StmtContext(ctx, q.st.send), tx.StmtContext(ctx, q.st.sendMember), dst, body)
 	if sendErr != nil && !errors.Is(sendErr, platform.ErrNotFound) {
-		return sendErr, nil
+		return nil, sendErr, nil
 	}
 	delErr = q.delete(ctx, tx.StmtContext(ctx, q.st.del), tx.StmtContext(ctx, q.st.received), receipt)
 	if delErr != nil && !errors.Is(delErr, platform.ErrNotFound) {
-		return fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, delErr), nil
+		return nil, fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, delErr), nil
+	}
+	deadLettered := false
+	if max > 0 {
+		if next, deadLettered, err = q.takeIn(ctx, tx, max, false); err != nil {
+			return nil, fmt.Errorf("forward from %s to %s: receive: %w", q.name, dst.name, err), nil
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, err), nil
+		return nil, fmt.Errorf("forward from %s to %s: %w", q.name, dst.name, err), nil
+	}
+	if max > 0 {
+		q.taken(len(next), max, deadLettered)
 	}
 	if sendErr == nil {
 		dst.bell.ring()
 	}
-	return sendErr, delErr
+	return next, sendErr, delErr
 }
 
 // Waiting in Receive: how often a receiver looks at the file when its
@@ -479,7 +509,9 @@ func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
-	rang := false
+	// The first try takes at once when the last take found all it asked
+	// for, each try after a ring too.
+	takeFirst := q.found.Load()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -492,7 +524,7 @@ func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool
 				poll = watchedPoll
 			}
 		}
-		msgs, next, err := q.tryReceive(ctx, n, del, rang)
+		msgs, next, err := q.tryReceive(ctx, n, del, takeFirst)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -515,21 +547,22 @@ func (q *Queue) receive(ctx context.Context, n int, wait time.Duration, del bool
 		case <-timer.C:
 		case <-changed:
 			timer.Stop() // no stale fire to drain since Go 1.23
-			rang = true
+			takeFirst = true
 			continue
 		}
-		rang = false
+		takeFirst = false
 	}
 }
 
 // tryReceive takes up to max visible messages. It writes only when
-// something is visible (a look by reading comes first), unless rang: the
-// doorbell announced a commit that made a message visible, so it takes at
-// once and reads only when the take came back empty. When nothing is
+// something is visible (a look by reading comes first), unless takeFirst:
+// the doorbell announced a commit that made a message visible, or the last
+// take found all it asked for and more are likely waiting; then it takes
+// at once and reads only when the take came back empty. When nothing is
 // visible, next is when the first message in flight becomes visible again
 // (zero if none is in flight). With del it deletes what it takes.
-func (q *Queue) tryReceive(ctx context.Context, max int, del, rang bool) (msgs []platform.Message, next time.Time, err error) {
-	if rang {
+func (q *Queue) tryReceive(ctx context.Context, max int, del, takeFirst bool) (msgs []platform.Message, next time.Time, err error) {
+	if takeFirst {
 		if msgs, err = q.take(ctx, max, del); err != nil || len(msgs) > 0 {
 			return msgs, time.Time{}, err
 		}
@@ -549,26 +582,39 @@ func (q *Queue) tryReceive(ctx context.Context, max int, del, rang bool) (msgs [
 	return msgs, time.Time{}, err
 }
 
-// take receives up to max visible messages in one write transaction, the
-// oldest visible first (returned in the order they were sent); with del it
-// deletes them in it. A message already received MaxReceives times goes to
-// the dead-letter queue when a take reaches it, as SQS moves it at the
-// receive that would pass the limit, and the take goes on for the rest.
-// (Looking for such messages apart from the take read every visible
-// message at every receive.)
+// take receives up to max visible messages in one write transaction; see
+// takeIn.
 func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	msgs, deadLettered, err := q.takeIn(ctx, tx, max, del)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	q.taken(len(msgs), max, deadLettered)
+	return msgs, nil
+}
+
+// takeIn receives up to max visible messages in tx, the oldest visible
+// first (returned in the order they were sent); with del it deletes them
+// in it. A message already received MaxReceives times goes to the
+// dead-letter queue when a take reaches it, as SQS moves it at the receive
+// that would pass the limit, and the take goes on for the rest. (Looking
+// for such messages apart from the take read every visible message at
+// every receive.) Once tx commits, the caller calls taken.
+func (q *Queue) takeIn(ctx context.Context, tx *sql.Tx, max int, del bool) (msgs []platform.Message, deadLettered bool, err error) {
 	now := q.nowMS()
 	type row struct {
 		seq, sentMS int64
 		m           platform.Message
 	}
 	var got, over []row
-	deadLettered := false
 	for len(got) < max {
 		var rows *sql.Rows
 		if del {
@@ -578,14 +624,14 @@ func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message
 				now+q.opts.Visibility.Milliseconds(), q.name, now, max-len(got))
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		over = over[:0]
 		for rows.Next() {
 			var r row
 			if err := rows.Scan(&r.seq, &r.m.ID, &r.m.Body, &r.m.ReceiveCount, &r.sentMS); err != nil {
 				rows.Close()
-				return nil, err
+				return nil, false, err
 			}
 			if q.opts.MaxReceives > 0 && r.m.ReceiveCount > q.opts.MaxReceives {
 				over = append(over, r)
@@ -595,7 +641,7 @@ func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message
 			got = append(got, r)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		rows.Close()
 		if len(over) == 0 {
@@ -610,23 +656,25 @@ func (q *Queue) take(ctx context.Context, max int, del bool) ([]platform.Message
 				_, err = tx.StmtContext(ctx, q.st.deadLetter).ExecContext(ctx, dlq, now, r.seq)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("dead-letter %s: %w", r.m.ID, err)
+				return nil, false, fmt.Errorf("dead-letter %s: %w", r.m.ID, err)
 			}
 		}
 		deadLettered = true
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	if deadLettered {
-		q.dlqBell.ring()
-	}
 	slices.SortFunc(got, func(a, b row) int { return int(a.seq - b.seq) })
-	msgs := make([]platform.Message, len(got))
+	msgs = make([]platform.Message, len(got))
 	for i, r := range got {
 		msgs[i] = r.m
 	}
-	return msgs, nil
+	return msgs, deadLettered, nil
+}
+
+// taken follows a committed takeIn that returned n of max messages.
+func (q *Queue) taken(n, max int, deadLettered bool) {
+	q.found.Store(n == max)
+	if deadLettered {
+		q.dlqBell.ring()
+	}
 }
 
 func parseReceipt(receipt string) (id string, count int, err error) {

@@ -67,37 +67,47 @@ func TestTakerConformance(t *testing.T) {
 // family member) and deletes the request in one step; a queue of another
 // file cannot be reached that way.
 func TestForwarderConformance(t *testing.T) {
-	queuetest.RunForwarder(t, func(t *testing.T) queuetest.ForwardSetup {
-		ctx := context.Background()
-		dir := t.TempDir()
-		path := filepath.Join(dir, "queue.db")
-		u := &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"}
-		f, err := sqlitequeue.OpenFamily(ctx, u)
+	queuetest.RunForwarder(t, forwardSetup)
+}
+
+// TestForwardReceiverConformance: a worker replies, deletes the request
+// and takes its next one in one step.
+func TestForwardReceiverConformance(t *testing.T) {
+	queuetest.RunForwardReceiver(t, forwardSetup)
+}
+
+// forwardSetup is a request queue and a family of reply queues in one
+// file, and a queue of another file.
+func forwardSetup(t *testing.T) queuetest.ForwardSetup {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue.db")
+	u := &url.URL{Scheme: "sqlite", Path: filepath.ToSlash(path), RawQuery: "name=reply-"}
+	f, err := sqlitequeue.OpenFamily(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	member := func(suffix string) platform.Queue {
+		q, _, err := f.Create(ctx, suffix)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { f.Close() })
-		member := func(suffix string) platform.Queue {
-			q, _, err := f.Create(ctx, suffix)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { q.Close() })
-			return q
-		}
-		removed := member("gone")
-		if err := f.Remove(ctx, f.Prefix()+"gone"); err != nil {
-			t.Fatal(err)
-		}
-		return queuetest.ForwardSetup{
-			From:       open(t, path, "requests", testOptions),
-			To:         member("host"),
-			Removed:    removed,
-			Elsewhere:  open(t, filepath.Join(dir, "other.db"), "replies", testOptions),
-			Visibility: testOptions.Visibility,
-			MaxBytes:   testOptions.MaxBytes,
-		}
-	})
+		t.Cleanup(func() { q.Close() })
+		return q
+	}
+	removed := member("gone")
+	if err := f.Remove(ctx, f.Prefix()+"gone"); err != nil {
+		t.Fatal(err)
+	}
+	return queuetest.ForwardSetup{
+		From:       open(t, path, "requests", testOptions),
+		To:         member("host"),
+		Removed:    removed,
+		Elsewhere:  open(t, filepath.Join(dir, "other.db"), "replies", testOptions),
+		Visibility: testOptions.Visibility,
+		MaxBytes:   testOptions.MaxBytes,
+	}
 }
 
 // TestPersistsAcrossHandles: a message sent through one handle is received
