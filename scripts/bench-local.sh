@@ -8,7 +8,7 @@
 #    (--min-workers = --max-workers, default the number of CPUs), so the run
 #    measures the warm system, not worker start-up.
 # 2. Service: the course's 1000 requests at concurrency 100 (CONCURRENCY) through
-#    `facecloud submit` (POST /, as the course's generator): throughput and
+#    `facecloud submit` on one core (POST /, as the course's generator): throughput and
 #    p50/p95/p99 latency, and the engine time of each request from its stored
 #    Result (recognition_ms).
 # 3. Service overhead per request: 200 requests one at a time through
@@ -233,7 +233,11 @@ echo "== service: 1000 requests at concurrency $concurrency (facecloud submit)" 
 profile load 8
 read -r web0 workers0 < <(cpu_seconds)
 read -r websw0 workerssw0 < <(switches)
-counted "$work/submit.ru" "$fc" submit --url "$url/" --api-key "$key" --concurrency "$concurrency" --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
+# The load generator runs on one core (GOMAXPROCS=1): it needs a tenth of
+# one, and with both it takes more CPU from the service on the same cores
+# (docs/benchmarks.md, "The next job with the reply, and the load generator
+# on one core").
+counted "$work/submit.ru" env GOMAXPROCS=1 "$fc" submit --url "$url/" --api-key "$key" --concurrency "$concurrency" --labels "$dataset/classification_1000.csv" --json "$requests_dir" >"$work/submit.json"
 read -r web1 workers1 < <(cpu_seconds)
 read -r websw1 workerssw1 < <(switches)
 client_cpu=$(cut -d' ' -f1 "$work/submit.ru")
