@@ -43,7 +43,6 @@ type localRig struct {
 
 func newLocalRig(t *testing.T, names ...string) *localRig {
 	t.Helper()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "queue.db")
 	opts := sqlitequeue.Options{Visibility: 5 * time.Second, MaxReceives: 3, MaxBytes: 1024}
 	q, err := sqlitequeue.Open(path, "requests", opts)
@@ -64,18 +63,7 @@ func newLocalRig(t *testing.T, names ...string) *localRig {
 		t.Fatal(err)
 	}
 	for _, name := range names {
-		req := job.NewRequest(job.NewID(), name, false, time.Now())
-		if err := in.Put(ctx, req.Input, []byte("face:"+name), ""); err != nil {
-			t.Fatal(err)
-		}
-		b, err := job.Encode(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Send(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		r.ids = append(r.ids, req.ID)
+		r.ids = append(r.ids, queueRequest(t, in, q, name, ""))
 	}
 	return r
 }

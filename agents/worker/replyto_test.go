@@ -112,23 +112,7 @@ func TestReplyForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	submit := func(name, replyTo string) string {
-		req := job.NewRequest(job.NewID(), name, false, time.Now())
-		if replyTo != "" {
-			req = req.WithReplyTo(replyTo)
-		}
-		if err := in.Put(ctx, req.Input, []byte("face:"+name), ""); err != nil {
-			t.Fatal(err)
-		}
-		b, err := job.Encode(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := requests.Send(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		return req.ID
-	}
+	submit := func(name, replyTo string) string { return queueRequest(t, in, requests, name, replyTo) }
 	toHost, toGone, plain := submit("Ana", hostAddr), submit("Cy", goneAddr), submit("Dee", "")
 
 	rctx, cancel := context.WithCancel(ctx)
@@ -159,4 +143,27 @@ func TestReplyForwarded(t *testing.T) {
 	if st := w.Stats(); st.Done != 3 || st.Retried != 0 {
 		t.Errorf("stats %+v, want 3 done and nothing retried", st)
 	}
+}
+
+// queueRequest stores the image of one face named name in in and queues a
+// request for it on requests (replying to replyTo, when set), as the web
+// agent does; it returns the request's id.
+func queueRequest(t *testing.T, in *memStore, requests platform.Queue, name, replyTo string) string {
+	t.Helper()
+	ctx := context.Background()
+	req := job.NewRequest(job.NewID(), name, false, time.Now())
+	if replyTo != "" {
+		req = req.WithReplyTo(replyTo)
+	}
+	if err := in.Put(ctx, req.Input, []byte("face:"+name), ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := job.Encode(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := requests.Send(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	return req.ID
 }

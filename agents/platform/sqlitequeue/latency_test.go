@@ -164,16 +164,9 @@ func roundTrips(b *testing.B, joined bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	path := filepath.Join(b.TempDir(), "queue.db")
-	open := func(name string) *sqlitequeue.Queue {
-		q, err := sqlitequeue.Open(path, name, sqlitequeue.DefaultOptions)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { q.Close() })
-		return q
-	}
-	webReq, webRep := open("requests"), open("replies")
-	workReq, workRep := open("requests"), open("replies")
+	handle := func(name string) *sqlitequeue.Queue { return open(b, path, name, sqlitequeue.DefaultOptions) }
+	webReq, webRep := handle("requests"), handle("replies")
+	workReq, workRep := handle("requests"), handle("replies")
 
 	errs := make(chan error, 1)
 	go func() {
@@ -282,15 +275,8 @@ func BenchmarkBusyWorker(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
 			path := filepath.Join(b.TempDir(), "queue.db")
-			open := func(name string) *sqlitequeue.Queue {
-				q, err := sqlitequeue.Open(path, name, sqlitequeue.DefaultOptions)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { q.Close() })
-				return q
-			}
-			web, requests, replies := open("requests"), open("requests"), open("replies")
+			handle := func(name string) *sqlitequeue.Queue { return open(b, path, name, sqlitequeue.DefaultOptions) }
+			web, requests, replies := handle("requests"), handle("requests"), handle("replies")
 			body := make([]byte, 240) // a course request, with its reply address
 			for range 10 {
 				if err := web.Send(ctx, body); err != nil {

@@ -20,7 +20,7 @@ import (
 
 var testOptions = sqlitequeue.Options{Visibility: time.Second, MaxReceives: 2, MaxBytes: 1024}
 
-func open(t *testing.T, path, name string, opts sqlitequeue.Options) *sqlitequeue.Queue {
+func open(t testing.TB, path, name string, opts sqlitequeue.Options) *sqlitequeue.Queue {
 	t.Helper()
 	q, err := sqlitequeue.Open(path, name, opts)
 	if err != nil {
